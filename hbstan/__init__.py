@@ -1,0 +1,54 @@
+"""hbstan: Bayesian hierarchical regression from a formula, on Stan.
+
+>>> import hbstan
+>>> m = hbstan.Model("log_radon ~ 1 + floor + (1 | county)", data=df)   # doctest: +SKIP
+>>> fit = m.sample(seed=1)                                                # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .backend import CmdStanNotFoundError, CompileError, find_cmdstan, install_cmdstan  # noqa: E402
+from .design import DataError, FormulaError  # noqa: E402
+from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
+from .model import Model  # noqa: E402
+from .priors import (  # noqa: E402
+    LKJ,
+    Cauchy,
+    Exponential,
+    HalfCauchy,
+    HalfNormal,
+    HalfStudentT,
+    Normal,
+    Prior,
+    StudentT,
+)
+from . import datasets  # noqa: E402
+
+__all__ = [
+    # models and results
+    "Model",
+    "Fit",
+    "Diagnostics",
+    # priors
+    "Prior",
+    "Normal",
+    "StudentT",
+    "Cauchy",
+    "HalfNormal",
+    "HalfCauchy",
+    "HalfStudentT",
+    "Exponential",
+    "LKJ",
+    # errors and warnings
+    "DataError",
+    "FormulaError",
+    "CmdStanNotFoundError",
+    "CompileError",
+    "SamplingError",
+    "SamplingWarning",
+    # CmdStan and data
+    "find_cmdstan",
+    "install_cmdstan",
+    "datasets",
+    "__version__",
+]

@@ -1,0 +1,5 @@
+"""``python -m hbstan``: the hbstan command line."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""CmdStan: finding it, compiling programs once into a cache, and run directories."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = [
+    "CmdStanNotFoundError",
+    "CompileError",
+    "cache_dir",
+    "find_cmdstan",
+    "normalize_code",
+    "program_hash",
+    "compiled_model",
+    "new_run_dir",
+    "install_cmdstan",
+]
+
+log = logging.getLogger("hbstan")
+
+INSTALL_HINT = (
+    "CmdStan was not found. Install it with `hbstan install-cmdstan` "
+    "(or `python -m hbstan install-cmdstan`, which runs cmdstanpy.install_cmdstan()), "
+    "or point the CMDSTAN environment variable at an existing CmdStan directory."
+)
+
+
+class CmdStanNotFoundError(RuntimeError):
+    """No CmdStan installation could be found."""
+
+
+class CompileError(RuntimeError):
+    """stanc or the C++ compiler rejected a program; the message carries their output."""
+
+
+def cache_dir() -> Path:
+    """hbstan's cache: ``$HBSTAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/hbstan`` or ``~/.cache/hbstan``."""
+    env = os.environ.get("HBSTAN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hbstan"
+
+
+def find_cmdstan() -> str:
+    """Path of the CmdStan installation CmdStanPy will use, or CmdStanNotFoundError."""
+    import cmdstanpy
+
+    env = os.environ.get("CMDSTAN")
+    if env:
+        if not os.path.isdir(env):
+            raise CmdStanNotFoundError(f"CMDSTAN={env!r} is not a directory. {INSTALL_HINT}")
+        cmdstanpy.set_cmdstan_path(env)
+        return env
+    try:
+        with _quiet_cmdstanpy():
+            return str(cmdstanpy.cmdstan_path())
+    except (ValueError, RuntimeError):
+        raise CmdStanNotFoundError(INSTALL_HINT) from None
+
+
+@contextlib.contextmanager
+def _quiet_cmdstanpy() -> Iterator[None]:
+    logger = logging.getLogger("cmdstanpy")
+    old = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def install_cmdstan(**kwargs: Any) -> bool:
+    """Install CmdStan with CmdStanPy's installer (downloads a release)."""
+    import cmdstanpy
+
+    return bool(cmdstanpy.install_cmdstan(**kwargs))
+
+
+_COMMENT = re.compile(r"//[^\n]*")
+
+
+def normalize_code(code: str) -> str:
+    """Program text without comments and with whitespace collapsed: what the compiler sees."""
+    code = _COMMENT.sub("", code)
+    return "\n".join(" ".join(line.split()) for line in code.splitlines() if line.strip())
+
+
+def program_hash(code: str, cpp_options: dict[str, Any] | None = None) -> str:
+    """Cache key: normalized program text, compiler options and the CmdStan version."""
+    try:
+        version = os.path.basename(find_cmdstan().rstrip("/"))
+    except CmdStanNotFoundError:
+        version = "none"
+    payload = json.dumps(
+        {"code": normalize_code(code), "cpp": cpp_options or {}, "cmdstan": version},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> Any:
+    """A ``cmdstanpy.CmdStanModel`` for ``code``, compiled at most once per cache.
+
+    The executable lives in ``cache_dir()/models/<hash>/``. Processes compiling the same
+    program at once wait on a file lock, and all but the first find the executable ready.
+    """
+    import cmdstanpy
+
+    find_cmdstan()
+    key = program_hash(code, cpp_options)
+    d = cache_dir() / "models" / key
+    exe = d / "model"
+    stan_file = d / "model.stan"
+    with _file_lock(d / ".lock"):
+        if exe.is_file() and stan_file.is_file():
+            log.info("hbstan: compiled model found in cache (%s)", d)
+            with _quiet_cmdstanpy():
+                return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe))
+        log.info("hbstan: compiling the Stan program (cache miss; this takes a while) into %s", d)
+        tmp = d / f"build-{secrets.token_hex(4)}"
+        tmp.mkdir(parents=True)
+        try:
+            (tmp / "model.stan").write_text(code)
+            t0 = time.perf_counter()
+            try:
+                with _quiet_cmdstanpy():
+                    model = cmdstanpy.CmdStanModel(
+                        stan_file=str(tmp / "model.stan"), cpp_options=cpp_options or {}
+                    )
+            except (ValueError, RuntimeError) as err:
+                raise CompileError(f"compiling the generated Stan program failed:\n{err}") from None
+            log.info("hbstan: compiled in %.1f s", time.perf_counter() - t0)
+            stan_file.write_text(code)
+            shutil.move(str(model.exe_file), str(exe))
+            os.utime(exe)  # newer than model.stan, so CmdStanPy will not rebuild
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        with _quiet_cmdstanpy():
+            return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe))
+
+
+def new_run_dir(key: str, output_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A fresh directory for one run's files (CmdStan CSVs, data, program)."""
+    if output_dir is not None:
+        path = Path(output_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path(os.environ.get("HBSTAN_RUNS_DIR") or (cache_dir() / "runs"))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = base / f"{stamp}-{key[:8]}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True)
+    return path

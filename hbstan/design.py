@@ -1,0 +1,407 @@
+"""From a formula and a DataFrame to design matrices, group indices and labels.
+
+Formulas use lme4/brms syntax. The population-level part and the expression of each varying
+term are parsed and encoded by `formulae` (the parser bambi uses), so categorical predictors
+get the treatment coding R and bambi users expect. hbstan itself only splits the formula into
+its population-level part and its ``(expr | group)`` terms (formulae does not read ``||`` or
+``trials()``), and keeps every user string out of the Stan program: column names and group
+labels are carried as coordinates only.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FormulaError", "DataError", "GroupTerm", "ParsedFormula", "parse_formula", "Design"]
+
+
+class FormulaError(ValueError):
+    """The formula cannot be read."""
+
+
+class DataError(ValueError):
+    """The data do not fit the model."""
+
+
+@dataclass
+class GroupTerm:
+    """One ``(expr | factor)`` term of the formula."""
+
+    expr: str
+    factor: str
+    correlated: bool  # '|' (True) or '||' (False)
+
+
+@dataclass
+class ParsedFormula:
+    """A formula split into its parts."""
+
+    formula: str
+    response: str
+    trials: str | None
+    common: str
+    groups: list[GroupTerm] = field(default_factory=list)
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it is not inside parentheses."""
+    parts, depth, cur = [], 0, []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"unbalanced ')' at position {i} of the right-hand side {text!r}")
+        if depth == 0 and text.startswith(sep, i):
+            parts.append("".join(cur))
+            cur = []
+            i += len(sep)
+            continue
+        cur.append(ch)
+        i += 1
+    if depth != 0:
+        raise FormulaError(f"unbalanced '(' in {text!r}: a ')' is missing")
+    parts.append("".join(cur))
+    return parts
+
+
+_TRIALS = re.compile(r"^\s*(?P<y>.+?)\s*\|\s*trials\(\s*(?P<n>.+?)\s*\)\s*$")
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4/brms formula into response, population part and group terms.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"y ~ 1 + x + (1 + x | g)"``, ``"y ~ x + (1 + x || g)"``,
+        ``"successes | trials(n) ~ x + (1 | g)"``, ``"y ~ (1 | a/b)"`` (nested: expands to
+        ``(1 | a) + (1 | a:b)``).
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(
+            f"formula must be a string of the form 'response ~ predictors', got {formula!r}"
+        )
+    lhs, _, rhs = formula.partition("~")
+    lhs, rhs = lhs.strip(), rhs.strip()
+    if not lhs:
+        raise FormulaError(f"formula {formula!r} has no response left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {formula!r} has nothing right of '~' (use '1' for an intercept)")
+    trials = None
+    m = _TRIALS.match(lhs)
+    if m:
+        lhs, trials = m.group("y"), m.group("n")
+    common: list[str] = []
+    groups: list[GroupTerm] = []
+    for piece in _split_top_level(rhs, "+"):
+        piece = piece.strip()
+        if not piece:
+            raise FormulaError(f"empty term in {rhs!r}: check for a doubled or trailing '+'")
+        inner = piece[1:-1] if piece.startswith("(") and piece.endswith(")") else None
+        if inner is not None and "|" in inner:
+            correlated = True
+            parts = _split_top_level(inner, "||")
+            if len(parts) == 1:
+                parts = _split_top_level(inner, "|")
+            else:
+                correlated = False
+            if len(parts) != 2:
+                raise FormulaError(f"group term {piece!r} must be '(expr | group)' or '(expr || group)'")
+            expr, factor = parts[0].strip(), parts[1].strip()
+            if not expr or not factor:
+                raise FormulaError(f"group term {piece!r} needs an expression and a grouping factor")
+            if "/" in factor:  # nesting a/b -> a, a:b
+                levels = [f.strip() for f in factor.split("/")]
+                for k in range(1, len(levels) + 1):
+                    groups.append(GroupTerm(expr, ":".join(levels[:k]), correlated))
+            else:
+                groups.append(GroupTerm(expr, factor, correlated))
+        else:
+            common.append(piece)
+    return ParsedFormula(formula, lhs, trials, " + ".join(common) if common else "1", groups)
+
+
+def _formulae_design(formula: str, data: pd.DataFrame) -> Any:
+    import formulae
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return formulae.design_matrices(formula, data, na_action="error")
+    except KeyError as err:
+        name = err.args[0] if err.args else "?"
+        raise DataError(
+            f"column {name!r} named in the formula is not in the data; "
+            f"the data has columns {list(map(str, data.columns))}"
+        ) from None
+    except Exception as err:  # formulae's ParseError and friends
+        if type(err).__name__ in {"ParseError", "ScanError"}:
+            raise FormulaError(f"cannot parse {formula!r}: {err}") from None
+        raise DataError(f"formulae could not build the design for {formula!r}: {err}") from None
+
+
+def _term_columns(dm_part: Any) -> list[tuple[str, list[str], slice]]:
+    """(term name, level labels or [], column slice) for each term of a formulae design."""
+    out = []
+    for name, sl in dm_part.slices.items():
+        term = dm_part.terms[name]
+        labels = list(getattr(term, "labels", None) or [name])
+        if len(labels) > 1 or (labels and labels[0] != name):
+            levels = [lab[len(name) + 1 : -1] if lab.startswith(name + "[") else lab for lab in labels]
+        else:
+            levels = []
+        out.append((name, levels, sl))
+    return out
+
+
+@dataclass
+class Block:
+    """A varying term: the effects in ``expr`` vary over the levels of ``factor``."""
+
+    factor: str  # group name as the user wrote it (coordinate name)
+    expr: str
+    correlated: bool
+    levels: list[str]  # group labels
+    index: np.ndarray  # 0-based group of each row
+    Z: np.ndarray  # N x M predictors of the varying effects
+    effects: list[tuple[str, list[str], slice]]  # term name, levels, columns
+    expr_design: Any  # formulae design, for new data
+    pooling: str = "hierarchical"
+    centered: bool = False
+    U: np.ndarray | None = None
+    U_names: list[str] = field(default_factory=list)
+    U_means: np.ndarray | None = None
+
+    @property
+    def M(self) -> int:
+        """Number of varying effects."""
+        return self.Z.shape[1]
+
+    @property
+    def J(self) -> int:
+        """Number of groups."""
+        return len(self.levels)
+
+    @property
+    def has_intercept(self) -> bool:
+        """Whether the first varying effect is an intercept."""
+        return bool(self.effects) and self.effects[0][0] == "Intercept"
+
+    def effect_name(self, term: str) -> str:
+        """bambi-style name of a varying effect, e.g. ``1|county``."""
+        return f"{'1' if term == 'Intercept' else term}|{self.factor}"
+
+
+def _group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
+    names = [f.strip() for f in factor.split(":")]
+    for name in names:
+        if name not in data.columns:
+            raise DataError(
+                f"grouping column {name!r} named in the formula is not in the data; "
+                f"the data has columns {list(map(str, data.columns))}"
+            )
+    if len(names) == 1:
+        return data[names[0]].astype(str)
+    out = data[names[0]].astype(str)
+    for name in names[1:]:
+        out = out + ":" + data[name].astype(str)
+    return out
+
+
+def _ordered_levels(data: pd.DataFrame, factor: str, labels: pd.Series) -> list[str]:
+    names = [f.strip() for f in factor.split(":")]
+    col = data[names[0]]
+    if len(names) == 1 and isinstance(col.dtype, pd.CategoricalDtype):
+        present = set(labels)
+        return [str(c) for c in col.cat.categories if str(c) in present]
+    if len(names) == 1 and pd.api.types.is_numeric_dtype(col):
+        uniq = pd.unique(col)
+        return [str(v) for v in sorted(uniq)]
+    return sorted(pd.unique(labels))
+
+
+class Design:
+    """Everything the data contribute to a model, before any Stan code exists."""
+
+    def __init__(
+        self,
+        parsed: ParsedFormula,
+        data: pd.DataFrame,
+        *,
+        family: str,
+        pooling: str | None,
+        group_predictors: dict[str, list[str]] | None,
+        offset: Any = None,
+        trials: Any = None,
+    ) -> None:
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        if len(data) == 0:
+            raise DataError("data has no rows: hbstan needs at least one observation")
+        self.parsed = parsed
+        self.family = family
+        data = data.reset_index(drop=True)
+        self.data = data
+        self.N = len(data)
+
+        # --- response -------------------------------------------------------------------
+        y_dm = _formulae_design(f"{parsed.response} ~ 1", data)
+        self.y = np.asarray(y_dm.response.design_matrix, dtype=float).reshape(-1)
+        if y_dm.response.design_matrix.ndim == 2 and y_dm.response.design_matrix.shape[1] != 1:
+            raise DataError(
+                f"response {parsed.response!r} must be a single numeric column, "
+                f"not a categorical one (it was encoded into {y_dm.response.design_matrix.shape[1]} columns)"
+            )
+        self.response = parsed.response
+
+        # --- population-level part ----------------------------------------------------------
+        cdm = _formulae_design(f"{parsed.response} ~ {parsed.common}", data)
+        self.common_design = cdm.common
+        if cdm.common is None:
+            self.has_intercept = False
+            self.X = np.zeros((self.N, 0))
+            self.terms: list[tuple[str, list[str], slice]] = []
+        else:
+            full = np.asarray(cdm.common.design_matrix, dtype=float)
+            cols = _term_columns(cdm.common)
+            self.has_intercept = any(name == "Intercept" for name, _, _ in cols)
+            keep = [c for c in cols if c[0] != "Intercept"]
+            idx = np.concatenate([np.arange(s.start, s.stop) for _, _, s in keep]) if keep else np.zeros(0, int)
+            self.X = full[:, idx]
+            self.terms = []
+            start = 0
+            for name, levels, s in keep:
+                width = s.stop - s.start
+                self.terms.append((name, levels, slice(start, start + width)))
+                start += width
+        self.K = self.X.shape[1]
+
+        # --- varying terms ---------------------------------------------------------------------
+        self.blocks: list[Block] = []
+        for g in parsed.groups:
+            labels = _group_labels(data, g.factor)
+            levels = _ordered_levels(data, g.factor, labels)
+            pos = {lab: i for i, lab in enumerate(levels)}
+            index = labels.map(pos).to_numpy(dtype=int)
+            edm = _formulae_design(f"{parsed.response} ~ {g.expr}", data)
+            if edm.common is None:
+                raise FormulaError(f"group term ({g.expr} | {g.factor}) has no effects")
+            Z = np.asarray(edm.common.design_matrix, dtype=float)
+            self.blocks.append(
+                Block(
+                    factor=g.factor,
+                    expr=g.expr,
+                    correlated=g.correlated,
+                    levels=levels,
+                    index=index,
+                    Z=Z,
+                    effects=_term_columns(edm.common),
+                    expr_design=edm.common,
+                )
+            )
+
+        # --- pooling of each block ----------------------------------------------------------
+        self.pooling = pooling
+        if pooling == "pooled":
+            self.blocks = []
+        for b in self.blocks:
+            if pooling is None:
+                b.pooling = "correlated" if (b.correlated and b.M > 1) else "hierarchical"
+            elif pooling == "correlated":
+                b.pooling = "correlated" if b.M > 1 else "hierarchical"
+            else:
+                b.pooling = pooling
+        if any(b.pooling == "unpooled" for b in self.blocks):
+            self._absorb_unpooled()
+
+        # --- group-level predictors ---------------------------------------------------------
+        for factor, cols in (group_predictors or {}).items():
+            matches = [b for b in self.blocks if b.factor == factor and b.has_intercept]
+            if not matches:
+                have = [b.factor for b in self.blocks]
+                raise FormulaError(
+                    f"group_predictors names {factor!r}, but the model has no varying intercept "
+                    f"for it; grouping factors with a varying intercept: "
+                    f"{[b.factor for b in self.blocks if b.has_intercept] or have}"
+                )
+            block = matches[0]
+            if block.pooling == "unpooled":
+                raise FormulaError(
+                    f"group_predictors for {factor!r} need a population distribution for the group "
+                    "effects: use pooling='hierarchical' or 'correlated', not 'unpooled'"
+                )
+            if isinstance(cols, str):
+                cols = [cols]
+            block.U, block.U_names = self._group_matrix(block, list(cols))
+
+    # ------------------------------------------------------------------------------------------
+    def _absorb_unpooled(self) -> None:
+        """Unpooled effects replace the matching population-level ones (no global mean)."""
+        drop_terms: set[str] = set()
+        for b in self.blocks:
+            if b.pooling != "unpooled":
+                continue
+            for name, _, _ in b.effects:
+                if name == "Intercept":
+                    self.has_intercept = False
+                else:
+                    drop_terms.add(name)
+        if drop_terms:
+            keep = [t for t in self.terms if t[0] not in drop_terms]
+            idx = np.concatenate([np.arange(s.start, s.stop) for _, _, s in keep]) if keep else np.zeros(0, int)
+            self.X = self.X[:, idx]
+            terms, start = [], 0
+            for name, levels, s in keep:
+                width = s.stop - s.start
+                terms.append((name, levels, slice(start, start + width)))
+                start += width
+            self.terms = terms
+            self.K = self.X.shape[1]
+
+    def _group_matrix(self, block: Block, cols: list[str]) -> tuple[np.ndarray, list[str]]:
+        data = self.data
+        U = np.zeros((block.J, len(cols)))
+        for p, col in enumerate(cols):
+            if col not in data.columns:
+                raise DataError(
+                    f"group predictor column {col!r} is not in the data; "
+                    f"the data has columns {list(map(str, data.columns))}"
+                )
+            vals = pd.to_numeric(data[col], errors="coerce").to_numpy(dtype=float)
+            bad = np.flatnonzero(~np.isfinite(vals))
+            if bad.size:
+                raise DataError(
+                    f"group predictor column {col!r} has missing or non-numeric values in rows "
+                    f"{bad[:5].tolist()}: group predictors must be numeric and complete"
+                )
+            for j in range(block.J):
+                v = vals[block.index == j]
+                if np.ptp(v) > 1e-9 * max(1.0, np.abs(v).max()):
+                    rows = np.flatnonzero(block.index == j)[:5].tolist()
+                    raise DataError(
+                        f"group predictor {col!r} is not constant within {block.factor} "
+                        f"{block.levels[j]!r} (rows {rows}): a group-level predictor must take one "
+                        "value per group"
+                    )
+                U[j, p] = v[0]
+        return U, list(cols)
+
+    # ------------------------------------------------------------------------------------------
+    def common_for(self, new: pd.DataFrame) -> np.ndarray:
+        """Population-level design matrix (without intercept) for new rows."""
+        if self.common_design is None or self.K == 0:
+            return np.zeros((len(new), 0))
+        full = np.asarray(self.common_design.evaluate_new_data(new).design_matrix, dtype=float)
+        cols = dict((n, s) for n, _, s in _term_columns(self.common_design))
+        idx = [np.arange(cols[name].start, cols[name].stop) for name, _, _ in self.terms]
+        return full[:, np.concatenate(idx)] if idx else np.zeros((len(new), 0))

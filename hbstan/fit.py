@@ -1,0 +1,341 @@
+"""Sampling with CmdStan, conversion to ArviZ, diagnostics and predictions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .backend import compiled_model, new_run_dir, program_hash
+from .design import DataError
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from .model import Model
+
+__all__ = ["Fit", "Diagnostics", "SamplingError", "SamplingWarning", "run_stan"]
+
+log = logging.getLogger("hbstan")
+
+OBS_DIM = "__obs__"
+
+_SAMPLE_STATS = {
+    "lp__": "lp",
+    "accept_stat__": "acceptance_rate",
+    "stepsize__": "step_size",
+    "treedepth__": "tree_depth",
+    "n_leapfrog__": "n_steps",
+    "divergent__": "diverging",
+    "energy__": "energy",
+}
+
+
+class SamplingError(RuntimeError):
+    """CmdStan failed; the message says which chain and where its output files are."""
+
+
+class SamplingWarning(UserWarning):
+    """The sampler finished but a diagnostic says the draws may not be trustworthy."""
+
+
+def run_stan(model: "Model", **opts: Any) -> "Fit":
+    """Compile (or reuse) the program, write the run directory, sample, and convert."""
+    import cmdstanpy
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    code = model.stan_code
+    cm = compiled_model(code)
+    timings["compile"] = time.perf_counter() - t0
+    run_dir = new_run_dir(program_hash(code), opts.pop("output_dir"))
+    (run_dir / "model.stan").write_text(code)
+    prior_only = opts.pop("prior_only")
+    data_file = run_dir / "data.json"
+    cmdstanpy.write_stan_json(str(data_file), model.stan_data_for(prior_only=prior_only))
+    chains = opts.pop("chains")
+    parallel = opts.pop("parallel_chains") or min(chains, os.cpu_count() or 1)
+    settings = {
+        "chains": chains,
+        "draws": opts.pop("draws"),
+        "warmup": opts.pop("warmup"),
+        "seed": opts.pop("seed"),
+        "adapt_delta": opts.pop("adapt_delta"),
+        "max_treedepth": opts.pop("max_treedepth"),
+        "prior_only": prior_only,
+    }
+    t1 = time.perf_counter()
+    try:
+        mcmc = cm.sample(
+            data=str(data_file),
+            chains=chains,
+            parallel_chains=parallel,
+            iter_sampling=settings["draws"],
+            iter_warmup=settings["warmup"],
+            seed=settings["seed"],
+            adapt_delta=settings["adapt_delta"],
+            max_treedepth=settings["max_treedepth"],
+            output_dir=str(run_dir),
+            show_progress=opts.pop("show_progress"),
+            inits=opts.pop("inits"),
+            **opts,
+        )
+    except (RuntimeError, ValueError) as err:
+        raise SamplingError(
+            f"CmdStan sampling failed: {err}\nCmdStan's output files (CSV and console logs) are in "
+            f"{run_dir}"
+        ) from None
+    timings["sample"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    fit = Fit(model, _CmdStanConverter(model, mcmc).to_inference_data(), run_dir=run_dir, settings=settings)
+    fit.stan_fit = mcmc
+    timings["convert"] = time.perf_counter() - t2
+    fit.timings = timings
+    fit._warn_if_unhealthy()
+    return fit
+
+
+class _CmdStanConverter:
+    """Reads a CmdStanMCMC into InferenceData with hbstan's user-facing names."""
+
+    def __init__(self, model: "Model", mcmc: Any) -> None:
+        self.model = model
+        self.mcmc = mcmc
+        self.draws = mcmc.draws(concat_chains=False)  # (iter, chain, column)
+
+    def _var(self, name: str) -> np.ndarray:
+        meta = self.mcmc.metadata
+        var = meta.stan_vars.get(name) or meta.method_vars.get(name)
+        arr = var.extract_reshape(self.draws)  # (iter, chain, ...)
+        return np.swapaxes(np.asarray(arr, dtype=float), 0, 1)
+
+    def posterior(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
+        return params_from_stan(self.model, self._var)
+
+    def to_inference_data(self) -> "az.InferenceData":
+        import arviz as az
+
+        post, dims, coords = self.posterior()
+        m = self.model
+        resp = m.design.response
+        coords = dict(coords)
+        coords[OBS_DIM] = list(range(m.design.N))
+        dims = dict(dims)
+        dims["log_lik"] = [OBS_DIM]
+        dims[resp] = [OBS_DIM]
+        stats = {}
+        for stan_name, az_name in _SAMPLE_STATS.items():
+            v = self._var(stan_name)
+            stats[az_name] = v.astype(bool) if az_name == "diverging" else v
+        stats["tree_depth"] = stats["tree_depth"].astype(int)
+        stats["n_steps"] = stats["n_steps"].astype(int)
+        return az.from_dict(
+            posterior=post,
+            posterior_predictive={resp: self._var("y_rep")},
+            log_likelihood={"log_lik": self._var("log_lik")},
+            observed_data={resp: m.design.y},
+            sample_stats=stats,
+            coords=coords,
+            dims=dims,
+            attrs={"inference_library": "cmdstanpy", "hbstan_formula": m.formula, "family": m.family},
+        )
+
+
+def params_from_stan(model: "Model", get: Any) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
+    """User-facing posterior arrays from Stan-named draws (``get(name)`` -> (chain, draw, ...))."""
+    post: dict[str, np.ndarray] = {}
+    dims: dict[str, list[str]] = {}
+    coords: dict[str, Any] = {}
+    cache: dict[str, np.ndarray] = {}
+    for p in model._params:
+        if p.stan not in cache:
+            cache[p.stan] = get(p.stan)
+        arr = cache[p.stan]
+        if p.kind == "scalar":
+            val = arr
+        elif p.kind == "vector":
+            val = arr[:, :, p.cols]
+            if not p.dims:
+                val = val[:, :, 0]
+        elif p.kind == "matrix_cols":  # (chain, draw, J, M)
+            val = arr[:, :, :, p.cols]
+            if len(p.dims) == 1:
+                val = val[..., 0]
+        else:  # corr
+            val = arr
+        post[p.name] = val
+        if p.dims:
+            dims[p.name] = list(p.dims)
+            coords.update(p.coords or {})
+    return post, dims, coords
+
+
+@dataclass
+class Diagnostics:
+    """Sampler diagnostics with advice. ``ok`` is False when any check failed."""
+
+    divergences: list[int]
+    treedepth_hits: list[int]
+    max_treedepth: int
+    ebfmi: list[float]
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    worst_rhat: str
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no diagnostic raised a concern."""
+        return not self.messages
+
+    def __str__(self) -> str:
+        lines = [
+            f"divergent transitions per chain: {self.divergences}",
+            f"transitions hitting max tree depth ({self.max_treedepth}) per chain: {self.treedepth_hits}",
+            "E-BFMI per chain: " + ", ".join(f"{v:.2f}" for v in self.ebfmi),
+            f"max R-hat: {self.max_rhat:.3f} ({self.worst_rhat})",
+            f"min bulk ESS: {self.min_ess_bulk:.0f}; min tail ESS: {self.min_ess_tail:.0f}",
+        ]
+        lines += ["OK: no problems found."] if self.ok else [f"WARNING: {m}" for m in self.messages]
+        return "\n".join(lines)
+
+
+class Fit:
+    """The result of sampling: an ArviZ InferenceData plus the model that made it.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        Posterior (user-facing names, group labels as coordinates), posterior predictive,
+        log likelihood (``log_lik``), observed data and sample stats.
+    run_dir : pathlib.Path
+        Directory holding the Stan program, the data JSON and CmdStan's CSV files.
+    """
+
+    def __init__(self, model: "Model", idata: "az.InferenceData", *, run_dir: Path | None, settings: dict[str, Any]) -> None:
+        self.model = model
+        self.idata = idata
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.settings = settings
+        self.stan_fit: Any = None
+        self.timings: dict[str, float] = {}
+        self.warnings: list[str] = []
+        self.backend = "stan"
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"<hbstan.Fit {self.model!r}: {s.get('chains')} chains x {s.get('draws')} draws, run_dir={self.run_dir}>"
+
+    @property
+    def posterior(self) -> Any:
+        """The posterior group of ``idata``."""
+        return self.idata.posterior
+
+    def summary(self, var_names: list[str] | None = None, **kwargs: Any) -> pd.DataFrame:
+        """ArviZ summary: mean, sd, HDI, MCSE, bulk/tail ESS and R-hat per parameter."""
+        import arviz as az
+
+        return az.summary(self.idata, var_names=var_names, **kwargs)
+
+    def diagnose(self, *, ess_min: float = 400.0, rhat_max: float = 1.01) -> Diagnostics:
+        """Check divergences, tree depth, E-BFMI, R-hat and ESS, and say what to do."""
+        import arviz as az
+
+        ss = self.idata.sample_stats
+        div = ss["diverging"].sum("draw").values.astype(int).tolist()
+        mtd = self.settings.get("max_treedepth") or 10
+        hits = (ss["tree_depth"] >= mtd).sum("draw").values.astype(int).tolist()
+        ebfmi = np.atleast_1d(az.bfmi(self.idata)).tolist()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rhat = az.rhat(self.idata)
+            ess_b = az.ess(self.idata, method="bulk")
+            ess_t = az.ess(self.idata, method="tail")
+        max_rhat, worst = 1.0, ""
+        min_b = min_t = float("inf")
+        for v in rhat.data_vars:
+            r = float(np.nanmax(rhat[v].values)) if rhat[v].size else 1.0
+            if r > max_rhat or not worst:
+                max_rhat, worst = max(r, max_rhat), v if r >= max_rhat else worst
+            if ess_b[v].size:
+                min_b = min(min_b, float(np.nanmin(ess_b[v].values)))
+                min_t = min(min_t, float(np.nanmin(ess_t[v].values)))
+        msgs = []
+        n_div = sum(div)
+        if n_div:
+            msgs.append(
+                f"{n_div} divergent transitions (per chain {div}): the posterior has regions the "
+                "sampler cannot explore; raise adapt_delta (e.g. 0.95 or 0.99), or switch the "
+                "group terms' parameterization (centered=True/False)"
+            )
+        if sum(hits):
+            msgs.append(
+                f"{sum(hits)} transitions hit the maximum tree depth {mtd} (per chain {hits}): "
+                "sampling is inefficient; raise max_treedepth or reparameterize"
+            )
+        low = [i for i, v in enumerate(ebfmi) if v < 0.3]
+        if low:
+            msgs.append(
+                f"E-BFMI below 0.3 in chains {low}: the sampler explores the energy poorly; "
+                "consider a non-centered parameterization or tighter priors"
+            )
+        if max_rhat > rhat_max:
+            msgs.append(
+                f"R-hat {max_rhat:.3f} > {rhat_max} for {worst!r}: the chains disagree; run "
+                "longer (more warmup and draws) and check the model"
+            )
+        if min_b < ess_min or min_t < ess_min:
+            msgs.append(
+                f"effective sample size is low (min bulk {min_b:.0f}, tail {min_t:.0f} < {ess_min:.0f}): "
+                "draw more samples before trusting tail quantities"
+            )
+        return Diagnostics(div, hits, mtd, ebfmi, max_rhat, min_b, min_t, worst, msgs)
+
+    def _warn_if_unhealthy(self) -> None:
+        total = self.settings.get("chains", 1) * self.settings.get("draws", 0)
+        diag = self.diagnose(ess_min=min(400.0, 0.1 * total))
+        for msg in diag.messages:
+            self.warnings.append(msg)
+            warnings.warn(msg, SamplingWarning, stacklevel=3)
+        if self.run_dir is not None:
+            log.info("hbstan: CmdStan output in %s", self.run_dir)
+
+    # ------------------------------------------------------------------ prediction
+    def predict(
+        self,
+        data: pd.DataFrame,
+        *,
+        kind: str = "response",
+        seed: int | None = None,
+    ) -> Any:
+        """Posterior predictive draws for new rows.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            New rows with the model's predictor and grouping columns (and trials/offset
+            columns where the model uses them).
+        kind : {"response", "mean"}, default "response"
+            ``"response"`` draws new observations; ``"mean"`` returns the expected value
+            (inverse link of the linear predictor).
+        seed : int, optional
+            Seed of the random draws (new groups' effects and new observations).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, __obs__)``. Rows of groups not seen in fitting get group
+            effects drawn from the population (hierarchical and correlated designs); in an
+            unpooled design they raise an error.
+        """
+        from .predict import predict
+
+        return predict(self, data, kind=kind, seed=seed)

@@ -1,0 +1,585 @@
+"""``hbstan.Model``: a formula, a DataFrame and options become a Stan program and its data."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .design import Block, DataError, Design, FormulaError, parse_formula
+from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
+from .render import render_program
+
+__all__ = ["Model", "FAMILIES", "POOLINGS", "ParamInfo"]
+
+log = logging.getLogger("hbstan")
+
+FAMILIES = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit", "poisson": "log"}
+POOLINGS = ("pooled", "unpooled", "hierarchical", "correlated")
+
+
+@dataclass
+class ParamInfo:
+    """How one user-facing posterior variable maps onto the Stan output."""
+
+    name: str  # user-facing name (ArviZ variable)
+    stan: str  # Stan variable it is read from
+    kind: str  # "scalar", "vector", "matrix_cols", "corr"
+    cols: slice | None = None  # which entries of the Stan variable (vector/last axis)
+    dims: tuple[str, ...] = ()
+    coords: dict[str, list[str]] | None = None
+
+
+def _identifiers(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text))
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(np.std(x)) if x.size > 1 else 0.0
+
+
+class Model:
+    """A Bayesian (multilevel) regression model, rendered to Stan.
+
+    Parameters
+    ----------
+    formula : str
+        lme4/brms formula: ``"y ~ x"`` (pooled), ``"y ~ x + (1 | g)"`` (varying intercept),
+        ``"y ~ x + (1 + x || g)"`` (independent varying intercept and slope),
+        ``"y ~ x + (1 + x | g)"`` (correlated, LKJ prior). Binomial responses:
+        ``"successes | trials(n) ~ ..."``.
+    data : pandas.DataFrame
+        One row per observation.
+    family : {"gaussian", "bernoulli", "binomial", "poisson"}, default "gaussian"
+        Response distribution; links are identity, logit, logit and log.
+    pooling : {None, "pooled", "unpooled", "hierarchical", "correlated"}, default None
+        How group effects are tied. None reads it from the formula. "pooled" drops the group
+        terms; "unpooled" gives every group independent priors (no hyperprior, no global
+        mean for the varying effects); "hierarchical" draws group effects from a population
+        (independent across effects); "correlated" adds an LKJ prior on their correlations.
+    group_predictors : dict, optional
+        ``{"county": ["log_uppm"]}``: predictors of the mean of a factor's varying intercept.
+    priors : dict, optional
+        Overrides of the default priors (see ``Model.priors`` and the README), keyed by
+        coefficient or class: ``"Intercept"``, ``"b"`` (all coefficients), a predictor name,
+        ``"sigma"``, ``"1|county_sigma"``, ``"sd"`` (all group SDs), ``"county_corr"`` or
+        ``"corr"``, ``"1|county"`` (unpooled effects), a group predictor name or ``"gamma"``.
+    sigma : float, optional
+        Known residual SD (gaussian family): then sigma is data, not a parameter.
+    trials : str or array, optional
+        Binomial trials: a column name or values (or use ``trials()`` in the formula).
+    offset, exposure : str or array, optional
+        Offset added to the linear predictor, or exposure whose log is added (poisson).
+    centered : bool or dict, default False
+        Centered parameterization of the group effects (all terms, or per grouping factor).
+    dropna : bool, default False
+        Drop rows with missing values in the model's columns (reported in the log) instead of
+        raising an error.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str = "gaussian",
+        pooling: str | None = None,
+        group_predictors: Mapping[str, list[str] | str] | None = None,
+        priors: Mapping[str, Prior] | None = None,
+        sigma: float | None = None,
+        *,
+        trials: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
+        centered: bool | Mapping[str, bool] = False,
+        dropna: bool = False,
+    ) -> None:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
+        if pooling is not None and pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid values: None, {list(POOLINGS)}")
+        if sigma is not None:
+            if family != "gaussian":
+                raise ValueError("sigma= (a known residual SD) only applies to family='gaussian'")
+            if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+        self.formula = formula
+        self.family = family
+        self.link = FAMILIES[family]
+        self.known_sigma = None if sigma is None else float(sigma)
+        parsed = parse_formula(formula)
+        if parsed.trials and family != "binomial":
+            raise FormulaError(f"trials() in the response needs family='binomial', not {family!r}")
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        data = self._check_missing(parsed, data, group_predictors, dropna)
+        self.data = data
+        self.design = Design(
+            parsed, data, family=family, pooling=pooling, group_predictors=dict(group_predictors or {})
+        )
+        self.pooling = pooling
+        for blk in self.design.blocks:
+            if blk.pooling in ("hierarchical", "correlated") and blk.J < 2:
+                raise DataError(
+                    f"grouping factor {blk.factor!r} has a single group ({blk.levels[0]!r}): a "
+                    "hierarchical design needs at least 2 groups; use pooling='pooled' or drop "
+                    "the group term"
+                )
+            blk.centered = bool(centered.get(blk.factor, False)) if isinstance(centered, Mapping) else bool(centered)
+        # column names of per-row quantities, looked up again in new data by predict()
+        self._options = {
+            k: v
+            for k, v in {"trials": trials if trials is not None else parsed.trials, "offset": offset, "exposure": exposure}.items()
+            if isinstance(v, str)
+        }
+        self._trials = self._vector_arg(trials if trials is not None else parsed.trials, "trials")
+        if family == "binomial" and self._trials is None:
+            raise ValueError(
+                "family='binomial' needs the number of trials: write 'successes | trials(n) ~ ...' "
+                "or pass trials='column'"
+            )
+        off = self._vector_arg(offset, "offset")
+        exp_ = self._vector_arg(exposure, "exposure")
+        if exp_ is not None:
+            bad = np.flatnonzero(~(exp_ > 0))
+            if bad.size:
+                raise DataError(f"exposure must be positive; rows {bad[:5].tolist()} are not")
+            off = (off if off is not None else 0.0) + np.log(exp_)
+        self._offset = off if off is not None else np.zeros(self.design.N)
+        self._check_response()
+        self._check_predictors()
+        self._params = self._param_table()
+        self.priors = self._resolve_priors(dict(priors or {}))
+        self._code: str | None = None
+
+    # ------------------------------------------------------------------ input checks
+    def _check_missing(
+        self, parsed: Any, data: pd.DataFrame, group_predictors: Any, dropna: bool
+    ) -> pd.DataFrame:
+        names = _identifiers(parsed.formula)
+        for cols in (group_predictors or {}).values():
+            names |= set([cols] if isinstance(cols, str) else cols)
+        used = [c for c in data.columns if str(c) in names]
+        bad_rows = np.zeros(len(data), bool)
+        for col in used:
+            s = data[col]
+            miss = s.isna().to_numpy().copy()
+            if pd.api.types.is_numeric_dtype(s):
+                with np.errstate(invalid="ignore"):
+                    miss |= ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+            if miss.any():
+                if not dropna:
+                    rows = np.flatnonzero(miss)
+                    raise DataError(
+                        f"column {col!r} has {rows.size} missing or infinite value(s), first in rows "
+                        f"{data.index[rows[:5]].tolist()}; fix or remove them, or pass dropna=True "
+                        "to drop incomplete rows"
+                    )
+                bad_rows |= miss
+        if bad_rows.any():
+            log.warning("hbstan: dropna=True dropped %d of %d rows with missing values", bad_rows.sum(), len(data))
+            data = data.loc[~bad_rows]
+        return data.reset_index(drop=True)
+
+    def _vector_arg(self, value: Any, what: str) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value not in self.data.columns:
+                raise DataError(
+                    f"{what} column {value!r} is not in the data; the data has columns "
+                    f"{list(map(str, self.data.columns))}"
+                )
+            value = self.data[value]
+        arr = np.asarray(value, dtype=float).reshape(-1)
+        if arr.shape[0] != len(self.data):
+            raise DataError(f"{what} has {arr.shape[0]} values but the data has {len(self.data)} rows")
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"{what} has missing or infinite values in rows {np.flatnonzero(~np.isfinite(arr))[:5].tolist()}")
+        return arr
+
+    def _check_response(self) -> None:
+        y, name = self.design.y, self.design.response
+        if self.family == "gaussian":
+            return
+        nonint = np.flatnonzero((y != np.round(y)) | (y < 0))
+        if self.family == "bernoulli":
+            bad = np.flatnonzero((y != 0) & (y != 1))
+            if bad.size:
+                raise DataError(
+                    f"response {name!r} must be 0 or 1 for family='bernoulli'; rows {bad[:5].tolist()} "
+                    f"have {y[bad[:5]].tolist()}"
+                )
+        elif nonint.size:
+            raise DataError(
+                f"response {name!r} must hold non-negative whole numbers for family={self.family!r}; "
+                f"rows {nonint[:5].tolist()} have {y[nonint[:5]].tolist()}"
+            )
+        if self.family == "binomial":
+            n = self._trials
+            bad = np.flatnonzero((n != np.round(n)) | (n < 0))
+            if bad.size:
+                raise DataError(f"trials must be non-negative whole numbers; rows {bad[:5].tolist()} are not")
+            over = np.flatnonzero(y > n)
+            if over.size:
+                raise DataError(
+                    f"response {name!r} exceeds the number of trials in rows {over[:5].tolist()} "
+                    f"(successes {y[over[:5]].tolist()} > trials {n[over[:5]].tolist()})"
+                )
+
+    def _check_predictors(self) -> None:
+        d = self.design
+        for name, _, sl in d.terms:
+            for c in range(sl.start, sl.stop):
+                if _sd(d.X[:, c]) == 0:
+                    raise DataError(
+                        f"predictor {name!r} is constant (every row is {d.X[0, c]:g}): its coefficient "
+                        "cannot be estimated apart from the intercept; remove it from the formula"
+                    )
+        if d.K > 1:
+            Xc = d.X - d.X.mean(axis=0)
+            rank = np.linalg.matrix_rank(Xc)
+            if rank < d.K:
+                raise DataError(
+                    f"the predictors {[t[0] for t in d.terms]} are perfectly collinear (rank {rank} "
+                    f"< {d.K} columns): some are linear combinations of others; remove one"
+                )
+
+    # ------------------------------------------------------------------ parameters
+    def _param_table(self) -> list[ParamInfo]:
+        d = self.design
+        out: list[ParamInfo] = []
+        if d.has_intercept:
+            out.append(ParamInfo("Intercept", "b_Intercept", "scalar"))
+        for name, levels, sl in d.terms:
+            if levels:
+                out.append(ParamInfo(name, "b", "vector", sl, (f"{name}_dim",), {f"{name}_dim": levels}))
+            else:
+                out.append(ParamInfo(name, "b", "vector", sl))
+        if self.family == "gaussian" and self.known_sigma is None:
+            out.append(ParamInfo("sigma", "sigma", "scalar"))
+        taken = {p.name for p in out}
+        corr_names: set[str] = set()
+        for i, blk in enumerate(d.blocks, start=1):
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                extra = (f"{ename}_dim",) if levels else ()
+                coords = {blk.factor: blk.levels}
+                if levels:
+                    coords[f"{ename}_dim"] = levels
+                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
+                if blk.pooling != "unpooled":
+                    out.append(
+                        ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None)
+                    )
+            if blk.pooling == "correlated":
+                name = f"{blk.factor}_corr"
+                k = 2
+                while name in corr_names:
+                    name, k = f"{blk.factor}_corr_{k}", k + 1
+                corr_names.add(name)
+                labels = self._effect_labels(blk)
+                dims = (f"{name}_effect", f"{name}_effect_bis")
+                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+            for p, col in enumerate(blk.U_names):
+                name = col if col not in taken else f"{blk.factor}:{col}"
+                out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
+            taken |= {p.name for p in out}
+        return out
+
+    @staticmethod
+    def _effect_labels(blk: Block) -> list[str]:
+        labels = []
+        for term, levels, _ in blk.effects:
+            base = "1" if term == "Intercept" else term
+            labels += [f"{base}[{lv}]" for lv in levels] if levels else [base]
+        return labels
+
+    # ------------------------------------------------------------------ priors
+    def _default_priors(self) -> dict[str, Prior]:
+        d = self.design
+        y = d.y
+        gaussian = self.family == "gaussian"
+        s_y = _sd(y) if gaussian else 1.0
+        if s_y == 0:
+            raise DataError(f"response {d.response!r} is constant: there is nothing to model")
+        if gaussian:
+            loc = float(np.mean(y))
+        elif self.family == "poisson":
+            rate = np.mean(y / np.exp(self._offset))
+            loc = float(np.log(rate)) if rate > 0 else 0.0
+        else:
+            loc = 0.0
+        pri: dict[str, Prior] = {}
+        if d.has_intercept:
+            pri["Intercept"] = Normal(loc, 2.5 * s_y)
+        for name, levels, sl in d.terms:
+            for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
+                key = name if lab is None else f"{name}[{lab}]"
+                pri[key] = Normal(0.0, 2.5 * s_y / _sd(d.X[:, c]))
+        if gaussian and self.known_sigma is None:
+            pri["sigma"] = Exponential(1.0 / s_y)
+        for blk in d.blocks:
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
+                    key = ename if lab is None else f"{ename}[{lab}]"
+                    sz = 1.0 if term == "Intercept" else (_sd(blk.Z[:, c]) or 1.0)
+                    if blk.pooling == "unpooled":
+                        pri[key] = Normal(loc if term == "Intercept" else 0.0, 2.5 * s_y / sz)
+                    else:
+                        skey = f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"
+                        pri[skey] = HalfNormal(s_y / sz)
+            if blk.pooling == "correlated":
+                name = next(p.name for p in self._params if p.stan == f"Cor_{d.blocks.index(blk) + 1}")
+                pri[name] = LKJ(2.0)
+            for p, col in enumerate(blk.U_names if blk.U is not None else []):
+                su = _sd(blk.U[:, p])
+                if su == 0:
+                    raise DataError(
+                        f"group predictor {col!r} is the same for every {blk.factor}: remove it"
+                    )
+                pname = next(
+                    q.name for q in self._params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
+                )
+                pri[pname] = Normal(0.0, 2.5 * s_y / su)
+        return pri
+
+    def _prior_classes(self) -> dict[str, list[str]]:
+        """Class keys users may give, each with the coefficient keys it covers."""
+        keys = list(self._defaults)
+        classes: dict[str, list[str]] = {}
+        d = self.design
+        for name, levels, _ in d.terms:
+            if levels:
+                classes[name] = [f"{name}[{lv}]" for lv in levels]
+        classes["b"] = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        sd_keys = [k for k in keys if k.endswith("_sigma") or "_sigma[" in k]
+        classes["sd"] = [k for k in sd_keys if k != "sigma"]
+        classes["corr"] = [k for k in keys if isinstance(self._defaults[k], LKJ)]
+        gam = [p.name for p in self._params if p.stan.startswith("gamma_")]
+        classes["gamma"] = gam
+        for blk in d.blocks:
+            for term, levels, _ in blk.effects:
+                ename = blk.effect_name(term)
+                if levels:
+                    if blk.pooling == "unpooled":
+                        classes[ename] = [f"{ename}[{lv}]" for lv in levels]
+                    else:
+                        classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
+        return {k: v for k, v in classes.items() if v}
+
+    def _resolve_priors(self, user: dict[str, Prior]) -> dict[str, Prior]:
+        self._defaults = self._default_priors()
+        pri = dict(self._defaults)
+        classes = self._prior_classes()
+        valid = sorted(set(pri) | set(classes))
+        # class-wide keys first, then individual coefficients override them
+        for key in sorted(user, key=lambda k: k in pri):
+            prior = user[key]
+            if not isinstance(prior, Prior):
+                raise ValueError(
+                    f"prior for {key!r} must be an hbstan prior such as hbstan.Normal(0, 1), "
+                    f"got {prior!r}"
+                )
+            targets = classes.get(key) or ([key] if key in pri else None)
+            if targets is None:
+                raise ValueError(f"unknown prior name {key!r}; valid names for this model: {valid}")
+            for t in targets:
+                is_corr = isinstance(self._defaults[t], LKJ)
+                if is_corr != isinstance(prior, LKJ):
+                    want = "an LKJ prior" if is_corr else "a prior other than LKJ"
+                    raise ValueError(f"prior for {key!r} must be {want}, got {prior}")
+                pri[t] = prior
+        return pri
+
+    # ------------------------------------------------------------------ Stan program
+    def _class_prior(self, keys: list[str], what: str) -> tuple[Prior | None, dict[str, list[float]]]:
+        """One family for a vector class: its descriptor and per-element hyperparameters."""
+        if not keys:
+            return None, {}
+        fams = {type(self.priors[k]) for k in keys}
+        if len(fams) > 1:
+            raise ValueError(
+                f"the priors of {what} ({keys}) must share one family (hbstan renders one "
+                f"statement per class); got {sorted(f.__name__ for f in fams)}"
+            )
+        values: dict[str, list[float]] = {}
+        for k in keys:
+            for a, v in self.priors[k].values().items():
+                values.setdefault(a, []).append(v)
+        return self.priors[keys[0]], values
+
+    def _block_keys(self, blk: Block, suffix: str) -> list[str]:
+        keys = []
+        for term, levels, _ in blk.effects:
+            ename = blk.effect_name(term) + suffix
+            keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
+        return keys
+
+    def _structure(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Template context (structure only) and prior hyperparameter data."""
+        d = self.design
+        hyper: dict[str, Any] = {}
+
+        def add(name: str, prior: Prior | None, values: dict[str, list[float]], vector: bool) -> dict[str, Any]:
+            if prior is None:  # empty class: declare the family of the default, size 0
+                prior = Normal(0, 1)
+                values = {"loc": [], "scale": []}
+            for a in prior.data_args():
+                hyper[f"prior_{name}_{a}"] = values[a] if vector else values[a][0]
+            return {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()), "family": prior.family}
+
+        ctx: dict[str, Any] = {
+            "version": __version__,
+            "family": self.family,
+            "link": self.link,
+            "known_sigma": self.known_sigma is not None,
+            "has_intercept": d.has_intercept,
+            "priors": {},
+            "blocks": [],
+        }
+        if d.has_intercept:
+            p, v = self._class_prior(["Intercept"], "the intercept")
+            ctx["priors"]["Intercept"] = add("Intercept", p, v, False)
+        bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        p, v = self._class_prior(bkeys, "the coefficients (class 'b')")
+        ctx["priors"]["b"] = add("b", p, v, True)
+        if self.family == "gaussian" and self.known_sigma is None:
+            p, v = self._class_prior(["sigma"], "sigma")
+            ctx["priors"]["sigma"] = add("sigma", p, v, False)
+        for i, blk in enumerate(d.blocks, start=1):
+            b: dict[str, Any] = {
+                "i": i,
+                "pooling": blk.pooling,
+                "centered": blk.centered,
+                "has_U": blk.U is not None,
+            }
+            if blk.pooling == "unpooled":
+                p, v = self._class_prior(self._block_keys(blk, ""), f"the effects of {blk.factor}")
+                b["r_prior"] = add(f"r_{i}", p, v, True)
+            else:
+                p, v = self._class_prior(self._block_keys(blk, "_sigma"), f"the SDs of {blk.factor}")
+                b["sd_prior"] = add(f"sd_{i}", p, v, True)
+            if blk.pooling == "correlated":
+                cname = next(q.name for q in self._params if q.stan == f"Cor_{i}")
+                p, v = self._class_prior([cname], cname)
+                b["lkj_prior"] = add(f"L_{i}", p, v, False)
+            if blk.U is not None:
+                gkeys = [q.name for q in self._params if q.stan == f"gamma_{i}"]
+                p, v = self._class_prior(gkeys, f"the group-level predictors of {blk.factor}")
+                b["gamma_prior"] = add(f"gamma_{i}", p, v, True)
+            ctx["blocks"].append(b)
+        return ctx, hyper
+
+    @property
+    def stan_code(self) -> str:
+        """The rendered Stan program (no user string appears in it)."""
+        if self._code is None:
+            ctx, _ = self._structure()
+            self._code = render_program(ctx)
+        return self._code
+
+    def stan_data_for(self, *, prior_only: bool = False) -> dict[str, Any]:
+        """The data dict handed to CmdStan."""
+        d = self.design
+        _, hyper = self._structure()
+        data: dict[str, Any] = {"N": d.N}
+        if self.family == "gaussian":
+            data["y"] = d.y
+            if self.known_sigma is not None:
+                data["sigma"] = self.known_sigma
+        else:
+            data["y"] = d.y.astype(int)
+        if self.family == "binomial":
+            data["trials"] = self._trials.astype(int)
+        data.update(K=d.K, X=d.X, offsets=self._offset)
+        for i, blk in enumerate(d.blocks, start=1):
+            data[f"J_{i}"] = blk.J
+            data[f"M_{i}"] = blk.M
+            data[f"g_{i}"] = blk.index + 1
+            data[f"Z_{i}"] = blk.Z
+            if blk.U is not None:
+                data[f"P_{i}"] = blk.U.shape[1]
+                data[f"U_{i}"] = blk.U
+        data.update(hyper)
+        data["prior_only"] = int(prior_only)
+        return data
+
+    @property
+    def stan_data(self) -> dict[str, Any]:
+        """The data dict handed to CmdStan (likelihood on)."""
+        return self.stan_data_for()
+
+    def prior_table(self) -> pd.DataFrame:
+        """The priors in use, one row per coefficient: name, prior, and whether it is a default."""
+        rows = [
+            {"name": k, "prior": str(p), "default": self._defaults.get(k) == p}
+            for k, p in self.priors.items()
+        ]
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        designs = ", ".join(f"{b.factor}: {b.pooling}" for b in self.design.blocks) or "pooled"
+        return f"hbstan.Model({self.formula!r}, family={self.family!r}, {designs}, N={self.design.N})"
+
+    # ------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        chains: int = 4,
+        draws: int = 1000,
+        warmup: int = 1000,
+        seed: int | None = None,
+        *,
+        adapt_delta: float | None = None,
+        max_treedepth: int | None = None,
+        prior_only: bool = False,
+        output_dir: str | None = None,
+        parallel_chains: int | None = None,
+        show_progress: bool = False,
+        inits: Any = None,
+        **kwargs: Any,
+    ) -> "Fit":
+        """Sample the posterior with CmdStan's NUTS and return a :class:`~hbstan.Fit`.
+
+        Parameters
+        ----------
+        chains, draws, warmup : int
+            Number of chains, post-warm-up draws per chain, and warm-up iterations per chain.
+        seed : int, optional
+            Random seed: the same seed gives identical draws.
+        adapt_delta : float, optional
+            Target acceptance rate of step-size adaptation (CmdStan default 0.8); raise it
+            (e.g. 0.95) when there are divergences.
+        max_treedepth : int, optional
+            NUTS maximum tree depth (CmdStan default 10).
+        prior_only : bool, default False
+            Ignore the likelihood: draws from the prior and the prior predictive.
+        output_dir : str, optional
+            Run directory for CmdStan's CSV files (default: a new one under hbstan's cache).
+        """
+        from .fit import run_stan
+
+        return run_stan(
+            self,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            adapt_delta=adapt_delta,
+            max_treedepth=max_treedepth,
+            prior_only=prior_only,
+            output_dir=output_dir,
+            parallel_chains=parallel_chains,
+            show_progress=show_progress,
+            inits=inits,
+            **kwargs,
+        )
+
+
+from .fit import Fit  # noqa: E402  (type used in annotations)

@@ -1,0 +1,150 @@
+"""Posterior predictions for new data, computed from the posterior draws in NumPy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .design import DataError, _group_labels
+
+if TYPE_CHECKING:
+    from .fit import Fit
+
+__all__ = ["predict"]
+
+
+def _stack(fit: "Fit", names: list[str], width: int) -> np.ndarray:
+    """(chain, draw, width) array from per-term posterior variables."""
+    post = fit.idata.posterior
+    parts = []
+    for n in names:
+        v = post[n].values
+        parts.append(v if v.ndim == 3 else v[..., None])
+    if not parts:
+        c, d = post.sizes["chain"], post.sizes["draw"]
+        return np.zeros((c, d, width))
+    return np.concatenate(parts, axis=-1)
+
+
+def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Draws of the linear predictor for new rows: (chain, draw, n)."""
+    m = fit.model
+    d = m.design
+    post = fit.idata.posterior
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    n = len(new)
+    new = new.reset_index(drop=True)
+    try:
+        X = d.common_for(new)
+    except KeyError as err:
+        raise DataError(f"column {err.args[0]!r} needed for prediction is not in the new data") from None
+    except Exception as err:
+        raise DataError(f"cannot build the predictors for the new data: {err}") from None
+    eta = np.zeros((C, D, n))
+    if d.has_intercept:
+        eta += post["Intercept"].values[..., None]
+    if d.K:
+        b = _stack(fit, [t[0] for t in d.terms], d.K)
+        eta += np.einsum("cdk,nk->cdn", b, X)
+    for i, blk in enumerate(d.blocks, start=1):
+        labels = _group_labels(new, blk.factor).to_numpy()
+        pos = {lab: j for j, lab in enumerate(blk.levels)}
+        idx = np.array([pos.get(lab, -1) for lab in labels])
+        unseen = sorted(set(labels[idx < 0]))
+        if unseen and blk.pooling == "unpooled":
+            raise DataError(
+                f"new data has {blk.factor} level(s) {unseen[:5]} not seen in fitting; an unpooled "
+                "model has no population to draw new groups from (use a hierarchical design)"
+            )
+        try:
+            Z = np.asarray(blk.expr_design.evaluate_new_data(new).design_matrix, dtype=float)
+        except Exception as err:
+            raise DataError(f"cannot build the varying-effect predictors of {blk.factor!r} for the new data: {err}") from None
+        effects = [blk.effect_name(t) for t, _, _ in blk.effects]
+        r = np.concatenate(
+            [post[e].values[..., None] if post[e].ndim == 3 else post[e].values for e in effects], axis=-1
+        )  # (C, D, J, M)
+        # rows of unseen groups: one fresh draw of the effects per unseen level and posterior draw
+        if unseen:
+            sds = _stack(fit, [f"{e}_sigma" for e in effects], blk.M)  # (C, D, M)
+            zs = rng.standard_normal((C, D, len(unseen), blk.M))
+            if blk.pooling == "correlated":
+                cname = next(p.name for p in m._params if p.stan == f"Cor_{i}")
+                L = np.linalg.cholesky(post[cname].values + 1e-12 * np.eye(blk.M))
+                new_r = np.einsum("cdm,cdmk,cdjk->cdjm", sds, L, zs)
+            else:
+                new_r = sds[:, :, None, :] * zs
+            r = np.concatenate([r, new_r], axis=2)
+            for k, lab in enumerate(unseen):
+                idx[labels == lab] = blk.J + k
+        eta += np.einsum("cdnm,nm->cdn", r[:, :, idx, :], Z)
+        if blk.U is not None:
+            U = np.zeros((n, len(blk.U_names)))
+            for p, col in enumerate(blk.U_names):
+                if col not in new.columns:
+                    raise DataError(f"group predictor column {col!r} is missing from the new data")
+                U[:, p] = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
+            names = [q.name for q in m._params if q.stan == f"gamma_{i}"]
+            g = _stack(fit, names, len(names))
+            eta += np.einsum("cdp,np->cdn", g, U)
+    return eta
+
+
+def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    if value not in new.columns:
+        raise DataError(f"{what} column {value!r} is missing from the new data")
+    return new[value].to_numpy(dtype=float)
+
+
+def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int | None = None) -> Any:
+    """See :meth:`hbstan.Fit.predict`."""
+    import xarray as xr
+
+    if kind not in ("response", "mean"):
+        raise ValueError(f"kind must be 'response' or 'mean', got {kind!r}")
+    if not isinstance(data, pd.DataFrame) or len(data) == 0:
+        raise DataError("predict needs a non-empty pandas DataFrame of new rows")
+    m = fit.model
+    rng = np.random.default_rng(seed)
+    eta = linear_predictor(fit, data, rng)
+    n = len(data)
+    opts = m._options
+    off = _column(data, "offset", opts.get("offset"), n)
+    if off is not None:
+        eta = eta + off
+    exposure = _column(data, "exposure", opts.get("exposure"), n)
+    if exposure is not None:
+        eta = eta + np.log(exposure)
+    fam = m.family
+    if fam == "gaussian":
+        mean = eta
+    elif fam in ("bernoulli", "binomial"):
+        mean = 1.0 / (1.0 + np.exp(-eta))
+    else:
+        mean = np.exp(eta)
+    if fam == "binomial":
+        trials = _column(data, "trials", opts.get("trials"), n)
+        if trials is None:
+            raise DataError("binomial predictions need the number of trials: include the trials column")
+    if kind == "mean":
+        out = mean * trials if fam == "binomial" else mean
+    elif fam == "gaussian":
+        sigma = m.known_sigma if m.known_sigma is not None else fit.idata.posterior["sigma"].values[..., None]
+        out = rng.normal(mean, sigma)
+    elif fam == "bernoulli":
+        out = rng.binomial(1, mean)
+    elif fam == "binomial":
+        out = rng.binomial(trials.astype(int), mean)
+    else:
+        out = rng.poisson(mean)
+    post = fit.idata.posterior
+    return xr.DataArray(
+        out,
+        dims=("chain", "draw", "__obs__"),
+        coords={"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(n)},
+        name=m.design.response,
+    )

@@ -1,0 +1,238 @@
+"""Prior distributions.
+
+Each prior knows the Stan density it renders to (structure) and the hyperparameter values it
+passes as Stan data (values). Changing a prior's *values* therefore never recompiles; changing
+its *family* does, because it changes the program text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "Prior",
+    "Normal",
+    "StudentT",
+    "Cauchy",
+    "HalfNormal",
+    "HalfCauchy",
+    "HalfStudentT",
+    "Exponential",
+    "LKJ",
+]
+
+
+def _check_positive(name: str, value: float, dist: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{dist}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{dist}: {name} must be a positive finite number, got {value!r}")
+    return value
+
+
+def _check_finite(name: str, value: float, dist: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{dist}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{dist}: {name} must be finite, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Base class of hbstan's priors.
+
+    Subclasses set ``stan_fn`` (the Stan ``_lpdf`` function), ``args`` (the hyperparameter
+    names in the order of the Stan call, ``"0"`` for a literal zero) and ``positive``
+    (True for distributions on the positive half-line).
+    """
+
+    stan_fn: ClassVar[str] = ""
+    args: ClassVar[tuple[str, ...]] = ()
+    positive: ClassVar[bool] = False
+
+    @property
+    def family(self) -> str:
+        """Name of the distribution family, e.g. ``"Normal"``."""
+        return type(self).__name__
+
+    def values(self) -> dict[str, float]:
+        """Hyperparameter values keyed by the names in ``args`` (literals left out)."""
+        raise NotImplementedError
+
+    def data_args(self) -> tuple[str, ...]:
+        """Hyperparameters that travel as Stan data."""
+        return tuple(a for a in self.args if a != "0")
+
+    def mean_sd(self) -> tuple[float, float]:
+        """Mean and standard deviation where finite (used to simulate and to report)."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        vals = ", ".join(f"{k}={v:g}" for k, v in self.values().items())
+        return f"{self.family}({vals})"
+
+
+@dataclass(frozen=True)
+class Normal(Prior):
+    """Normal(mu, sigma) prior: ``sigma`` must be positive."""
+
+    mu: float = 0.0
+    sigma: float = 1.0
+    stan_fn: ClassVar[str] = "normal"
+    args: ClassVar[tuple[str, ...]] = ("loc", "scale")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mu", _check_finite("mu", self.mu, "Normal"))
+        object.__setattr__(self, "sigma", _check_positive("sigma", self.sigma, "Normal"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"loc": self.mu, "scale": self.sigma}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return self.mu, self.sigma
+
+
+@dataclass(frozen=True)
+class StudentT(Prior):
+    """Student-t(nu, mu, sigma) prior: ``nu`` and ``sigma`` must be positive."""
+
+    nu: float = 3.0
+    mu: float = 0.0
+    sigma: float = 1.0
+    stan_fn: ClassVar[str] = "student_t"
+    args: ClassVar[tuple[str, ...]] = ("nu", "loc", "scale")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nu", _check_positive("nu", self.nu, "StudentT"))
+        object.__setattr__(self, "mu", _check_finite("mu", self.mu, "StudentT"))
+        object.__setattr__(self, "sigma", _check_positive("sigma", self.sigma, "StudentT"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"nu": self.nu, "loc": self.mu, "scale": self.sigma}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        sd = self.sigma * math.sqrt(self.nu / (self.nu - 2)) if self.nu > 2 else math.inf
+        return self.mu, sd
+
+
+@dataclass(frozen=True)
+class Cauchy(Prior):
+    """Cauchy(alpha, beta) prior: location ``alpha``, positive scale ``beta``."""
+
+    alpha: float = 0.0
+    beta: float = 1.0
+    stan_fn: ClassVar[str] = "cauchy"
+    args: ClassVar[tuple[str, ...]] = ("loc", "scale")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_finite("alpha", self.alpha, "Cauchy"))
+        object.__setattr__(self, "beta", _check_positive("beta", self.beta, "Cauchy"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"loc": self.alpha, "scale": self.beta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return self.alpha, math.inf
+
+
+@dataclass(frozen=True)
+class HalfNormal(Prior):
+    """Half-normal prior with positive scale ``sigma`` (for standard deviations)."""
+
+    sigma: float = 1.0
+    stan_fn: ClassVar[str] = "normal"
+    args: ClassVar[tuple[str, ...]] = ("0", "scale")
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", _check_positive("sigma", self.sigma, "HalfNormal"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"scale": self.sigma}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return self.sigma * math.sqrt(2 / math.pi), self.sigma * math.sqrt(1 - 2 / math.pi)
+
+
+@dataclass(frozen=True)
+class HalfCauchy(Prior):
+    """Half-Cauchy prior with positive scale ``beta`` (Gelman 2006 for group SDs)."""
+
+    beta: float = 1.0
+    stan_fn: ClassVar[str] = "cauchy"
+    args: ClassVar[tuple[str, ...]] = ("0", "scale")
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "beta", _check_positive("beta", self.beta, "HalfCauchy"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"scale": self.beta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return math.inf, math.inf
+
+
+@dataclass(frozen=True)
+class HalfStudentT(Prior):
+    """Half-Student-t prior with positive ``nu`` and scale ``sigma``."""
+
+    nu: float = 3.0
+    sigma: float = 1.0
+    stan_fn: ClassVar[str] = "student_t"
+    args: ClassVar[tuple[str, ...]] = ("nu", "0", "scale")
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nu", _check_positive("nu", self.nu, "HalfStudentT"))
+        object.__setattr__(self, "sigma", _check_positive("sigma", self.sigma, "HalfStudentT"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"nu": self.nu, "scale": self.sigma}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return math.inf, math.inf
+
+
+@dataclass(frozen=True)
+class Exponential(Prior):
+    """Exponential prior with positive rate ``lam`` (mean ``1/lam``)."""
+
+    lam: float = 1.0
+    stan_fn: ClassVar[str] = "exponential"
+    args: ClassVar[tuple[str, ...]] = ("rate",)
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lam", _check_positive("lam", self.lam, "Exponential"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"rate": self.lam}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return 1 / self.lam, 1 / self.lam
+
+
+@dataclass(frozen=True)
+class LKJ(Prior):
+    """LKJ prior on a correlation matrix with positive shape ``eta`` (1 = uniform)."""
+
+    eta: float = 2.0
+    stan_fn: ClassVar[str] = "lkj_corr_cholesky"
+    args: ClassVar[tuple[str, ...]] = ("eta",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eta", _check_positive("eta", self.eta, "LKJ"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"eta": self.eta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return 0.0, math.nan
