@@ -49,29 +49,48 @@ class ParsedFormula:
     groups: list[GroupTerm] = field(default_factory=list)
 
 
-def _split_top_level(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` where it is not inside parentheses."""
+def _split_top_level(text: str, sep: str, where: tuple[str, int] | None = None) -> list[str]:
+    """Split ``text`` on ``sep`` outside parentheses and outside `backticked` names.
+
+    ``where`` = (whole formula, offset of ``text`` in it) makes errors point into the formula.
+    """
+    origin, offset = where or (text, 0)
     parts, depth, cur = [], 0, []
+    in_tick = False
     i = 0
     while i < len(text):
         ch = text[i]
-        if ch == "(":
+        if ch == "`":
+            in_tick = not in_tick
+        elif not in_tick and ch == "(":
             depth += 1
-        elif ch == ")":
+        elif not in_tick and ch == ")":
             depth -= 1
             if depth < 0:
-                raise FormulaError(f"unbalanced ')' at position {i} of the right-hand side {text!r}")
-        if depth == 0 and text.startswith(sep, i):
+                raise FormulaError(_at(origin, offset + i, "unbalanced ')': no '(' opens it"))
+        if not in_tick and depth == 0 and text.startswith(sep, i):
             parts.append("".join(cur))
             cur = []
             i += len(sep)
             continue
         cur.append(ch)
         i += 1
+    if in_tick:
+        raise FormulaError(_at(origin, offset + text.rindex("`"), "unclosed backtick"))
     if depth != 0:
-        raise FormulaError(f"unbalanced '(' in {text!r}: a ')' is missing")
+        raise FormulaError(_at(origin, offset + len(text), "unbalanced '(': a ')' is missing"))
     parts.append("".join(cur))
     return parts
+
+
+def _at(text: str, pos: int, message: str) -> str:
+    """An error message pointing at a position of the formula."""
+    return f"{message} at position {pos}:\n  {text}\n  {' ' * pos}^"
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
 _TRIALS = re.compile(r"^\s*(?P<y>.+?)\s*\|\s*trials\(\s*(?P<n>.+?)\s*\)\s*$")
@@ -103,12 +122,12 @@ def parse_formula(formula: str) -> ParsedFormula:
         lhs, trials = m.group("y"), m.group("n")
     common: list[str] = []
     groups: list[GroupTerm] = []
-    for piece in _split_top_level(rhs, "+"):
+    for piece in _split_top_level(rhs, "+", (formula, formula.index(rhs, formula.index("~")))):
         piece = piece.strip()
         if not piece:
             raise FormulaError(f"empty term in {rhs!r}: check for a doubled or trailing '+'")
         inner = piece[1:-1] if piece.startswith("(") and piece.endswith(")") else None
-        if inner is not None and "|" in inner:
+        if inner is not None and len(_split_top_level(inner, "|")) > 1:
             correlated = True
             parts = _split_top_level(inner, "||")
             if len(parts) == 1:
@@ -120,8 +139,8 @@ def parse_formula(formula: str) -> ParsedFormula:
             expr, factor = parts[0].strip(), parts[1].strip()
             if not expr or not factor:
                 raise FormulaError(f"group term {piece!r} needs an expression and a grouping factor")
-            if "/" in factor:  # nesting a/b -> a, a:b
-                levels = [f.strip() for f in factor.split("/")]
+            if len(_split_top_level(factor, "/")) > 1:  # nesting a/b -> a, a:b
+                levels = [f.strip() for f in _split_top_level(factor, "/")]
                 for k in range(1, len(levels) + 1):
                     groups.append(GroupTerm(expr, ":".join(levels[:k]), correlated))
             else:
@@ -146,7 +165,12 @@ def _formulae_design(formula: str, data: pd.DataFrame) -> Any:
         ) from None
     except Exception as err:  # formulae's ParseError and friends
         if type(err).__name__ in {"ParseError", "ScanError"}:
-            raise FormulaError(f"cannot parse {formula!r}: {err}") from None
+            msg = str(err).rstrip(". ")
+            token = msg.rsplit("'", 2)[-2] if msg.endswith("'") and msg.count("'") >= 2 else ""
+            pos = formula.find(token) if token else -1
+            if pos >= 0:
+                raise FormulaError(_at(formula, pos, f"cannot parse the formula ({err})")) from None
+            raise FormulaError(f"cannot parse the formula {formula!r}: {err}") from None
         raise DataError(f"formulae could not build the design for {formula!r}: {err}") from None
 
 
@@ -168,7 +192,8 @@ def _term_columns(dm_part: Any) -> list[tuple[str, list[str], slice]]:
 class Block:
     """A varying term: the effects in ``expr`` vary over the levels of ``factor``."""
 
-    factor: str  # group name as the user wrote it (coordinate name)
+    factor: str  # group name (coordinate name): the column, or columns joined by ':'
+    columns: list[str]  # the grouping column(s)
     expr: str
     correlated: bool
     levels: list[str]  # group labels
@@ -202,8 +227,12 @@ class Block:
         return f"{'1' if term == 'Intercept' else term}|{self.factor}"
 
 
-def _group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
-    names = [f.strip() for f in factor.split(":")]
+def factor_columns(factor: str) -> list[str]:
+    """Column names of a grouping factor such as ``county`` or ``a:b``."""
+    return [_unquote(f) for f in _split_top_level(factor, ":")]
+
+
+def _group_labels(data: pd.DataFrame, names: list[str]) -> pd.Series:
     for name in names:
         if name not in data.columns:
             raise DataError(
@@ -218,8 +247,7 @@ def _group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
     return out
 
 
-def _ordered_levels(data: pd.DataFrame, factor: str, labels: pd.Series) -> list[str]:
-    names = [f.strip() for f in factor.split(":")]
+def _ordered_levels(data: pd.DataFrame, names: list[str], labels: pd.Series) -> list[str]:
     col = data[names[0]]
     if len(names) == 1 and isinstance(col.dtype, pd.CategoricalDtype):
         present = set(labels)
@@ -262,7 +290,7 @@ class Design:
                 f"response {parsed.response!r} must be a single numeric column, "
                 f"not a categorical one (it was encoded into {y_dm.response.design_matrix.shape[1]} columns)"
             )
-        self.response = parsed.response
+        self.response = _unquote(parsed.response)
 
         # --- population-level part ----------------------------------------------------------
         cdm = _formulae_design(f"{parsed.response} ~ {parsed.common}", data)
@@ -289,8 +317,9 @@ class Design:
         # --- varying terms ---------------------------------------------------------------------
         self.blocks: list[Block] = []
         for g in parsed.groups:
-            labels = _group_labels(data, g.factor)
-            levels = _ordered_levels(data, g.factor, labels)
+            columns = factor_columns(g.factor)
+            labels = _group_labels(data, columns)
+            levels = _ordered_levels(data, columns, labels)
             pos = {lab: i for i, lab in enumerate(levels)}
             index = labels.map(pos).to_numpy(dtype=int)
             edm = _formulae_design(f"{parsed.response} ~ {g.expr}", data)
@@ -299,7 +328,8 @@ class Design:
             Z = np.asarray(edm.common.design_matrix, dtype=float)
             self.blocks.append(
                 Block(
-                    factor=g.factor,
+                    factor=":".join(columns),
+                    columns=columns,
                     expr=g.expr,
                     correlated=g.correlated,
                     levels=levels,

@@ -37,7 +37,8 @@ class ParamInfo:
 
 
 def _identifiers(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", text))
+    """Names a formula may refer to: bare identifiers and `backticked` names."""
+    return set(re.findall(r"`([^`]*)`", text)) | set(re.findall(r"[^\W\d][\w.]*", text))
 
 
 def _sd(x: np.ndarray) -> float:
@@ -165,6 +166,14 @@ class Model:
         for cols in (group_predictors or {}).values():
             names |= set([cols] if isinstance(cols, str) else cols)
         used = [c for c in data.columns if str(c) in names]
+        data = data.copy()
+        for col in used:
+            self._check_type(parsed.formula, data, col)
+            s = data[col]
+            if s.dtype == object and len(s.dropna()) and all(
+                isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in s.dropna()
+            ):
+                data[col] = pd.to_numeric(s)  # numbers held in an object column
         bad_rows = np.zeros(len(data), bool)
         for col in used:
             s = data[col]
@@ -185,6 +194,33 @@ class Model:
             log.warning("hbstan: dropna=True dropped %d of %d rows with missing values", bad_rows.sum(), len(data))
             data = data.loc[~bad_rows]
         return data.reset_index(drop=True)
+
+    @staticmethod
+    def _check_type(formula: str, data: pd.DataFrame, col: Any) -> None:
+        s = data[col]
+        if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+            raise DataError(
+                f"column {col!r} holds dates or times, which hbstan cannot use directly; convert it "
+                "to a number (e.g. days since a start date) or to categories (wrap it in C())"
+            )
+        if s.dtype == object:
+            kinds = pd.Series([type(v).__name__ for v in s.dropna()]).value_counts()
+            if len(kinds) > 1:
+                rare = kinds.index[-1]
+                rows = [i for i, v in enumerate(s) if type(v).__name__ == rare and pd.notna(v)][:5]
+                kinds = kinds.index
+                raise DataError(
+                    f"column {col!r} mixes value types {sorted(kinds)} (e.g. rows {rows}); make it "
+                    "all numbers (pd.to_numeric) or all text (categories)"
+                )
+        if (s.dtype == object or pd.api.types.is_string_dtype(s)) and f"C({col}" not in formula:
+            vals = s.dropna().astype(str)
+            as_num = pd.to_numeric(vals, errors="coerce")
+            if len(vals) and as_num.notna().all() and vals.str.contains(r"[.eE]").any():
+                raise DataError(
+                    f"column {col!r} holds numbers stored as text (e.g. {vals.iloc[0]!r}); convert it "
+                    "with pd.to_numeric, or write C(" + str(col) + ") to use it as categories"
+                )
 
     def _vector_arg(self, value: Any, what: str) -> np.ndarray | None:
         if value is None:

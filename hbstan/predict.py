@@ -49,7 +49,10 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
         b = _stack(fit, [t[0] for t in d.terms], d.K)
         eta += np.einsum("cdk,nk->cdn", b, X)
     for i, blk in enumerate(d.blocks, start=1):
-        labels = _group_labels(new, blk.factor).to_numpy()
+        missing = [c for c in blk.columns if c not in new.columns]
+        if missing:
+            raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
+        labels = _group_labels(new, blk.columns).to_numpy()
         pos = {lab: j for j, lab in enumerate(blk.levels)}
         idx = np.array([pos.get(lab, -1) for lab in labels])
         unseen = sorted(set(labels[idx < 0]))
