@@ -22,6 +22,7 @@ from .priors import (  # noqa: E402
     Prior,
     StudentT,
 )
+from .io import load, save_fit  # noqa: E402
 from . import datasets  # noqa: E402
 
 __all__ = [
@@ -50,5 +51,8 @@ __all__ = [
     "find_cmdstan",
     "install_cmdstan",
     "datasets",
+    # run directories
+    "load",
+    "save_fit",
     "__version__",
 ]

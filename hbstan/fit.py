@@ -87,11 +87,11 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
             inits=opts.pop("inits"),
             **opts,
         )
+    except KeyboardInterrupt:
+        log.warning("hbstan: sampling interrupted; the CSV files written so far are kept in %s", run_dir)
+        raise
     except (RuntimeError, ValueError) as err:
-        raise SamplingError(
-            f"CmdStan sampling failed: {err}\nCmdStan's output files (CSV and console logs) are in "
-            f"{run_dir}"
-        ) from None
+        raise SamplingError(_failure_message(str(err), run_dir)) from None
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     fit = Fit(model, _CmdStanConverter(model, mcmc).to_inference_data(), run_dir=run_dir, settings=settings)
@@ -100,6 +100,25 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     fit.timings = timings
     fit._warn_if_unhealthy()
     return fit
+
+
+def _failure_message(text: str, run_dir: Path) -> str:
+    """Which chains failed, CmdStan's own reason, and where the files are."""
+    import re
+
+    codes = re.search(r"retcodes=\[([^\]]*)\]", text)
+    retcodes = [int(c) for c in codes.group(1).split(",")] if codes else []
+    failed = [i + 1 for i, c in enumerate(retcodes) if c != 0]
+    reasons = []
+    for line in text.splitlines():
+        line = line.strip()
+        if (line.startswith(("Exception:", "Rejecting", "Initialization", "Error")) or "failed" in line) and line not in reasons:
+            reasons.append(line)
+    head = f"CmdStan failed in chain(s) {failed} (exit codes {retcodes})" if failed else "CmdStan sampling failed"
+    if any(c < 0 for c in retcodes):
+        head += "; a negative exit code means the process was killed by a signal"
+    why = "\n  ".join(reasons[:3]) or text.strip().splitlines()[0]
+    return f"{head}:\n  {why}\nCmdStan's output files (CSV and console logs) are kept in {run_dir}"
 
 
 class _CmdStanConverter:
@@ -304,9 +323,15 @@ class Fit:
         diag = self.diagnose(ess_min=min(400.0, 0.1 * total))
         for msg in diag.messages:
             self.warnings.append(msg)
-            warnings.warn(msg, SamplingWarning, stacklevel=3)
+            warnings.warn(msg, SamplingWarning, stacklevel=4)
         if self.run_dir is not None:
             log.info("hbstan: CmdStan output in %s", self.run_dir)
+
+    def save(self, run_dir: "str | os.PathLike[str]", *, figures: bool = True, overwrite: bool = False) -> Path:
+        """Save this fit as a run directory (see :func:`hbstan.io.save_fit`); read it back with :func:`hbstan.load`."""
+        from .io import save_fit
+
+        return save_fit(self, run_dir, figures=figures, overwrite=overwrite)
 
     # ------------------------------------------------------------------ prediction
     def predict(

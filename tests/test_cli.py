@@ -1,0 +1,311 @@
+"""The ``hbstan`` command line, driven as a user would: ``python -m hbstan ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hbstan import cli, io
+
+ROOT = Path(__file__).resolve().parents[1]
+FORMULA = "log_radon ~ 1 + floor + (1 | county)"
+SAMPLER = ["--chains", "2", "--draws", "200", "--warmup", "200", "--seed", "7"]
+COMMANDS = ["render", "compile", "fit", "summary", "diagnose", "predict", "compare-pymc", "compare-pooling",
+            "install-cmdstan", "demo"]
+
+
+def hbstan(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hbstan ARGS``; stdout and stderr captured as text."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "hbstan", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def assert_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit code 1, one line ``hbstan: error: ...`` naming the problem, no traceback."""
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("hbstan: error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory: pytest.TempPathFactory, radon: pd.DataFrame) -> Path:
+    path = tmp_path_factory.mktemp("data") / "radon.csv"
+    radon.iloc[:300].to_csv(path, index=False)
+    return path
+
+
+# ------------------------------------------------------------------------------ usage, help
+def test_help_and_usage_errors() -> None:
+    proc = hbstan("--help")
+    assert proc.returncode == 0
+    for command in COMMANDS:
+        assert command in proc.stdout
+    assert hbstan().returncode == 2  # no command
+    proc = hbstan("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: hbstan {command}" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(csv: Path, tmp_path: Path) -> None:
+    proc = hbstan("fit", FORMULA, "--data", csv)  # no --out
+    assert proc.returncode == 2 and "--out" in proc.stderr
+    proc = hbstan("render", "--data", csv)  # no formula
+    assert proc.returncode == 2 and "FORMULA" in proc.stderr
+    proc = hbstan("render", FORMULA)  # no data
+    assert proc.returncode == 2 and "--data" in proc.stderr
+    proc = hbstan("fit", FORMULA, "--data", csv, "--out", tmp_path, "--chains", "two")
+    assert proc.returncode == 2 and "invalid int value" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------ render
+def test_render_needs_no_cmdstan(csv: Path) -> None:
+    proc = hbstan("render", FORMULA, "--data", csv, "--group-predictor", "county=log_uppm",
+                  env={"CMDSTAN": "/nonexistent/cmdstan"})
+    assert proc.returncode == 0, proc.stderr
+    assert "data {" in proc.stdout and "model {" in proc.stdout
+    assert "county" not in proc.stdout.split("*/")[-1].split("data {", 1)[1]  # no user strings in code
+
+
+def test_render_from_a_spec_file(csv: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    rel = os.path.relpath(csv, tmp_path)
+    spec.write_text(
+        f'formula = "{FORMULA}"\ndata = "{rel}"\npooling = "hierarchical"\n'
+        '[group_predictors]\ncounty = ["log_uppm"]\n'
+        '[priors]\nIntercept = "Normal(0, 10)"\nsd = "HalfCauchy(1)"\n'
+    )
+    from_spec = hbstan("render", "--spec", spec, cwd=ROOT)  # data path relative to the spec file
+    direct = hbstan("render", FORMULA, "--data", csv, "--pooling", "hierarchical", "--group-predictor",
+                    "county=log_uppm", "--prior", "Intercept=Normal(0, 10)", "--prior", "sd=HalfCauchy(1)")
+    assert from_spec.returncode == 0, from_spec.stderr
+    assert from_spec.stdout == direct.stdout
+    assert "cauchy" in from_spec.stdout
+
+
+# --------------------------------------------------------------------------------- bad input
+def test_missing_column(csv: Path) -> None:
+    assert_error(hbstan("render", "log_radon ~ floor + (1 | cnty)", "--data", csv), "'cnty'", "county")
+    assert_error(hbstan("render", "log_radon ~ flor", "--data", csv), "'flor'")
+
+
+def test_unreadable_csv(tmp_path: Path) -> None:
+    assert_error(hbstan("render", FORMULA, "--data", tmp_path / "nope.csv"), "nope.csv", "does not exist")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert_error(hbstan("render", FORMULA, "--data", binary), "cannot read", "binary.csv")
+    assert_error(hbstan("render", FORMULA, "--data", tmp_path), "is a directory")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert_error(hbstan("render", FORMULA, "--data", empty), "empty.csv")
+
+
+def test_bad_options(csv: Path, tmp_path: Path) -> None:
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--family", "gamma"), "unknown family 'gamma'", "poisson")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--pooling", "partial"), "unknown pooling 'partial'")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--prior", "Intercept=Normal(0, -1)"), "Intercept", "positive")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--prior", "Intercept=eval('1')"), "unknown prior family 'eval'")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--prior", "Intercep=Normal(0, 1)"), "unknown prior name 'Intercep'")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--group-predictor", "log_uppm"), "GROUP", "log_uppm")
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f'formula = "{FORMULA}"\ndata = "{csv}"\nfamly = "gaussian"\n')
+    assert_error(hbstan("render", "--spec", spec), "unknown key 'famly'")
+    assert_error(hbstan("render", "--spec", tmp_path / "missing.toml"), "missing.toml", "does not exist")
+    assert_error(hbstan("fit", FORMULA, "--data", csv, "--out", tmp_path / "r", "--chains", "0"), "--chains", "at least 1")
+
+
+def test_existing_run_dir_is_refused(csv: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "idata.nc").write_text("an old run")
+    proc = hbstan("fit", FORMULA, "--data", csv, "--out", run, *SAMPLER)  # refused before sampling
+    assert_error(proc, str(run), "already exists", "--overwrite")
+    assert (run / "idata.nc").read_text() == "an old run"
+    assert_error(hbstan("compile", FORMULA, "--data", csv, "--out", run), "--overwrite")
+
+
+def test_not_a_run_dir(tmp_path: Path) -> None:
+    assert_error(hbstan("summary", tmp_path), "not an hbstan run directory")
+    assert_error(hbstan("diagnose", tmp_path / "missing"), "does not exist")
+    assert_error(hbstan("predict", tmp_path, "--data", tmp_path / "x.csv"), "not an hbstan run directory")
+
+
+# --------------------------------------------------------------------- comparison commands
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.skipif(_importable("hbstan.compare") and _importable("hbstan.pooling"), reason="compare modules exist")
+def test_compare_commands_without_their_modules(csv: Path) -> None:
+    if not _importable("hbstan.compare"):
+        assert_error(hbstan("compare-pymc", FORMULA, "--data", csv), "hbstan.compare", "pymc")
+    if not _importable("hbstan.pooling"):
+        assert_error(hbstan("compare-pooling", FORMULA, "--data", csv), "hbstan.pooling")
+
+
+class _Table:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def to_markdown(self) -> str:
+        return self.text
+
+
+def test_compare_commands_call_the_compare_modules(
+    csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: dict[str, tuple] = {}
+
+    def compare_backends(model, *, chains, draws, seed):  # type: ignore[no-untyped-def]
+        calls["backends"] = (model, chains, draws, seed)
+        return _Table("| backend table |")
+
+    def compare_pooling(formula, data, family="gaussian"):  # type: ignore[no-untyped-def]
+        calls["pooling"] = (formula, data, family)
+        return pd.DataFrame({"elpd_loo": [-1.0, -2.0]}, index=["hierarchical", "pooled"])
+
+    monkeypatch.setitem(sys.modules, "hbstan.compare", types.SimpleNamespace(compare_backends=compare_backends))
+    monkeypatch.setitem(sys.modules, "hbstan.pooling", types.SimpleNamespace(compare_pooling=compare_pooling))
+    assert cli.main(["compare-pymc", FORMULA, "--data", str(csv), "--chains", "2", "--draws", "50", "--seed", "3"]) == 0
+    model, chains, draws, seed = calls["backends"]
+    assert model.formula == FORMULA and (chains, draws, seed) == (2, 50, 3)
+    assert "| backend table |" in capsys.readouterr().out
+    assert cli.main(["compare-pooling", FORMULA, "--data", str(csv), "--family", "gaussian"]) == 0
+    formula, data, family = calls["pooling"]
+    assert formula == FORMULA and family == "gaussian" and len(data) == 300
+    assert "hierarchical" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------ with CmdStan
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, csv: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    proc = hbstan("fit", FORMULA, "--data", csv, "--group-predictor", "county=log_uppm", "--prior",
+                  "Intercept=Normal(0, 10)", *SAMPLER, "--out", out)
+    return out, proc
+
+
+@pytest.mark.cmdstan
+def test_fit_writes_a_run_directory(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, proc = run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "compiled model" in proc.stderr  # cache hit or miss is reported
+    assert "log_uppm" in proc.stdout and "run saved in" in proc.stdout
+    for name in ["spec.toml", "data.csv", "model.stan", "data.json", "idata.nc", "summary.csv",
+                 "diagnostics.json", "trace.png", "forest.png"]:
+        assert (out / name).is_file(), name
+    assert len(list((out / "cmdstan").glob("*.csv"))) == 2
+    fit = io.load(out)
+    assert fit.settings["seed"] == 7 and fit.settings["chains"] == 2
+    assert fit.model.priors["Intercept"] == io.parse_prior("Normal(0, 10)")
+    assert fit.idata.posterior.sizes["draw"] == 200
+
+
+@pytest.mark.cmdstan
+def test_summary_and_diagnose(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = run
+    proc = hbstan("summary", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "1|county[county_001]" in proc.stdout and "r_hat" in proc.stdout
+    proc = hbstan("summary", out, "--var", "sigma", "--var", "log_uppm")
+    assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) == 3
+    assert_error(hbstan("summary", out, "--var", "sigmaa"), "'sigmaa'")
+    proc = hbstan("diagnose", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "divergent transitions per chain" in proc.stdout and "R-hat" in proc.stdout
+
+
+@pytest.mark.cmdstan
+def test_predict_matches_the_python_api(run: tuple[Path, subprocess.CompletedProcess[str]], radon: pd.DataFrame,
+                                        tmp_path: Path) -> None:
+    out, _ = run
+    new = pd.concat([radon.iloc[:4], radon.iloc[700:703]]).drop(columns="log_radon")
+    new_csv = tmp_path / "new.csv"
+    new.to_csv(new_csv, index=False)
+    preds, draws_csv = tmp_path / "preds.csv", tmp_path / "draws.csv"
+    proc = hbstan("predict", out, "--data", new_csv, "--seed", "5", "--out", preds, "--draws-out", draws_csv)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(preds)
+    assert list(table.columns) == [*new.columns, "mean", "sd", "q5", "q95"]
+    expected = io.load(out).predict(new, seed=5)  # same seed: identical draws
+    flat = expected.values.reshape(-1, len(new))
+    np.testing.assert_allclose(table["mean"], flat.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(table["q95"], np.quantile(flat, 0.95, axis=0), rtol=1e-12)
+    assert (table["q5"] < table["mean"]).all() and (table["mean"] < table["q95"]).all()
+    draws = pd.read_csv(draws_csv)
+    assert draws.shape == (400, 2 + len(new))
+    np.testing.assert_array_equal(draws[[str(i) for i in range(len(new))]].to_numpy(), flat)
+    # stdout, kind=mean, and refusing to overwrite
+    proc = hbstan("predict", out, "--data", new_csv, "--kind", "mean", "--seed", "5")
+    assert proc.returncode == 0 and proc.stdout.startswith("county,floor,log_uppm,mean,sd,q5,q95")
+    assert_error(hbstan("predict", out, "--data", new_csv, "--out", preds), "already exists", "--overwrite")
+    new.drop(columns="floor").to_csv(new_csv, index=False)
+    assert_error(hbstan("predict", out, "--data", new_csv), "'floor'")
+
+
+@pytest.mark.cmdstan
+def test_spec_of_a_run_reproduces_it(run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    out, _ = run
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "summary.csv").write_text("stale")
+    (again / "notes.txt").write_text("mine")
+    proc = hbstan("fit", "--spec", out / "spec.toml", "--out", again, "--quiet")
+    assert_error(proc, "already exists")
+    proc = hbstan("fit", "--spec", out / "spec.toml", "--out", again, "--overwrite", "--quiet", "--no-figures")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # --quiet
+    assert (again / "notes.txt").read_text() == "mine"
+    assert (again / "summary.csv").read_text() != "stale"
+    a, b = io.load(out), io.load(again)
+    assert a.idata.posterior.equals(b.idata.posterior)  # same spec, data and seed (only created_at differs)
+    assert io.model_spec(a.model) == io.model_spec(b.model)
+    assert (out / "spec.toml").read_text() == (again / "spec.toml").read_text()
+
+
+@pytest.mark.cmdstan
+def test_compile_then_run_cmdstan_directly(csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compiled"
+    proc = hbstan("compile", FORMULA, "--data", csv, "--out", out, "--chains", "1", "--draws", "50",
+                  "--warmup", "50", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("model.stan", "model", "data.json", "spec.toml", "data.csv"):
+        assert (out / name).is_file(), name
+    assert os.access(out / "model", os.X_OK)
+    command = proc.stdout.strip().splitlines()[-1]
+    argv = shlex.split(command)
+    assert argv[0] == str((out / "model").resolve()) and "sample" in argv
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    draws = pd.read_csv(out / "output.csv", comment="#")
+    assert len(draws) == 50 and "b_Intercept" in draws.columns
+    assert json.loads((out / "data.json").read_text())["N"] == 300
