@@ -52,14 +52,22 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    code = model.stan_code
-    cm = compiled_model(code)
+    threads = opts.pop("threads_per_chain") or 1
+    grainsize = opts.pop("grainsize")
+    use_threads = threads > 1 and not model.suff_stats
+    code = model.program(threads=use_threads)
+    cpp = {"STAN_THREADS": True} if use_threads else None
+    cm = compiled_model(code, cpp_options=cpp)
     timings["compile"] = time.perf_counter() - t0
-    run_dir = new_run_dir(program_hash(code), opts.pop("output_dir"))
+    run_dir = new_run_dir(program_hash(code, cpp), opts.pop("output_dir"))
     (run_dir / "model.stan").write_text(code)
     prior_only = opts.pop("prior_only")
     data_file = run_dir / "data.json"
-    cmdstanpy.write_stan_json(str(data_file), model.stan_data_for(prior_only=prior_only))
+    cmdstanpy.write_stan_json(
+        str(data_file), model.stan_data_for(prior_only=prior_only, threads=use_threads, grainsize=grainsize)
+    )
+    if use_threads:
+        opts["threads_per_chain"] = threads
     chains = opts.pop("chains")
     parallel = opts.pop("parallel_chains") or min(chains, os.cpu_count() or 1)
     settings = {
@@ -72,6 +80,12 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
         "prior_only": prior_only,
     }
     t1 = time.perf_counter()
+    # CmdStan's non-fatal warmup messages (e.g. a rejected proposal) are noise here: hbstan
+    # runs its own diagnostics after sampling and warns about what matters.
+    quiet = logging.getLogger("cmdstanpy")
+    old_level = quiet.level
+    if not log.isEnabledFor(logging.DEBUG):
+        quiet.setLevel(logging.ERROR)
     try:
         mcmc = cm.sample(
             data=str(data_file),
@@ -92,6 +106,8 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
         raise
     except (RuntimeError, ValueError) as err:
         raise SamplingError(_failure_message(str(err), run_dir)) from None
+    finally:
+        quiet.setLevel(old_level)
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     fit = Fit(model, _CmdStanConverter(model, mcmc).to_inference_data(), run_dir=run_dir, settings=settings)

@@ -45,6 +45,44 @@ def _sd(x: np.ndarray) -> float:
     return float(np.std(x)) if x.size > 1 else 0.0
 
 
+def auto_centered(model: "Model", blk: Block) -> bool:
+    """Whether a varying term is better centered, judged from the data.
+
+    Centered parameterizations sample well when each group's data pin its effect down better
+    than the population distribution does; non-centered ones when the data are weak (the
+    funnel). hbstan estimates the ratio kappa = n_j * tau^2 / s_e^2 at the median group size
+    n_j, with s_e^2 the residual variance of a pooled least-squares fit (the working variance
+    1/(p(1-p)) or 1/mean for logit and log links) and tau^2 the between-group variance of
+    those residuals (method of moments, at least 1% of s_e^2), and centers when kappa > 1.
+    """
+    d = model.design
+    sizes = np.bincount(blk.index, minlength=blk.J)
+    n_med = float(np.median(sizes[sizes > 0]))
+    y = d.y
+    fam = model.family
+    if fam == "gaussian":
+        cols = [np.ones(d.N), d.X]
+        if blk.U is not None:
+            cols.append(blk.U[blk.index])
+        A = np.column_stack(cols)
+        coef, *_ = np.linalg.lstsq(A, y - model._offset, rcond=None)
+        resid = y - model._offset - A @ coef
+        s_e2 = float(np.var(resid)) or 1.0
+        means = np.bincount(blk.index, weights=resid, minlength=blk.J) / np.maximum(sizes, 1)
+        tau2 = max(float(np.var(means[sizes > 0])) - s_e2 / n_med, 0.01 * s_e2)
+    else:
+        if fam == "bernoulli":
+            p = float(np.clip(np.mean(y), 0.01, 0.99))
+            s_e2 = 1.0 / (p * (1 - p))
+        elif fam == "binomial":
+            p = float(np.clip(np.sum(y) / max(np.sum(model._trials), 1), 0.01, 0.99))
+            s_e2 = 1.0 / (float(np.mean(model._trials)) * p * (1 - p))
+        else:
+            s_e2 = 1.0 / max(float(np.mean(y)), 0.01)
+        tau2 = 0.25  # a typical between-group SD of 0.5 on the link scale
+    return bool(n_med * tau2 / s_e2 > 1.0)
+
+
 class Model:
     """A Bayesian (multilevel) regression model, rendered to Stan.
 
@@ -77,8 +115,14 @@ class Model:
         Binomial trials: a column name or values (or use ``trials()`` in the formula).
     offset, exposure : str or array, optional
         Offset added to the linear predictor, or exposure whose log is added (poisson).
-    centered : bool or dict, default False
-        Centered parameterization of the group effects (all terms, or per grouping factor).
+    centered : bool, "auto" or dict, default "auto"
+        Centered parameterization of the group effects (True), non-centered (False), or chosen
+        per term from the data ("auto": centered where the groups hold enough data to pin
+        their effects down, see :func:`auto_centered`); a dict sets it per grouping factor.
+    suff_stats : bool or "auto", default "auto"
+        Gaussian models with at most one grouping term: evaluate the likelihood from per-group
+        sufficient statistics, so a gradient costs O(groups) instead of O(rows). "auto" uses
+        them when there are at least two rows per group on average.
     dropna : bool, default False
         Drop rows with missing values in the model's columns (reported in the log) instead of
         raising an error.
@@ -97,7 +141,8 @@ class Model:
         trials: Any = None,
         offset: Any = None,
         exposure: Any = None,
-        centered: bool | Mapping[str, bool] = False,
+        centered: bool | str | Mapping[str, bool | str] = "auto",
+        suff_stats: bool | str = "auto",
         dropna: bool = False,
     ) -> None:
         if family not in FAMILIES:
@@ -131,7 +176,14 @@ class Model:
                     "hierarchical design needs at least 2 groups; use pooling='pooled' or drop "
                     "the group term"
                 )
-            blk.centered = bool(centered.get(blk.factor, False)) if isinstance(centered, Mapping) else bool(centered)
+            choice = centered.get(blk.factor, "auto") if isinstance(centered, Mapping) else centered
+            if choice not in (True, False, "auto"):
+                raise ValueError(f"centered must be True, False or 'auto' (per factor in a dict), got {choice!r}")
+            blk.centered = False
+        if suff_stats not in (True, False, "auto"):
+            raise ValueError(f"suff_stats must be True, False or 'auto', got {suff_stats!r}")
+        self._suff_option = suff_stats
+        self._centered_option = centered
         # column names of per-row quantities, looked up again in new data by predict()
         self._options = {
             k: v
@@ -154,9 +206,23 @@ class Model:
         self._offset = off if off is not None else np.zeros(self.design.N)
         self._check_response()
         self._check_predictors()
+        for blk in self.design.blocks:
+            opt = centered.get(blk.factor, "auto") if isinstance(centered, Mapping) else centered
+            if blk.pooling == "unpooled":
+                blk.centered = False
+            elif opt == "auto":
+                blk.centered = auto_centered(self, blk)
+            else:
+                blk.centered = bool(opt)
+        self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
+        if self.suff_stats and not self._suff_eligible(strict=True):
+            raise ValueError(
+                "suff_stats=True needs family='gaussian' and at most one grouping term; "
+                f"this model has family={family!r} and {len(self.design.blocks)} grouping terms"
+            )
         self._params = self._param_table()
         self.priors = self._resolve_priors(dict(priors or {}))
-        self._code: str | None = None
+        self._code: dict[bool, str] | None = None
 
     # ------------------------------------------------------------------ input checks
     def _check_missing(
@@ -458,7 +524,68 @@ class Model:
             keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
         return keys
 
-    def _structure(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _suff_eligible(self, strict: bool = False) -> bool:
+        d = self.design
+        if self.family != "gaussian" or len(d.blocks) > 1:
+            return False
+        cells = d.blocks[0].J if d.blocks else 1
+        return strict or d.N >= 2 * cells
+
+    def _suff_columns(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+        """Distinct columns W of [1, X, Z] and the maps from X and Z columns onto them."""
+        d = self.design
+        cols: list[np.ndarray] = []
+        one_col = 0
+        if d.has_intercept or any(b.has_intercept for b in d.blocks):
+            cols.append(np.ones(d.N))
+            one_col = 1
+
+        def place(v: np.ndarray) -> int:
+            for k, c in enumerate(cols):
+                if np.array_equal(c, v):
+                    return k
+            cols.append(v)
+            return len(cols) - 1
+
+        Ax = np.zeros((d.K, 0))
+        x_pos = [place(d.X[:, k]) for k in range(d.K)]
+        z_pos = [[place(b.Z[:, m]) for m in range(b.M)] for b in d.blocks]
+        P = len(cols)
+        Ax = np.zeros((d.K, P))
+        for k, p in enumerate(x_pos):
+            Ax[k, p] = 1.0
+        Azs = []
+        for b, pos in zip(d.blocks, z_pos):
+            Az = np.zeros((b.M, P))
+            for m, p in enumerate(pos):
+                Az[m, p] = 1.0
+            Azs.append(Az)
+        return np.column_stack(cols) if cols else np.zeros((d.N, 0)), Ax, Azs, one_col
+
+    def _suff_data(self) -> dict[str, Any]:
+        d = self.design
+        W, Ax, Azs, one_col = self._suff_columns()
+        P = W.shape[1]
+        if P == 0:
+            raise ValueError("sufficient statistics need at least one predictor column; use suff_stats=False")
+        cell = d.blocks[0].index if d.blocks else np.zeros(d.N, dtype=int)
+        S = d.blocks[0].J if d.blocks else 1
+        ys = d.y - self._offset
+        center = float(np.mean(ys)) if one_col else 0.0
+        ys = ys - center
+        yy = np.bincount(cell, weights=ys * ys, minlength=S)
+        Wy = np.column_stack([np.bincount(cell, weights=W[:, p] * ys, minlength=S) for p in range(P)])
+        WW = np.column_stack(
+            [np.bincount(cell, weights=W[:, p] * W[:, q], minlength=S) for p in range(P) for q in range(p, P)]
+        )
+        out: dict[str, Any] = {"S": S, "P": P, "Ax": Ax, "ycenter": center, "yy": yy, "Wy": Wy, "WW": WW}
+        if Azs:
+            out["Az"] = Azs[0]
+        if one_col:
+            out["one_col"] = one_col
+        return out
+
+    def _structure(self, threads: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         """Template context (structure only) and prior hyperparameter data."""
         d = self.design
         hyper: dict[str, Any] = {}
@@ -477,6 +604,9 @@ class Model:
             "link": self.link,
             "known_sigma": self.known_sigma is not None,
             "has_intercept": d.has_intercept,
+            "suff": self.suff_stats,
+            "suff_ones": self.suff_stats and (d.has_intercept or any(b.has_intercept for b in d.blocks)),
+            "threads": threads,
             "priors": {},
             "blocks": [],
         }
@@ -516,15 +646,21 @@ class Model:
     @property
     def stan_code(self) -> str:
         """The rendered Stan program (no user string appears in it)."""
-        if self._code is None:
-            ctx, _ = self._structure()
-            self._code = render_program(ctx)
-        return self._code
+        return self.program()
 
-    def stan_data_for(self, *, prior_only: bool = False) -> dict[str, Any]:
+    def program(self, *, threads: bool = False) -> str:
+        """The Stan program; ``threads=True`` renders the reduce_sum variant."""
+        if self._code is None:
+            self._code = {}
+        if threads not in self._code:
+            ctx, _ = self._structure(threads)
+            self._code[threads] = render_program(ctx)
+        return self._code[threads]
+
+    def stan_data_for(self, *, prior_only: bool = False, threads: bool = False, grainsize: int = 1) -> dict[str, Any]:
         """The data dict handed to CmdStan."""
         d = self.design
-        _, hyper = self._structure()
+        _, hyper = self._structure(threads)
         data: dict[str, Any] = {"N": d.N}
         if self.family == "gaussian":
             data["y"] = d.y
@@ -543,6 +679,10 @@ class Model:
             if blk.U is not None:
                 data[f"P_{i}"] = blk.U.shape[1]
                 data[f"U_{i}"] = blk.U
+        if self.suff_stats:
+            data.update(self._suff_data())
+        if threads:
+            data["grainsize"] = int(grainsize)
         data.update(hyper)
         data["prior_only"] = int(prior_only)
         return data
@@ -579,6 +719,8 @@ class Model:
         parallel_chains: int | None = None,
         show_progress: bool = False,
         inits: Any = None,
+        threads_per_chain: int | None = None,
+        grainsize: int = 1,
         **kwargs: Any,
     ) -> "Fit":
         """Sample the posterior with CmdStan's NUTS and return a :class:`~hbstan.Fit`.
@@ -598,6 +740,12 @@ class Model:
             Ignore the likelihood: draws from the prior and the prior predictive.
         output_dir : str, optional
             Run directory for CmdStan's CSV files (default: a new one under hbstan's cache).
+        threads_per_chain : int, optional
+            Above 1, the likelihood is split over rows with ``reduce_sum`` and evaluated by
+            that many threads per chain (a separately compiled, threaded program). Not used
+            with Gaussian sufficient statistics, whose cost does not grow with the rows.
+        grainsize : int, default 1
+            Rows per ``reduce_sum`` task (1 lets the scheduler choose).
         """
         from .fit import run_stan
 
@@ -614,6 +762,8 @@ class Model:
             parallel_chains=parallel_chains,
             show_progress=show_progress,
             inits=inits,
+            threads_per_chain=threads_per_chain,
+            grainsize=grainsize,
             **kwargs,
         )
 

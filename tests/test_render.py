@@ -95,13 +95,19 @@ def _programs() -> dict[str, str]:
     out = {}
     for kw in grid():
         kw = dict(kw)
-        code = hbstan.Model(kw.pop("formula"), data=df, **kw).stan_code
-        out[code] = repr(kw)
+        formula = kw.pop("formula")
+        m = hbstan.Model(formula, data=df, **kw)
+        variants = [m]
+        if m.suff_stats:  # the same model with the row-by-row GLM likelihood
+            variants.append(hbstan.Model(formula, data=df, suff_stats=False, **kw))
+        for v in variants:
+            out[v.stan_code] = f"{formula} {kw} suff={v.suff_stats}"
+            out[v.program(threads=True)] = f"{formula} {kw} suff={v.suff_stats} threads"
     return out
 
 
 def test_grid_has_many_distinct_programs() -> None:
-    assert len(_programs()) >= 40
+    assert len(_programs()) >= 80
 
 
 @pytest.mark.cmdstan

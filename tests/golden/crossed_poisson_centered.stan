@@ -55,10 +55,10 @@ transformed parameters {
 model {
   // likelihood
   if (!prior_only) {
-    vector[N] mu = offsets + Intercept + Xc * b;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    mu += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2
-    target += poisson_log_lupmf(y | mu);
+    vector[N] eta = offsets + Intercept;
+    eta += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    eta += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2
+    target += poisson_log_glm_lupmf(y | Xc, eta, b);
   }
   // priors
   target += normal_lpdf(Intercept | prior_Intercept_loc, prior_Intercept_scale);
@@ -79,9 +79,10 @@ generated quantities {
   vector[N] log_lik;  // pointwise log-likelihood, for LOO
   array[N] int y_rep;  // replicated data
   {
-    vector[N] mu = offsets + Intercept + Xc * b;
+    vector[N] mu = offsets + Intercept;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
     mu += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2
+    mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = poisson_log_lpmf(y[n] | mu[n]);
     }

@@ -15,6 +15,16 @@ data {
   matrix[N, M_1] Z_1;  // predictors of the varying effects
   int<lower=1> P_1;  // number of group-level predictors
   matrix[J_1, P_1] U_1;  // group-level predictors (one row per group)
+  // sufficient statistics of the Gaussian likelihood, per cell (group of term 1, or one cell)
+  int<lower=1> S;  // number of cells
+  int<lower=1> P;  // distinct predictor columns (intercept, X and varying-effect columns merged)
+  matrix[K, P] Ax;  // which column carries each population-level predictor
+  matrix[M_1, P] Az;  // which column carries each varying effect
+  int<lower=1, upper=P> one_col;  // the column of ones
+  real ycenter;  // constant subtracted from y - offsets before the statistics
+  vector[S] yy;  // sum of squared centered responses per cell
+  matrix[S, P] Wy;  // predictor-response cross-products per cell
+  matrix[S, (P * (P + 1)) %/% 2] WW;  // predictor cross-products per cell (upper triangle, row by row)
   // prior hyperparameters
   real prior_Intercept_loc;  // Normal prior loc: intercept at the predictors' means
   real prior_Intercept_scale;  // Normal prior scale: intercept at the predictors' means
@@ -60,10 +70,21 @@ transformed parameters {
 model {
   // likelihood
   if (!prior_only) {
-    vector[N] mu = offsets + Intercept + Xc * b;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    mu += (Uc_1 * gamma_1)[g_1];  // group-level predictors of term 1
-    target += normal_lupdf(y | mu, sigma);
+    vector[J_1] Ug_1 = Uc_1 * gamma_1;  // group-level predictors' part of each group mean
+    // Gaussian likelihood from the cells' sufficient statistics: the cost of a gradient
+    // grows with the number of cells, not of rows (log_lik below still uses every row)
+    matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
+    Theta += r_1 * Az;
+    Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter + Ug_1;
+    real ss = sum(yy) - 2 * sum(Wy .* Theta);  // residual sum of squares, expanded
+    int k = 1;
+    for (p in 1:P) {
+      for (q in p:P) {
+        ss += (p == q ? 1 : 2) * dot_product(WW[, k], Theta[, p] .* Theta[, q]);
+        k += 1;
+      }
+    }
+    target += -N * log(sigma) - 0.5 * ss / square(sigma);
   }
   // priors
   target += normal_lpdf(Intercept | prior_Intercept_loc, prior_Intercept_scale);
@@ -80,9 +101,11 @@ generated quantities {
   vector[N] log_lik;  // pointwise log-likelihood, for LOO
   array[N] real y_rep;  // replicated data
   {
-    vector[N] mu = offsets + Intercept + Xc * b;
+    vector[J_1] Ug_1 = Uc_1 * gamma_1;  // group-level predictors' part of each group mean
+    vector[N] mu = offsets + Intercept;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    mu += (Uc_1 * gamma_1)[g_1];  // group-level predictors of term 1
+    mu += Ug_1[g_1];  // group-level predictors of term 1
+    mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = normal_lpdf(y[n] | mu[n], sigma);
     }

@@ -8,6 +8,15 @@ data {
   int<lower=0> K;  // number of population-level predictors (intercept excluded)
   matrix[N, K] X;  // population-level design matrix
   vector[N] offsets;  // offset of the linear predictor (zero if none)
+  // sufficient statistics of the Gaussian likelihood, per cell (group of term 1, or one cell)
+  int<lower=1> S;  // number of cells
+  int<lower=1> P;  // distinct predictor columns (intercept, X and varying-effect columns merged)
+  matrix[K, P] Ax;  // which column carries each population-level predictor
+  int<lower=1, upper=P> one_col;  // the column of ones
+  real ycenter;  // constant subtracted from y - offsets before the statistics
+  vector[S] yy;  // sum of squared centered responses per cell
+  matrix[S, P] Wy;  // predictor-response cross-products per cell
+  matrix[S, (P * (P + 1)) %/% 2] WW;  // predictor cross-products per cell (upper triangle, row by row)
   // prior hyperparameters
   real prior_Intercept_loc;  // Normal prior loc: intercept at the predictors' means
   real prior_Intercept_scale;  // Normal prior scale: intercept at the predictors' means
@@ -39,8 +48,19 @@ transformed parameters {
 model {
   // likelihood
   if (!prior_only) {
-    vector[N] mu = offsets + Intercept + Xc * b;
-    target += normal_lupdf(y | mu, sigma);
+    // Gaussian likelihood from the cells' sufficient statistics: the cost of a gradient
+    // grows with the number of cells, not of rows (log_lik below still uses every row)
+    matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
+    Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter;
+    real ss = sum(yy) - 2 * sum(Wy .* Theta);  // residual sum of squares, expanded
+    int k = 1;
+    for (p in 1:P) {
+      for (q in p:P) {
+        ss += (p == q ? 1 : 2) * dot_product(WW[, k], Theta[, p] .* Theta[, q]);
+        k += 1;
+      }
+    }
+    target += -N * log(sigma) - 0.5 * ss / square(sigma);
   }
   // priors
   target += normal_lpdf(Intercept | prior_Intercept_loc, prior_Intercept_scale);
@@ -54,7 +74,8 @@ generated quantities {
   vector[N] log_lik;  // pointwise log-likelihood, for LOO
   array[N] real y_rep;  // replicated data
   {
-    vector[N] mu = offsets + Intercept + Xc * b;
+    vector[N] mu = offsets + Intercept;
+    mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = normal_lpdf(y[n] | mu[n], sigma);
     }

@@ -37,9 +37,9 @@ transformed parameters {
 model {
   // likelihood
   if (!prior_only) {
-    vector[N] mu = offsets + Xc * b;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    target += bernoulli_logit_lupmf(y | mu);
+    vector[N] eta = offsets;
+    eta += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    target += bernoulli_logit_glm_lupmf(y | Xc, eta, b);
   }
   // priors
   target += normal_lpdf(b | prior_b_loc, prior_b_scale);
@@ -52,8 +52,9 @@ generated quantities {
   vector[N] log_lik;  // pointwise log-likelihood, for LOO
   array[N] int y_rep;  // replicated data
   {
-    vector[N] mu = offsets + Xc * b;
+    vector[N] mu = offsets;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = bernoulli_logit_lpmf(y[n] | mu[n]);
     }
