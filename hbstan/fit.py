@@ -62,9 +62,15 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     run_dir = new_run_dir(program_hash(code, cpp), opts.pop("output_dir"))
     (run_dir / "model.stan").write_text(code)
     prior_only = opts.pop("prior_only")
+    pointwise = opts.pop("pointwise")
+    if pointwise not in ("python", "stan", False):
+        raise ValueError(f"pointwise must be 'python', 'stan' or False, got {pointwise!r}")
     data_file = run_dir / "data.json"
     cmdstanpy.write_stan_json(
-        str(data_file), model.stan_data_for(prior_only=prior_only, threads=use_threads, grainsize=grainsize)
+        str(data_file),
+        model.stan_data_for(
+            prior_only=prior_only, threads=use_threads, grainsize=grainsize, pointwise=pointwise == "stan"
+        ),
     )
     if use_threads:
         opts["threads_per_chain"] = threads
@@ -110,7 +116,9 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
         quiet.setLevel(old_level)
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    fit = Fit(model, _CmdStanConverter(model, mcmc).to_inference_data(), run_dir=run_dir, settings=settings)
+    settings["pointwise"] = pointwise
+    idata = _CmdStanConverter(model, mcmc).to_inference_data(pointwise, settings["seed"])
+    fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
     timings["convert"] = time.perf_counter() - t2
     fit.timings = timings
@@ -154,7 +162,7 @@ class _CmdStanConverter:
     def posterior(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
         return params_from_stan(self.model, self._var)
 
-    def to_inference_data(self) -> "az.InferenceData":
+    def to_inference_data(self, pointwise: str | bool = "stan", seed: int | None = None) -> "az.InferenceData":
         import arviz as az
 
         post, dims, coords = self.posterior()
@@ -171,10 +179,17 @@ class _CmdStanConverter:
             stats[az_name] = v.astype(bool) if az_name == "diverging" else v
         stats["tree_depth"] = stats["tree_depth"].astype(int)
         stats["n_steps"] = stats["n_steps"].astype(int)
+        groups: dict[str, Any] = {}
+        if pointwise == "stan":
+            groups = {"posterior_predictive": {resp: self._var("y_rep")}, "log_likelihood": {"log_lik": self._var("log_lik")}}
+        elif pointwise == "python":
+            from .pointwise import log_lik_and_y_rep
+
+            ll, rep = log_lik_and_y_rep(m, post, np.random.default_rng(seed))
+            groups = {"posterior_predictive": {resp: rep}, "log_likelihood": {"log_lik": ll}}
         return az.from_dict(
             posterior=post,
-            posterior_predictive={resp: self._var("y_rep")},
-            log_likelihood={"log_lik": self._var("log_lik")},
+            **groups,
             observed_data={resp: m.design.y},
             sample_stats=stats,
             coords=coords,
@@ -280,8 +295,20 @@ class Fit:
 
         return az.summary(self.idata, var_names=var_names, **kwargs)
 
-    def diagnose(self, *, ess_min: float = 400.0, rhat_max: float = 1.01) -> Diagnostics:
-        """Check divergences, tree depth, E-BFMI, R-hat and ESS, and say what to do."""
+    def diagnose(
+        self, *, ess_min: float = 400.0, rhat_max: float = 1.01, var_names: list[str] | None = None
+    ) -> Diagnostics:
+        """Check divergences, tree depth, E-BFMI, R-hat and ESS, and say what to do.
+
+        Parameters
+        ----------
+        ess_min : float, default 400
+            Bulk and tail ESS below this are reported.
+        rhat_max : float, default 1.01
+            R-hat (ArviZ's rank-normalized split R-hat) above this is reported.
+        var_names : list of str, optional
+            Posterior variables whose R-hat and ESS are checked (default: all).
+        """
         import arviz as az
 
         ss = self.idata.sample_stats
@@ -291,18 +318,21 @@ class Fit:
         ebfmi = np.atleast_1d(az.bfmi(self.idata)).tolist()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rhat = az.rhat(self.idata)
-            ess_b = az.ess(self.idata, method="bulk")
-            ess_t = az.ess(self.idata, method="tail")
+            rhat = az.rhat(self.idata, var_names=var_names)
+            ess_b = az.ess(self.idata, method="bulk", var_names=var_names)
+            ess_t = az.ess(self.idata, method="tail", var_names=var_names)
         max_rhat, worst = 1.0, ""
         min_b = min_t = float("inf")
         for v in rhat.data_vars:
-            r = float(np.nanmax(rhat[v].values)) if rhat[v].size else 1.0
-            if r > max_rhat or not worst:
-                max_rhat, worst = max(r, max_rhat), v if r >= max_rhat else worst
-            if ess_b[v].size:
-                min_b = min(min_b, float(np.nanmin(ess_b[v].values)))
-                min_t = min(min_t, float(np.nanmin(ess_t[v].values)))
+            vals = rhat[v].values[np.isfinite(rhat[v].values)]  # constant entries give NaN
+            if vals.size and vals.max() > max_rhat:
+                max_rhat, worst = float(vals.max()), v
+            for arr, which in ((ess_b[v].values, "b"), (ess_t[v].values, "t")):
+                arr = arr[np.isfinite(arr)]
+                if arr.size and which == "b":
+                    min_b = min(min_b, float(arr.min()))
+                elif arr.size:
+                    min_t = min(min_t, float(arr.min()))
         msgs = []
         n_div = sum(div)
         if n_div:
@@ -335,8 +365,13 @@ class Fit:
         return Diagnostics(div, hits, mtd, ebfmi, max_rhat, min_b, min_t, worst, msgs)
 
     def _warn_if_unhealthy(self) -> None:
+        """Warn right after sampling. To keep this cheap, R-hat and ESS are checked on the
+        population-level quantities (coefficients, sigma, group SDs, correlations), where
+        sampling problems show first; ``fit.diagnose()`` checks every variable."""
         total = self.settings.get("chains", 1) * self.settings.get("draws", 0)
-        diag = self.diagnose(ess_min=min(400.0, 0.1 * total))
+        group_vars = {p.name for p in self.model._params if p.kind == "matrix_cols"}
+        names = [v for v in self.idata.posterior.data_vars if v not in group_vars]
+        diag = self.diagnose(ess_min=min(400.0, 0.1 * total), var_names=names or None)
         for msg in diag.messages:
             self.warnings.append(msg)
             warnings.warn(msg, SamplingWarning, stacklevel=4)

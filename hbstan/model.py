@@ -474,7 +474,9 @@ class Model:
                         classes[ename] = [f"{ename}[{lv}]" for lv in levels]
                     else:
                         classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
-        return {k: v for k, v in classes.items() if v}
+        # the class-wide keys are always accepted (a no-op where the design has no such term,
+        # e.g. "b" in an unpooled model whose slopes all vary by group)
+        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma")}
 
     def _resolve_priors(self, user: dict[str, Prior]) -> dict[str, Prior]:
         self._defaults = self._default_priors()
@@ -489,7 +491,7 @@ class Model:
                     f"prior for {key!r} must be an hbstan prior such as hbstan.Normal(0, 1), "
                     f"got {prior!r}"
                 )
-            targets = classes.get(key) or ([key] if key in pri else None)
+            targets = classes[key] if key in classes else ([key] if key in pri else None)
             if targets is None:
                 raise ValueError(f"unknown prior name {key!r}; valid names for this model: {valid}")
             for t in targets:
@@ -657,7 +659,9 @@ class Model:
             self._code[threads] = render_program(ctx)
         return self._code[threads]
 
-    def stan_data_for(self, *, prior_only: bool = False, threads: bool = False, grainsize: int = 1) -> dict[str, Any]:
+    def stan_data_for(
+        self, *, prior_only: bool = False, threads: bool = False, grainsize: int = 1, pointwise: bool = True
+    ) -> dict[str, Any]:
         """The data dict handed to CmdStan."""
         d = self.design
         _, hyper = self._structure(threads)
@@ -685,6 +689,7 @@ class Model:
             data["grainsize"] = int(grainsize)
         data.update(hyper)
         data["prior_only"] = int(prior_only)
+        data["pointwise"] = int(pointwise)
         return data
 
     @property
@@ -721,6 +726,7 @@ class Model:
         inits: Any = None,
         threads_per_chain: int | None = None,
         grainsize: int = 1,
+        pointwise: str | bool = "python",
         **kwargs: Any,
     ) -> "Fit":
         """Sample the posterior with CmdStan's NUTS and return a :class:`~hbstan.Fit`.
@@ -746,6 +752,11 @@ class Model:
             with Gaussian sufficient statistics, whose cost does not grow with the rows.
         grainsize : int, default 1
             Rows per ``reduce_sum`` task (1 lets the scheduler choose).
+        pointwise : {"python", "stan", False}, default "python"
+            Where the pointwise log-likelihood (``log_lik``, for LOO) and the replicated data
+            (posterior predictive) are computed: from the draws in NumPy (fast: CmdStan's
+            CSV files stay small), by the Stan program's generated quantities, or not at all
+            (for very large data).
         """
         from .fit import run_stan
 
@@ -764,6 +775,7 @@ class Model:
             inits=inits,
             threads_per_chain=threads_per_chain,
             grainsize=grainsize,
+            pointwise=pointwise,
             **kwargs,
         )
 

@@ -32,6 +32,7 @@ data {
   vector[M_1] prior_sd_1_scale;  // HalfNormal prior scale: SD of each varying effect
   real prior_L_1_eta;  // LKJ prior eta: correlations of the varying effects
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
+  int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
 }
 
 transformed data {
@@ -89,9 +90,9 @@ generated quantities {
   // intercept on the original (uncentered) scale of the predictors
   real b_Intercept = Intercept - dot_product(means_X, b);
   corr_matrix[M_1] Cor_1 = multiply_lower_tri_self_transpose(L_1);  // correlations of term 1
-  vector[N] log_lik;  // pointwise log-likelihood, for LOO
-  array[N] real y_rep;  // replicated data
-  {
+  vector[pointwise ? N : 0] log_lik;  // pointwise log-likelihood, for LOO
+  array[pointwise ? N : 0] real y_rep;  // replicated data
+  if (pointwise) {
     vector[N] mu = offsets + Intercept;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
     mu += Xc * b;

@@ -26,6 +26,7 @@ data {
   vector[M_1] prior_sd_1_scale;  // HalfNormal prior scale: SD of each varying effect
   vector[M_2] prior_sd_2_scale;  // HalfNormal prior scale: SD of each varying effect
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
+  int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
 }
 
 transformed data {
@@ -76,9 +77,9 @@ model {
 generated quantities {
   // intercept on the original (uncentered) scale of the predictors
   real b_Intercept = Intercept - dot_product(means_X, b);
-  vector[N] log_lik;  // pointwise log-likelihood, for LOO
-  array[N] int y_rep;  // replicated data
-  {
+  vector[pointwise ? N : 0] log_lik;  // pointwise log-likelihood, for LOO
+  array[pointwise ? N : 0] int y_rep;  // replicated data
+  if (pointwise) {
     vector[N] mu = offsets + Intercept;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
     mu += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2

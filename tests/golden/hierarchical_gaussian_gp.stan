@@ -35,6 +35,7 @@ data {
   vector[P_1] prior_gamma_1_loc;  // Normal prior loc: group-level coefficients
   vector[P_1] prior_gamma_1_scale;  // Normal prior scale: group-level coefficients
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
+  int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
 }
 
 transformed data {
@@ -98,9 +99,9 @@ model {
 generated quantities {
   // intercept on the original (uncentered) scale of the predictors
   real b_Intercept = Intercept - dot_product(means_X, b) - dot_product(means_U_1, gamma_1);
-  vector[N] log_lik;  // pointwise log-likelihood, for LOO
-  array[N] real y_rep;  // replicated data
-  {
+  vector[pointwise ? N : 0] log_lik;  // pointwise log-likelihood, for LOO
+  array[pointwise ? N : 0] real y_rep;  // replicated data
+  if (pointwise) {
     vector[J_1] Ug_1 = Uc_1 * gamma_1;  // group-level predictors' part of each group mean
     vector[N] mu = offsets + Intercept;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1

@@ -24,6 +24,7 @@ data {
   vector[K] prior_b_scale;  // Normal prior scale: population-level coefficients
   real prior_sigma_rate;  // Exponential prior rate: residual SD
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
+  int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
 }
 
 transformed data {
@@ -71,9 +72,9 @@ model {
 generated quantities {
   // intercept on the original (uncentered) scale of the predictors
   real b_Intercept = Intercept - dot_product(means_X, b);
-  vector[N] log_lik;  // pointwise log-likelihood, for LOO
-  array[N] real y_rep;  // replicated data
-  {
+  vector[pointwise ? N : 0] log_lik;  // pointwise log-likelihood, for LOO
+  array[pointwise ? N : 0] real y_rep;  // replicated data
+  if (pointwise) {
     vector[N] mu = offsets + Intercept;
     mu += Xc * b;
     for (n in 1:N) {

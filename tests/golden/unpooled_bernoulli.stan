@@ -19,6 +19,7 @@ data {
   vector[M_1] prior_r_1_loc;  // Normal prior loc: each group's effects
   vector[M_1] prior_r_1_scale;  // Normal prior scale: each group's effects
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
+  int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
 }
 
 transformed data {
@@ -49,9 +50,9 @@ model {
 }
 
 generated quantities {
-  vector[N] log_lik;  // pointwise log-likelihood, for LOO
-  array[N] int y_rep;  // replicated data
-  {
+  vector[pointwise ? N : 0] log_lik;  // pointwise log-likelihood, for LOO
+  array[pointwise ? N : 0] int y_rep;  // replicated data
+  if (pointwise) {
     vector[N] mu = offsets;
     mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
     mu += Xc * b;
