@@ -188,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_install)
 
+    p = sub.add_parser("precompile", help="compile the common model structures ahead of time")
+    p.add_argument("--family", action="append", dest="families", metavar="FAMILY",
+                   help="only this family (repeatable; default: all four)")
+    p.add_argument("--design", action="append", dest="designs", metavar="DESIGN",
+                   help="only this design (repeatable): pooled, intercept, intercept+gp, slopes, "
+                        "correlated, correlated+gp, unpooled")
+    _common(p)
+    p.set_defaults(func=_cmd_precompile)
+
     p = sub.add_parser("demo", help="fit the radon model end to end and print its summary")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
@@ -486,6 +495,19 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
     ok = install_cmdstan(version=args.version) if args.version else install_cmdstan()
     return 0 if ok else 1
+
+
+def _cmd_precompile(args: argparse.Namespace) -> int:
+    from .model import FAMILIES
+    from .precompile import DESIGNS, precompile
+
+    for name, what, valid in (("families", "family", FAMILIES), ("designs", "design", DESIGNS)):
+        bad = [v for v in getattr(args, name) or [] if v not in valid]
+        if bad:
+            raise ValueError(f"unknown {what} {bad[0]!r}; valid: {sorted(valid)}")
+    n = precompile(args.families, args.designs)
+    print(f"{n} programs compiled or found in the cache")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,68 @@
+"""Compile the common model structures ahead of time (``hbstan precompile``).
+
+A program depends only on structure (family, how terms vary, prior families), never on data
+sizes or prior values, so a handful of executables serves most models. Building them once,
+for instance after installing hbstan, means a first fit does not wait for the C++ compiler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .backend import compiled_model
+from .model import Model
+
+__all__ = ["common_models", "precompile"]
+
+log = logging.getLogger("hbstan")
+
+FAMILY_LHS = {"gaussian": "y", "bernoulli": "yb", "binomial": "yc | trials(n)", "poisson": "yc"}
+DESIGNS = {
+    "pooled": ("y ~ x", {}),
+    "intercept": ("y ~ x + (1 | g)", {}),
+    "intercept+gp": ("y ~ x + (1 | g)", {"group_predictors": {"g": ["u"]}}),
+    "slopes": ("y ~ x + (1 + x || g)", {}),
+    "correlated": ("y ~ x + (1 + x | g)", {}),
+    "correlated+gp": ("y ~ x + (1 + x | g)", {"group_predictors": {"g": ["u"]}}),
+    "unpooled": ("y ~ x + (1 | g)", {"pooling": "unpooled"}),
+}
+
+
+def _data(seed: int = 0, n: int = 200, J: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, J, n)
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": [f"g{j}" for j in g], "n": rng.integers(3, 9, n)})
+    df["u"] = np.linspace(-1, 1, J)[g]
+    df["y"] = rng.normal(size=n)
+    df["yb"] = rng.integers(0, 2, n)
+    df["yc"] = rng.integers(0, 3, n)
+    return df
+
+
+def common_models(families: list[str] | None = None, designs: list[str] | None = None) -> Iterator[tuple[str, Model]]:
+    """(label, Model) for each common structure, in both parameterizations."""
+    df = _data()
+    for family, design in itertools.product(families or list(FAMILY_LHS), designs or list(DESIGNS)):
+        formula, kw = DESIGNS[design]
+        formula = FAMILY_LHS[family] + formula[1:]
+        for centered in ([False, True] if design != "pooled" and design != "unpooled" else [False]):
+            m = Model(formula, data=df, family=family, centered=centered, **kw)
+            yield f"{family}/{design}/{'centered' if centered else 'non-centered'}", m
+
+
+def precompile(families: list[str] | None = None, designs: list[str] | None = None) -> int:
+    """Compile every common structure not yet in the cache; returns how many programs."""
+    seen: set[str] = set()
+    for label, m in common_models(families, designs):
+        code = m.stan_code
+        if code in seen:
+            continue
+        seen.add(code)
+        log.info("hbstan: precompiling %s", label)
+        compiled_model(code)
+    return len(seen)
