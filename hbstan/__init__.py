@@ -23,6 +23,7 @@ from .priors import (  # noqa: E402
     StudentT,
 )
 from .io import load, save_fit  # noqa: E402
+from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
 from . import datasets  # noqa: E402
 
 __all__ = [
@@ -30,6 +31,10 @@ __all__ = [
     "Model",
     "Fit",
     "Diagnostics",
+    # comparing fits (Stan vs PyMC)
+    "Comparison",
+    "compare_fits",
+    "compare_backends",
     # priors
     "Prior",
     "Normal",

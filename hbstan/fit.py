@@ -65,6 +65,11 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     pointwise = opts.pop("pointwise")
     if pointwise not in ("python", "stan", False):
         raise ValueError(f"pointwise must be 'python', 'stan' or False, got {pointwise!r}")
+    if pointwise == "stan" and model.aggregated and not use_threads:
+        raise ValueError(
+            "pointwise='stan' computes log_lik per row of the data CmdStan sees, but this Bernoulli "
+            "model sums identical rows into counts; use pointwise='python' or Model(..., aggregate=False)"
+        )
     data_file = run_dir / "data.json"
     cmdstanpy.write_stan_json(
         str(data_file),

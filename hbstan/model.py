@@ -119,6 +119,10 @@ class Model:
         Centered parameterization of the group effects (True), non-centered (False), or chosen
         per term from the data ("auto": centered where the groups hold enough data to pin
         their effects down, see :func:`auto_centered`); a dict sets it per grouping factor.
+    aggregate : bool or "auto", default "auto"
+        Bernoulli models: rows with identical predictors, groups and offsets are summed into
+        binomial counts before sampling (the same likelihood, fewer terms). "auto" does it
+        when that at least halves the rows. Pointwise ``log_lik`` stays per original row.
     suff_stats : bool or "auto", default "auto"
         Gaussian models with at most one grouping term: evaluate the likelihood from per-group
         sufficient statistics, so a gradient costs O(groups) instead of O(rows). "auto" uses
@@ -143,6 +147,7 @@ class Model:
         exposure: Any = None,
         centered: bool | str | Mapping[str, bool | str] = "auto",
         suff_stats: bool | str = "auto",
+        aggregate: bool | str = "auto",
         dropna: bool = False,
     ) -> None:
         if family not in FAMILIES:
@@ -215,6 +220,15 @@ class Model:
             else:
                 blk.centered = bool(opt)
         self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
+        if aggregate not in (True, False, "auto"):
+            raise ValueError(f"aggregate must be True, False or 'auto', got {aggregate!r}")
+        if aggregate is True and family != "bernoulli":
+            raise ValueError(f"aggregate=True applies to family='bernoulli' only, not {family!r}")
+        self._patterns = self._row_patterns() if family == "bernoulli" and aggregate is not False else None
+        n_pat = 0 if self._patterns is None else int(self._patterns.max()) + 1
+        self.aggregated = bool(
+            self._patterns is not None and (aggregate is True or n_pat <= self.design.N // 2)
+        )
         if self.suff_stats and not self._suff_eligible(strict=True):
             raise ValueError(
                 "suff_stats=True needs family='gaussian' and at most one grouping term; "
@@ -526,6 +540,33 @@ class Model:
             keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
         return keys
 
+    def _row_patterns(self) -> np.ndarray:
+        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable."""
+        d = self.design
+        cols = [d.X, self._offset[:, None]]
+        for blk in d.blocks:
+            cols += [blk.index[:, None].astype(float), blk.Z]
+        _, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+        return inverse.reshape(-1)
+
+    def _aggregate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Bernoulli rows summed into binomial counts per pattern (same likelihood up to a constant)."""
+        pat = self._patterns
+        n_pat = int(pat.max()) + 1
+        first = np.zeros(n_pat, dtype=int)
+        first[pat[::-1]] = np.arange(len(pat))[::-1]  # first row of each pattern
+        out: dict[str, Any] = {
+            "N": n_pat,
+            "y": np.bincount(pat, weights=self.design.y, minlength=n_pat).astype(int),
+            "trials": np.bincount(pat, minlength=n_pat).astype(int),
+            "X": data["X"][first],
+            "offsets": data["offsets"][first],
+        }
+        for i in range(1, len(self.design.blocks) + 1):
+            out[f"g_{i}"] = data[f"g_{i}"][first]
+            out[f"Z_{i}"] = data[f"Z_{i}"][first]
+        return out
+
     def _suff_eligible(self, strict: bool = False) -> bool:
         d = self.design
         if self.family != "gaussian" or len(d.blocks) > 1:
@@ -602,7 +643,7 @@ class Model:
 
         ctx: dict[str, Any] = {
             "version": __version__,
-            "family": self.family,
+            "family": "binomial" if (self.aggregated and not threads) else self.family,
             "link": self.link,
             "known_sigma": self.known_sigma is not None,
             "has_intercept": d.has_intercept,
@@ -675,6 +716,8 @@ class Model:
         if self.family == "binomial":
             data["trials"] = self._trials.astype(int)
         data.update(K=d.K, X=d.X, offsets=self._offset)
+        if d.has_intercept:
+            data["means_X"] = d.X.mean(axis=0)
         for i, blk in enumerate(d.blocks, start=1):
             data[f"J_{i}"] = blk.J
             data[f"M_{i}"] = blk.M
@@ -685,6 +728,8 @@ class Model:
                 data[f"U_{i}"] = blk.U
         if self.suff_stats:
             data.update(self._suff_data())
+        if self.aggregated and not threads:
+            data.update(self._aggregate(data))
         if threads:
             data["grainsize"] = int(grainsize)
         data.update(hyper)
@@ -696,6 +741,22 @@ class Model:
     def stan_data(self) -> dict[str, Any]:
         """The data dict handed to CmdStan (likelihood on)."""
         return self.stan_data_for()
+
+    def to_pymc(self, *, prior_only: bool = False) -> Any:
+        """The same model as a ``pymc.Model`` (needs ``pip install 'hbstan[pymc]'``).
+
+        Same likelihood, link, priors and parameterization as the Stan program; the
+        user-facing quantities are deterministics with the Stan fit's names, dims and coords
+        (see :func:`hbstan.pymc_backend.build_pymc_model`).
+
+        Parameters
+        ----------
+        prior_only : bool, default False
+            Leave the likelihood out.
+        """
+        from .pymc_backend import build_pymc_model
+
+        return build_pymc_model(self, prior_only=prior_only)
 
     def prior_table(self) -> pd.DataFrame:
         """The priors in use, one row per coefficient: name, prior, and whether it is a default."""
@@ -727,9 +788,10 @@ class Model:
         threads_per_chain: int | None = None,
         grainsize: int = 1,
         pointwise: str | bool = "python",
+        backend: str = "stan",
         **kwargs: Any,
     ) -> "Fit":
-        """Sample the posterior with CmdStan's NUTS and return a :class:`~hbstan.Fit`.
+        """Sample the posterior with CmdStan's NUTS (or PyMC) and return a :class:`~hbstan.Fit`.
 
         Parameters
         ----------
@@ -757,7 +819,37 @@ class Model:
             (posterior predictive) are computed: from the draws in NumPy (fast: CmdStan's
             CSV files stay small), by the Stan program's generated quantities, or not at all
             (for very large data).
+        backend : {"stan", "pymc"}, default "stan"
+            ``"pymc"`` samples the same model built in PyMC (see :meth:`to_pymc`; needs
+            ``pip install 'hbstan[pymc]'``) and returns a Fit with the same posterior names,
+            dims and coords; ``nuts_sampler="nutpie"`` (or "numpyro", "blackjax") then picks
+            PyMC's NUTS implementation. See :func:`hbstan.pymc_backend.sample_pymc`.
         """
+        if backend == "pymc":
+            from .pymc_backend import sample_pymc
+
+            return sample_pymc(
+                self,
+                chains=chains,
+                draws=draws,
+                warmup=warmup,
+                seed=seed,
+                adapt_delta=adapt_delta,
+                max_treedepth=max_treedepth,
+                prior_only=prior_only,
+                output_dir=output_dir,
+                parallel_chains=parallel_chains,
+                show_progress=show_progress,
+                inits=inits,
+                threads_per_chain=threads_per_chain,
+                grainsize=grainsize,
+                pointwise=pointwise,
+                **kwargs,
+            )
+        if backend != "stan":
+            raise ValueError(f"unknown backend {backend!r}; valid backends: 'stan', 'pymc'")
+        if "nuts_sampler" in kwargs:
+            raise ValueError("nuts_sampler= chooses PyMC's NUTS implementation: use it with backend='pymc'")
         from .fit import run_stan
 
         return run_stan(

@@ -41,7 +41,10 @@ def linear_predictor_draws(model: "Model", post: dict[str, np.ndarray], c: int) 
         eta += np.einsum("dnm,nm->dn", r[:, blk.index, :], blk.Z)
         if blk.U is not None:
             names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
-            eta += (_coef(post, names, c) @ blk.U.T)[:, blk.index]
+            # with an intercept, the reported Intercept absorbs the centering of U; without
+            # one, the program's centered U is the one that enters the linear predictor
+            U = blk.U if d.has_intercept else blk.U - blk.U.mean(axis=0)
+            eta += (_coef(post, names, c) @ U.T)[:, blk.index]
     return eta
 
 

@@ -89,6 +89,8 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
                 if col not in new.columns:
                     raise DataError(f"group predictor column {col!r} is missing from the new data")
                 U[:, p] = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
+            if not d.has_intercept:  # see pointwise.linear_predictor_draws
+                U = U - blk.U.mean(axis=0)
             names = [q.name for q in m._params if q.stan == f"gamma_{i}"]
             g = _stack(fit, names, len(names))
             eta += np.einsum("cdp,np->cdn", g, U)

@@ -38,3 +38,22 @@ def test_default_is_python_and_false_skips(radon) -> None:
     assert "log_lik" not in fit.stan_fit.stan_variables() or fit.stan_fit.stan_variable("log_lik").size == 0
     bare = m.sample(chains=1, draws=100, warmup=100, seed=1, pointwise=False)
     assert "log_likelihood" not in bare.idata.groups()
+
+
+def test_bernoulli_aggregation_gives_the_same_posterior() -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    import pandas as pd
+
+    df = pd.DataFrame({"seg": rng.choice(["a", "b", "c"], n), "treat": rng.integers(0, 2, n)})
+    eta = -0.5 + 0.6 * df["treat"] + df["seg"].map({"a": 0.0, "b": 0.4, "c": -0.3})
+    df["y"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    agg = hbstan.Model("y ~ treat + seg", data=df, family="bernoulli")
+    rows = hbstan.Model("y ~ treat + seg", data=df, family="bernoulli", aggregate=False)
+    assert agg.aggregated and not rows.aggregated
+    assert agg.stan_data["N"] == 6 and agg.stan_data["trials"].sum() == n
+    fa = agg.sample(chains=4, draws=1000, seed=1)
+    fr = rows.sample(chains=4, draws=1000, seed=2)
+    assert fa.idata.log_likelihood["log_lik"].shape[-1] == n  # still per original row
+    cmp = hbstan.compare_fits(fa, fr)
+    assert cmp.verdict == "agree", cmp.to_markdown()

@@ -8,6 +8,7 @@ data {
   int<lower=0> K;  // number of population-level predictors (intercept excluded)
   matrix[N, K] X;  // population-level design matrix
   vector[N] offsets;  // offset of the linear predictor (zero if none)
+  vector[K] means_X;  // column means of X over the observations: the centering point
   // varying term 1 (hierarchical)
   int<lower=1> J_1;  // number of groups
   int<lower=1> M_1;  // number of effects varying by group
@@ -40,10 +41,8 @@ data {
 
 transformed data {
   // center the predictors: the intercept is then nearly uncorrelated with the slopes
-  vector[K] means_X;  // column means of X
   matrix[N, K] Xc;  // centered X
   for (k in 1:K) {
-    means_X[k] = mean(X[, k]);
     Xc[, k] = X[, k] - means_X[k];
   }
   vector[P_1] means_U_1;  // means of the group-level predictors over groups

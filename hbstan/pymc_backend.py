@@ -1,0 +1,853 @@
+"""The PyMC backend: the Stan program of a :class:`~hbstan.Model`, built again in PyMC.
+
+:func:`build_pymc_model` turns a Model into a ``pymc.Model`` with the same likelihood, link,
+priors and parameterization as the rendered Stan program:
+
+* the population-level predictors are centered (``Xc = X - mean(X)``) and the prior on
+  ``"Intercept"`` applies to the intercept at the predictors' means, as in Stan; the
+  reported ``Intercept`` is on the original scale (Stan's ``b_Intercept``);
+* group-level predictors are centered over the groups (``Uc = U - mean(U)``);
+* hierarchical terms: ``r[:, m] ~ Normal(0, sd[m])`` (centered) or ``r = z * sd`` with
+  ``z ~ Normal(0, 1)`` (non-centered);
+* correlated terms: ``sd`` with its own prior, a correlation matrix with an LKJ(eta) prior
+  whose unconstrained parameters are Stan's (canonical partial correlations through
+  ``tanh`` and the Cholesky factor built by stick-breaking, see :class:`CholeskyCorrTransform`),
+  and ``r = (diag(sd) L z)^T`` (non-centered) or ``r[j] ~ MvNormal(0, diag(sd) L)``;
+* a prior of a positive parameter (``sigma``, group SDs) from a family on the whole real
+  line (Normal, StudentT, Cauchy) is truncated at zero, which is what Stan's ``<lower=0>``
+  declaration does; a half-distribution (HalfNormal, HalfCauchy, HalfStudentT) given to an
+  unconstrained parameter is the full distribution at location 0, as Stan renders it.
+
+The user-facing quantities are ``pm.Deterministic`` variables named, dimensioned and
+labelled as in the Stan fit's InferenceData (``Intercept``, predictor names, ``sigma``,
+``1|county``, ``1|county_sigma``, ``county_corr``, group-predictor names). Internal variables
+carry the prefix ``_hb_``.
+
+:func:`sample_pymc` samples that model and returns a :class:`~hbstan.Fit` whose ``idata`` has
+the same groups, variable names, dims and coords as a CmdStan fit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+try:
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.logprob.transforms import Transform
+except ImportError as _err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "the PyMC backend needs PyMC, an optional extra of hbstan: pip install 'hbstan[pymc]' "
+        f"({_err})"
+    ) from None
+
+from .fit import OBS_DIM, Fit
+from .priors import Prior
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from .model import Model
+
+__all__ = ["build_pymc_model", "sample_pymc", "CholeskyCorrTransform", "NUTS_SAMPLERS"]
+
+log = logging.getLogger("hbstan")
+
+PREFIX = "_hb_"
+NUTS_SAMPLERS = ("pymc", "nutpie", "numpyro", "blackjax")
+
+# sample-stat names of the Stan fit, with the names PyMC's samplers give them
+_STAT_ALIASES = {
+    "lp": ("lp", "model_logp", "logp"),
+    "acceptance_rate": ("acceptance_rate", "mean_tree_accept"),
+    "step_size": ("step_size",),
+    "tree_depth": ("tree_depth", "depth"),
+    "n_steps": ("n_steps", "tree_size"),
+    "diverging": ("diverging",),
+    "energy": ("energy",),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# correlation matrices with Stan's unconstraining transform
+# ---------------------------------------------------------------------------------------------
+def _cholesky_corr_from_cpcs(z: Any, K: int) -> tuple[Any, Any]:
+    """Cholesky factor of a correlation matrix from canonical partial correlations ``z``.
+
+    Stan's ``cholesky_corr_constrain``: ``z`` holds the strictly-lower entries row by row,
+    each in (-1, 1). Returns ``(L, log_jac)`` where ``log_jac`` is the log Jacobian of the
+    stick-breaking step (not of ``tanh``).
+    """
+    rows: list[list[Any]] = [[pt.constant(1.0)] + [pt.constant(0.0)] * (K - 1)]
+    log_jac: Any = pt.constant(0.0)
+    k = 0
+    for i in range(1, K):
+        row = [z[k]]
+        k += 1
+        sum_sqs = z[k - 1] ** 2
+        for _ in range(1, i):
+            log_jac = log_jac + 0.5 * pt.log1p(-sum_sqs)
+            x = z[k] * pt.sqrt(1.0 - sum_sqs)
+            k += 1
+            row.append(x)
+            sum_sqs = sum_sqs + x**2
+        row.append(pt.sqrt(1.0 - sum_sqs))
+        row += [pt.constant(0.0)] * (K - 1 - i)
+        rows.append(row)
+    L = pt.stack([pt.stack(r) for r in rows])
+    return L, log_jac
+
+
+def _lower_cholesky(C: Any, K: int, *, unit_diagonal: bool = False) -> Any:
+    """Cholesky factor of a small K x K matrix, spelled out in scalar operations.
+
+    Far cheaper than ``pt.linalg.cholesky`` and its gradient (SciPy calls) for the few
+    varying effects of a correlated term.
+    """
+    L: list[list[Any]] = [[pt.constant(0.0)] * K for _ in range(K)]
+    for i in range(K):
+        for j in range(i + 1):
+            s: Any = pt.constant(0.0)
+            for k in range(j):
+                s = s + L[i][k] * L[j][k]
+            if i == j:
+                L[i][i] = pt.sqrt((1.0 if unit_diagonal else C[i, i]) - s)
+            else:
+                L[i][j] = (C[i, j] - s) / L[j][j]
+    return pt.stack([pt.stack(row) for row in L])
+
+
+def _lower_tri_inverse(A: Any, K: int) -> Any:
+    """Inverse of small lower-triangular K x K matrices (last two axes) by forward substitution."""
+    zero = pt.zeros_like(A[..., 0, 0])
+    inv: list[list[Any]] = [[zero] * K for _ in range(K)]
+    for i in range(K):
+        inv[i][i] = 1.0 / A[..., i, i]
+        for j in range(i):
+            s: Any = zero
+            for k in range(j, i):
+                s = s + A[..., i, k] * inv[k][j]
+            inv[i][j] = -s * inv[i][i]
+    return pt.stack([pt.stack(row, axis=-1) for row in inv], axis=-2)
+
+
+class CholeskyCorrTransform(Transform):
+    """Stan's unconstraining transform of a correlation matrix, for ``pm.LKJCorr``.
+
+    The constrained value is ``pm.LKJCorr``'s vector of upper-triangular correlations
+    (``np.triu_indices(K, 1)`` order). The unconstrained vector ``y`` holds Stan's canonical
+    partial correlations before ``tanh``: ``z = tanh(y)`` fills the strictly lower triangle
+    of the Cholesky factor ``L`` by stick-breaking, and ``C = L L^T``. ``log_jac_det`` is the
+    log Jacobian of ``y -> C``: Stan's ``cholesky_factor_corr`` Jacobian (``y -> L``) plus
+    the ``L -> C`` term that Stan's ``lkj_corr_cholesky`` density adds, so that
+    ``LKJCorr``'s density times this Jacobian is Stan's target, up to a constant.
+
+    Parameters
+    ----------
+    K : int
+        Size of the correlation matrix (at least 2).
+    """
+
+    name = "cholesky_corr"
+    ndim_supp = 1
+
+    def __init__(self, K: int) -> None:
+        if int(K) < 2:
+            raise ValueError(f"a correlation matrix transform needs K >= 2, got K={K!r}")
+        self.K = int(K)
+        self._triu = np.triu_indices(self.K, 1)
+
+    def backward(self, value: Any, *inputs: Any) -> Any:  # noqa: D102
+        L, _ = _cholesky_corr_from_cpcs(pt.tanh(value), self.K)
+        C = L @ L.T
+        return C[self._triu]
+
+    def forward(self, value: Any, *inputs: Any) -> Any:  # noqa: D102
+        K = self.K
+        tri = pt.zeros((K, K))
+        tri = pt.set_subtensor(tri[self._triu], value)
+        L = _lower_cholesky(tri + tri.T, K, unit_diagonal=True)
+        out = []
+        for i in range(1, K):
+            sum_sqs: Any = pt.constant(0.0)
+            for j in range(i):
+                out.append(L[i, j] / pt.sqrt(1.0 - sum_sqs))
+                sum_sqs = sum_sqs + L[i, j] ** 2
+        return pt.arctanh(pt.stack(out))
+
+    def log_jac_det(self, value: Any, *inputs: Any) -> Any:  # noqa: D102
+        K = self.K
+        z = pt.tanh(value)
+        L, lj = _cholesky_corr_from_cpcs(z, K)
+        lj = lj + pt.sum(pt.log1p(-(z**2)))  # d tanh(y) / dy = 1 - z^2
+        # L -> C = L L^T: sum over rows i = 1..K-1 (0-based) of (K - i - 1) log L_ii
+        for i in range(1, K - 1):
+            lj = lj + (K - i - 1) * pt.log(L[i, i])
+        return lj
+
+
+def _mvn_chol_logp(value: Any, chol: Any) -> Any:
+    # chol may arrive broadcast to the batch shape (J, M, M); M is static
+    M = value.type.shape[-1] or chol.type.shape[-1]
+    if M is None:  # pragma: no cover - hbstan always gives static shapes
+        raise ValueError("the centered MvNormal needs a static number of effects")
+    w = pt.sum(_lower_tri_inverse(chol, M) * value[..., None, :], axis=-1)
+    log_det = pt.sum(pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return -0.5 * pt.sum(w**2, axis=-1) - log_det - 0.5 * M * np.log(2 * np.pi)
+
+
+def _mvn_chol_random(chol: np.ndarray, rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
+    M = np.shape(chol)[-1]
+    rng = rng if rng is not None else np.random.default_rng()
+    shape = tuple(np.atleast_1d(size)) if size is not None else ()
+    z = rng.standard_normal((*shape, M))
+    return np.einsum("...ij,...j->...i", np.asarray(chol), z)  # chol may be broadcast
+
+
+def _zeros_support_point(rv: Any, size: Any, chol: Any) -> Any:
+    return pt.zeros_like(rv)
+
+
+def _centered_mvnormal(name: str, chol: Any, J: int, M: int) -> Any:
+    """J rows ``r[j] ~ MvNormal(0, chol chol^T)``, as Stan's ``multi_normal_cholesky``.
+
+    A CustomDist whose density inverts the small triangular ``chol`` in scalar operations
+    instead of calling SciPy's triangular solver (and its gradient) at every step.
+    """
+    return pm.CustomDist(
+        name,
+        chol,
+        logp=_mvn_chol_logp,
+        random=_mvn_chol_random,
+        support_point=_zeros_support_point,
+        signature="(m,m)->(m)",
+        shape=(J, M),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# priors
+# ---------------------------------------------------------------------------------------------
+def _prior_dist(prior: Prior, vals: dict[str, Any], *, positive: bool, shape: tuple[int, ...]) -> Any:
+    """An unregistered PyMC distribution with the density Stan gives ``prior``.
+
+    ``vals`` maps the prior's Stan argument names (``loc``, ``scale``, ``nu``, ``rate``) to
+    scalars or arrays broadcasting against ``shape``. ``positive`` says whether the Stan
+    parameter is declared ``<lower=0>``.
+    """
+    fam = prior.family
+    kw: dict[str, Any] = {"shape": shape}
+    if fam == "Normal":
+        base = pm.Normal.dist(mu=vals["loc"], sigma=vals["scale"], **kw)
+    elif fam == "StudentT":
+        base = pm.StudentT.dist(nu=vals["nu"], mu=vals["loc"], sigma=vals["scale"], **kw)
+    elif fam == "Cauchy":
+        base = pm.Cauchy.dist(alpha=vals["loc"], beta=vals["scale"], **kw)
+    elif fam == "HalfNormal":
+        if positive:
+            return pm.HalfNormal.dist(sigma=vals["scale"], **kw)
+        base = pm.Normal.dist(mu=0.0, sigma=vals["scale"], **kw)
+    elif fam == "HalfCauchy":
+        if positive:
+            return pm.HalfCauchy.dist(beta=vals["scale"], **kw)
+        base = pm.Cauchy.dist(alpha=0.0, beta=vals["scale"], **kw)
+    elif fam == "HalfStudentT":
+        if positive:
+            return pm.HalfStudentT.dist(nu=vals["nu"], sigma=vals["scale"], **kw)
+        base = pm.StudentT.dist(nu=vals["nu"], mu=0.0, sigma=vals["scale"], **kw)
+    elif fam == "Exponential":
+        # Stan rejects negative values of an unconstrained parameter: the same support
+        return pm.Exponential.dist(lam=vals["rate"], **kw)
+    else:
+        valid = ["Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential"]
+        raise ValueError(f"prior family {fam!r} has no PyMC translation here; valid families: {valid}")
+    if positive:
+        return pm.Truncated.dist(base, lower=0.0)
+    return base
+
+
+def _register(model: "pm.Model", name: str, dist: Any, dims: tuple[str, ...] | None = None) -> Any:
+    return model.register_rv(dist, name, dims=dims)
+
+
+def _class_rv(
+    m: "Model",
+    pmodel: "pm.Model",
+    name: str,
+    keys: list[str],
+    what: str,
+    *,
+    positive: bool,
+    shape: tuple[int, ...],
+) -> Any:
+    """A (vector) parameter whose elements have the priors ``m.priors[key]`` of one family."""
+    prior, values = m._class_prior(keys, what)
+    assert prior is not None
+    vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
+    if not shape:
+        vals = {a: float(v[0]) for a, v in vals.items()}
+    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+def _obs_name(m: "Model") -> str:
+    resp = m.design.response
+    taken = {p.name for p in m._params}
+    return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
+
+
+def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
+    """The Stan program of ``m`` as a ``pymc.Model``.
+
+    Parameters
+    ----------
+    m : hbstan.Model
+        The model; its design, resolved priors, offset, trials and known sigma are used.
+    prior_only : bool, default False
+        Leave the likelihood out (the model then samples the prior), like Stan's
+        ``prior_only`` flag.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables carry internal names (prefix ``_hb_``); the user-facing quantities
+        are deterministics named, dimensioned and labelled as in the Stan fit's posterior.
+        The response is observed under its own name (dim ``__obs__``), unless prior_only.
+
+    Raises
+    ------
+    ValueError
+        A prior cannot be translated, or a name clashes with hbstan's internal prefix.
+
+    Notes
+    -----
+    Importing this module without PyMC installed raises an ImportError that says how to
+    install it (``pip install 'hbstan[pymc]'``).
+    """
+    d = m.design
+    for p in m._params:
+        if p.name.startswith(PREFIX):
+            raise ValueError(
+                f"parameter name {p.name!r} starts with {PREFIX!r}, which the PyMC backend keeps "
+                "for its internal variables; rename the column"
+            )
+    coords: dict[str, Any] = {OBS_DIM: np.arange(d.N)}
+    for p in m._params:
+        for dim, labels in (p.coords or {}).items():
+            coords[dim] = list(labels)
+
+    stan: dict[str, Any] = {}  # Stan-named quantities (b_Intercept, b, sigma, sd_i, r_i, ...)
+    with pm.Model(coords=coords) as pmodel:
+        # --- population-level part -----------------------------------------------------------
+        if d.has_intercept:
+            Xc = d.X - d.X.mean(axis=0) if d.K else d.X
+            intercept = _class_rv(m, pmodel, f"{PREFIX}Intercept", ["Intercept"], "the intercept", positive=False, shape=())
+        else:
+            Xc = d.X
+            intercept = None
+        b = None
+        if d.K:
+            bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+            b = _class_rv(m, pmodel, f"{PREFIX}b", bkeys, "the coefficients (class 'b')", positive=False, shape=(d.K,))
+            stan["b"] = b
+        if m.family == "gaussian" and m.known_sigma is None:
+            sigma: Any = _class_rv(m, pmodel, f"{PREFIX}sigma", ["sigma"], "sigma", positive=True, shape=())
+            stan["sigma"] = sigma
+        else:
+            sigma = m.known_sigma
+
+        eta: Any = pt.as_tensor_variable(np.asarray(m._offset, dtype=float))
+        if intercept is not None:
+            eta = eta + intercept
+        if b is not None:
+            eta = eta + pt.dot(pt.as_tensor_variable(Xc), b)
+        shift: Any = 0.0  # means_X . b + sum_i means_U_i . gamma_i, for b_Intercept
+        if b is not None and d.has_intercept:
+            shift = pt.dot(d.X.mean(axis=0), b)
+
+        # --- varying terms -----------------------------------------------------------------
+        for i, blk in enumerate(d.blocks, start=1):
+            J, M = blk.J, blk.M
+            if blk.pooling == "unpooled":
+                r = _class_rv(
+                    m, pmodel, f"{PREFIX}r_{i}", m._block_keys(blk, ""), f"the effects of {blk.factor}",
+                    positive=False, shape=(J, M),
+                )
+            else:
+                sd = _class_rv(
+                    m, pmodel, f"{PREFIX}sd_{i}", m._block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
+                    positive=True, shape=(M,),
+                )
+                stan[f"sd_{i}"] = sd
+                if blk.pooling == "correlated":
+                    cname = next(q.name for q in m._params if q.stan == f"Cor_{i}")
+                    eta_lkj = float(m.priors[cname].values()["eta"])
+                    cvec = pm.LKJCorr(
+                        f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M)
+                    )
+                    C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+                    stan[f"Cor_{i}"] = C
+                    chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
+                    if blk.centered:
+                        r = _centered_mvnormal(f"{PREFIX}r_{i}", chol, J, M)
+                    else:
+                        z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))
+                        r = pt.dot(chol, z).T
+                elif blk.centered:
+                    r = pm.Normal(f"{PREFIX}r_{i}", mu=0.0, sigma=sd, shape=(J, M))
+                else:
+                    z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M))
+                    r = z * sd
+            stan[f"r_{i}"] = r
+            g = blk.index
+            for col in range(M):
+                zcol = blk.Z[:, col]
+                term = r[g, col]
+                eta = eta + (term if np.all(zcol == 1.0) else term * zcol)
+            if blk.U is not None:
+                gkeys = [q.name for q in m._params if q.stan == f"gamma_{i}"]
+                gamma = _class_rv(
+                    m, pmodel, f"{PREFIX}gamma_{i}", gkeys, f"the group-level predictors of {blk.factor}",
+                    positive=False, shape=(len(gkeys),),
+                )
+                stan[f"gamma_{i}"] = gamma
+                means_U = blk.U.mean(axis=0)
+                eta = eta + pt.dot(blk.U - means_U, gamma)[g]
+                if d.has_intercept:
+                    shift = shift + pt.dot(means_U, gamma)
+        if intercept is not None:
+            stan["b_Intercept"] = intercept - shift
+
+        # --- user-facing quantities, named as in the Stan fit --------------------------------
+        for p in m._params:
+            t = stan[p.stan]
+            if p.kind == "vector":
+                t = t[p.cols] if p.dims else t[p.cols.start]
+            elif p.kind == "matrix_cols":
+                t = t[:, p.cols] if len(p.dims) > 1 else t[:, p.cols.start]
+            pm.Deterministic(p.name, t, dims=p.dims or None)
+
+        # --- likelihood ----------------------------------------------------------------------
+        if not prior_only:
+            obs = _obs_name(m)
+            y = d.y
+            if m.family == "gaussian":
+                pm.Normal(obs, mu=eta, sigma=sigma, observed=y, dims=OBS_DIM)
+            elif m.family == "bernoulli":
+                pm.Bernoulli(obs, logit_p=eta, observed=y.astype(int), dims=OBS_DIM)
+            elif m.family == "binomial":
+                pm.Binomial(obs, n=m._trials.astype(int), logit_p=eta, observed=y.astype(int), dims=OBS_DIM)
+            elif m.family == "poisson":
+                pm.Poisson(obs, mu=pt.exp(eta), observed=y.astype(int), dims=OBS_DIM)
+            else:  # pragma: no cover - Model validates the family
+                raise ValueError(f"unknown family {m.family!r}")
+    return pmodel
+
+
+# ---------------------------------------------------------------------------------------------
+# pointwise quantities from the user-facing draws (NumPy, as Stan's generated quantities)
+# ---------------------------------------------------------------------------------------------
+def _as3(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 3 else a[..., None]
+
+
+def linear_predictor_draws(m: "Model", post: dict[str, np.ndarray]) -> np.ndarray:
+    """Draws of the linear predictor of the fitted rows, (chain, draw, N), as Stan's ``mu``.
+
+    With an intercept, ``b_Intercept + X b + U[g] gamma`` equals Stan's centered
+    ``Intercept + Xc b + Uc[g] gamma``; without one, U stays centered as in Stan.
+    """
+    d = m.design
+    first = next(iter(post.values()))
+    C, D = first.shape[:2]
+    eta = np.broadcast_to(np.asarray(m._offset, dtype=float), (C, D, d.N)).copy()
+    if d.has_intercept:
+        eta += post["Intercept"][..., None]
+    if d.K:
+        b = np.concatenate([_as3(post[name]) for name, _, _ in d.terms], axis=-1)
+        eta += np.einsum("cdk,nk->cdn", b, d.X)
+    for i, blk in enumerate(d.blocks, start=1):
+        parts = []
+        for term, _, _ in blk.effects:
+            v = post[blk.effect_name(term)]
+            parts.append(v if v.ndim == 4 else v[..., None])
+        r = np.concatenate(parts, axis=-1)  # (C, D, J, M)
+        for col in range(blk.M):
+            eta += r[:, :, blk.index, col] * blk.Z[:, col]
+        if blk.U is not None:
+            names = [q.name for q in m._params if q.stan == f"gamma_{i}"]
+            gamma = np.concatenate([_as3(post[n]) for n in names], axis=-1)  # (C, D, P)
+            U = blk.U if d.has_intercept else blk.U - blk.U.mean(axis=0)
+            eta += np.einsum("cdp,jp->cdj", gamma, U)[:, :, blk.index]
+    return eta
+
+
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
+
+
+def pointwise_draws(
+    m: "Model", post: dict[str, np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_lik, y_rep)`` draws, (chain, draw, N), as the Stan program's generated quantities."""
+    from scipy.special import gammaln
+
+    d = m.design
+    eta = linear_predictor_draws(m, post)
+    y = d.y
+    if m.family == "gaussian":
+        sigma = m.known_sigma if m.known_sigma is not None else post["sigma"][..., None]
+        ll = -0.5 * ((y - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+        y_rep = rng.normal(eta, np.broadcast_to(sigma, eta.shape))
+    elif m.family == "bernoulli":
+        ll = y * _log_sigmoid(eta) + (1 - y) * _log_sigmoid(-eta)
+        y_rep = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta)))
+    elif m.family == "binomial":
+        n = m._trials
+        lchoose = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
+        ll = lchoose + y * _log_sigmoid(eta) + (n - y) * _log_sigmoid(-eta)
+        y_rep = rng.binomial(n.astype(int), 1.0 / (1.0 + np.exp(-eta)))
+    else:  # poisson, log link; replicated counts at log-rate min(mu, 20) as in Stan
+        ll = y * eta - np.exp(eta) - gammaln(y + 1)
+        y_rep = rng.poisson(np.exp(np.minimum(eta, 20.0)))
+    return ll, np.asarray(y_rep)  # float (gaussian) or int counts, as hbstan.pointwise gives
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling
+# ---------------------------------------------------------------------------------------------
+def _stats_from_trace(trace: Any) -> dict[str, np.ndarray]:
+    names = set(trace.stat_names)
+    out: dict[str, np.ndarray] = {}
+    for key, aliases in _STAT_ALIASES.items():
+        src = next((a for a in aliases if a in names), None)
+        if src is None:
+            continue
+        vals = trace.get_sampler_stats(src, combine=False, squeeze=True)
+        out[key] = np.stack([np.asarray(v).reshape(-1) for v in vals])
+    return out
+
+
+def _stats_from_idata(idata: Any) -> dict[str, np.ndarray]:
+    ss = getattr(idata, "sample_stats", None)
+    out: dict[str, np.ndarray] = {}
+    if ss is None:
+        return out
+    for key, aliases in _STAT_ALIASES.items():
+        src = next((a for a in aliases if a in ss.data_vars), None)
+        if src is not None:
+            out[key] = np.asarray(ss[src].values)
+    return out
+
+
+def _fix_stats(stats: dict[str, np.ndarray], shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The seven sample stats of a CmdStan fit, with its dtypes (missing ones as NaN/0)."""
+    out = {}
+    for key in _STAT_ALIASES:
+        v = stats.get(key)
+        if v is None:
+            v = np.zeros(shape) if key in ("diverging", "tree_depth", "n_steps") else np.full(shape, np.nan)
+        if key == "diverging":
+            v = np.asarray(v).astype(bool)
+        elif key in ("tree_depth", "n_steps"):
+            v = np.asarray(v).astype(int)
+        else:
+            v = np.asarray(v, dtype=float)
+        out[key] = v
+    return out
+
+
+def to_inference_data(
+    m: "Model",
+    post: dict[str, np.ndarray],
+    stats: dict[str, np.ndarray],
+    *,
+    rng: np.random.Generator,
+    pointwise: bool = True,
+    attrs: dict[str, Any] | None = None,
+) -> "az.InferenceData":
+    """InferenceData laid out as a CmdStan fit's (see ``hbstan.fit._CmdStanConverter``).
+
+    Parameters
+    ----------
+    m : hbstan.Model
+        The model the draws belong to.
+    post : dict
+        User-facing posterior arrays, (chain, draw, ...), keyed by ``m._params`` names.
+    stats : dict
+        Sample stats under the Stan fit's names (missing ones are filled in).
+    rng : numpy.random.Generator
+        Random numbers of the replicated data.
+    pointwise : bool, default True
+        Add ``log_likelihood`` (``log_lik``) and ``posterior_predictive`` groups.
+    attrs : dict, optional
+        Extra attributes of the InferenceData.
+    """
+    import arviz as az
+
+    d = m.design
+    resp = d.response
+    dims: dict[str, list[str]] = {}
+    coords: dict[str, Any] = {}
+    for p in m._params:  # the dims/coords rule of hbstan.fit.params_from_stan
+        if p.dims:
+            dims[p.name] = list(p.dims)
+            coords.update(p.coords or {})
+    coords[OBS_DIM] = list(range(d.N))
+    dims["log_lik"] = [OBS_DIM]
+    dims[resp] = [OBS_DIM]
+    C, D = next(iter(post.values())).shape[:2] if post else (0, 0)
+    groups: dict[str, Any] = {}
+    if pointwise:
+        ll, y_rep = pointwise_draws(m, post, rng)
+        groups = {"posterior_predictive": {resp: y_rep}, "log_likelihood": {"log_lik": ll}}
+    base_attrs = {"inference_library": "pymc", "hbstan_formula": m.formula, "family": m.family}
+    base_attrs.update(attrs or {})
+    return az.from_dict(
+        posterior={p.name: post[p.name] for p in m._params},
+        **groups,
+        observed_data={resp: d.y},
+        sample_stats=_fix_stats(stats, (C, D)),
+        coords=coords,
+        dims=dims,
+        attrs=base_attrs,
+    )
+
+
+def _sample_nutpie(
+    pmodel: "pm.Model",
+    names: list[str],
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int | None,
+    nuts: dict[str, Any],
+    progress_bar: bool,
+    inits: dict[str, Any] | None,
+    **kwargs: Any,
+) -> tuple[Any, float, float]:
+    """Compile with nutpie and sample, timing the two apart (as ``pm.sample`` would call it)."""
+    import nutpie
+
+    if inits is not None:
+        raise ValueError("inits are not passed to nutpie; use nuts_sampler_kwargs={'init_mean': ...}")
+    sampler_kwargs = dict(kwargs.pop("nuts_sampler_kwargs", None) or {})
+    if kwargs:
+        raise ValueError(
+            f"options {sorted(kwargs)} are pm.sample options that nutpie does not take; pass "
+            "nutpie's own options as nuts_sampler_kwargs={...}"
+        )
+    compile_kwargs = {k: sampler_kwargs.pop(k) for k in ("backend", "gradient_backend") if k in sampler_kwargs}
+    if "target_accept" in nuts:
+        sampler_kwargs.setdefault("target_accept", nuts["target_accept"])
+    if "max_treedepth" in nuts:
+        sampler_kwargs.setdefault("maxdepth", nuts["max_treedepth"])
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(pmodel, var_names=names, **compile_kwargs)
+    t1 = time.perf_counter()
+    seed_ = int(np.random.default_rng(seed).integers(2**30)) if seed is not None else None
+    idata = nutpie.sample(
+        compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed_, progress_bar=progress_bar,
+        **sampler_kwargs,
+    )
+    return idata, t1 - t0, time.perf_counter() - t1
+
+
+def sample_pymc(
+    m: "Model",
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int | None = None,
+    *,
+    adapt_delta: float | None = None,
+    max_treedepth: int | None = None,
+    prior_only: bool = False,
+    output_dir: str | None = None,
+    parallel_chains: int | None = None,
+    show_progress: bool = False,
+    inits: dict[str, Any] | None = None,
+    threads_per_chain: int | None = None,
+    grainsize: int = 1,
+    pointwise: str | bool = "python",
+    nuts_sampler: str = "pymc",
+    **kwargs: Any,
+) -> Fit:
+    """Sample ``m`` with PyMC and return a :class:`~hbstan.Fit` laid out as a CmdStan fit.
+
+    Parameters
+    ----------
+    m : hbstan.Model
+        The model to sample.
+    chains, draws, warmup : int
+        Number of chains, post-warm-up draws per chain and warm-up (tuning) iterations.
+    seed : int, optional
+        Random seed of the sampler and of the replicated data.
+    adapt_delta : float, optional
+        Target acceptance rate (PyMC's ``target_accept``; default 0.8, as Stan's).
+    max_treedepth : int, optional
+        Maximum NUTS tree depth (default 10, as Stan's).
+    prior_only : bool, default False
+        Sample the prior: the likelihood is left out (``log_lik`` and the replicated data
+        are still computed from the draws, as Stan does).
+    output_dir : str, optional
+        Accepted for symmetry with the Stan backend; PyMC writes no files, so it is ignored.
+    parallel_chains : int, optional
+        Processes to run chains in (PyMC's ``cores``); default ``min(chains, CPUs)``.
+    show_progress : bool, default False
+        Show PyMC's progress bar and log messages.
+    inits : dict, optional
+        Initial values keyed by the PyMC model's variable names (``initvals``).
+    threads_per_chain, grainsize
+        CmdStan's within-chain threading; accepted so that ``Model.sample`` can pass its
+        options through, but ``threads_per_chain`` above 1 raises a ValueError.
+    pointwise : {"python", False}, default "python"
+        Compute the pointwise log-likelihood (``log_lik``) and the replicated data from the
+        draws in NumPy, with the Stan program's formulas ("python"), or skip them (False).
+    nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
+        NUTS implementation; the others must be installed (``pip install nutpie``). nutpie
+        is called directly, so that its compile time is reported apart from sampling (its
+        own options go in ``nuts_sampler_kwargs``); numpyro and blackjax go through
+        ``pymc.sample``, whose JAX compilation then counts as sampling time.
+    **kwargs
+        Passed on to ``pymc.sample`` (e.g. ``init``, ``nuts_sampler_kwargs``).
+
+    Returns
+    -------
+    hbstan.Fit
+        ``fit.backend == "pymc"``; ``fit.idata`` has the groups, variable names, dims and
+        coords of a CmdStan fit; ``fit.timings`` has ``"compile"`` (building the model and
+        compiling its log density, up to the first draw), ``"sample"`` (warm-up and sampling)
+        and ``"convert"`` seconds; ``fit.pymc_model`` is the ``pymc.Model``.
+    """
+    if nuts_sampler not in NUTS_SAMPLERS:
+        raise ValueError(f"unknown nuts_sampler {nuts_sampler!r}; valid values: {list(NUTS_SAMPLERS)}")
+    if nuts_sampler != "pymc" and importlib.util.find_spec(nuts_sampler) is None:
+        raise ImportError(
+            f"nuts_sampler={nuts_sampler!r} needs the {nuts_sampler} package: pip install {nuts_sampler} "
+            "(or use nuts_sampler='pymc')"
+        )
+    for name, value in (("chains", chains), ("draws", draws)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(warmup, (int, np.integer)) and warmup >= 0):
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if pointwise not in ("python", False):
+        raise ValueError(
+            f"pointwise must be 'python' or False with the PyMC backend, got {pointwise!r} "
+            "('stan' needs the Stan program's generated quantities: use backend='stan')"
+        )
+    if threads_per_chain is not None and threads_per_chain > 1:
+        raise ValueError(
+            f"threads_per_chain={threads_per_chain!r} is a CmdStan option; the PyMC backend runs "
+            "chains in processes (parallel_chains) and has no within-chain threading"
+        )
+    if inits is not None and not isinstance(inits, dict):
+        raise ValueError(
+            f"the PyMC backend takes inits as a dict of initial values keyed by the PyMC model's "
+            f"variable names (see [v.name for v in m.to_pymc().free_RVs]), got {inits!r}"
+        )
+    if output_dir is not None:
+        log.warning("hbstan: the PyMC backend writes no output files; output_dir=%r is ignored", output_dir)
+    settings = {
+        "chains": chains,
+        "draws": draws,
+        "warmup": warmup,
+        "seed": seed,
+        "adapt_delta": adapt_delta,
+        "max_treedepth": max_treedepth,
+        "prior_only": prior_only,
+        "pointwise": pointwise,
+        "nuts_sampler": nuts_sampler,
+    }
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pmodel = build_pymc_model(m, prior_only=prior_only)
+    t_built = time.perf_counter()
+    names = [p.name for p in m._params]
+    nuts: dict[str, Any] = dict(kwargs.pop("nuts", {}) or {})
+    if adapt_delta is not None:
+        nuts["target_accept"] = adapt_delta
+    if max_treedepth is not None:
+        nuts["max_treedepth"] = max_treedepth
+    first_draw: list[float] = []
+
+    def _on_draw(trace: Any, draw: Any) -> None:
+        if not first_draw:
+            first_draw.append(time.perf_counter())
+
+    cores = parallel_chains or min(chains, os.cpu_count() or 1)
+    if nuts_sampler == "nutpie":
+        result, t_compile, t_sample = _sample_nutpie(
+            pmodel, names, draws=draws, tune=warmup, chains=chains, cores=cores, seed=seed, nuts=nuts,
+            progress_bar=show_progress, inits=inits, **kwargs,
+        )
+        timings["compile"] = (t_built - t0) + t_compile
+        timings["sample"] = t_sample
+        t2 = time.perf_counter()
+    else:
+        opts: dict[str, Any] = {
+            "draws": draws,
+            "tune": warmup,
+            "chains": chains,
+            "cores": cores,
+            "random_seed": seed,
+            "progressbar": show_progress,
+            "var_names": names,
+            "initvals": inits,
+            "model": pmodel,
+            "compute_convergence_checks": False,
+        }
+        if nuts_sampler == "pymc":
+            opts.update(return_inferencedata=False, callback=_on_draw)
+        else:
+            opts["nuts_sampler"] = nuts_sampler
+        if nuts:
+            opts["nuts"] = nuts
+        if not show_progress:
+            opts["quiet"] = True
+        opts.update(kwargs)
+        t1 = time.perf_counter()
+        with warnings.catch_warnings():
+            if not show_progress:
+                warnings.simplefilter("ignore", FutureWarning)
+            result = pm.sample(**opts)
+        t2 = time.perf_counter()
+        if first_draw:  # compile = building the model and its log density, up to the first draw
+            timings["compile"] = (t_built - t0) + (first_draw[0] - t1)
+            timings["sample"] = t2 - first_draw[0]
+        else:  # numpyro and blackjax compile inside pm.sample: counted as sampling
+            timings["compile"] = t_built - t0
+            timings["sample"] = t2 - t1
+    if isinstance(result, pm.backends.base.MultiTrace):
+        post = {n: np.stack([np.asarray(v) for v in result.get_values(n, combine=False, squeeze=False)]) for n in names}
+        stats = _stats_from_trace(result)
+    else:  # InferenceData from an external sampler
+        post = {n: np.asarray(result.posterior[n].values) for n in names}
+        stats = _stats_from_idata(result)
+    idata = to_inference_data(
+        m,
+        post,
+        stats,
+        rng=np.random.default_rng(seed),
+        pointwise=bool(pointwise),
+        attrs={"inference_library_version": pm.__version__, "nuts_sampler": nuts_sampler},
+    )
+    fit = Fit(m, idata, run_dir=None, settings=settings)
+    fit.backend = "pymc"
+    fit.pymc_model = pmodel  # type: ignore[attr-defined]
+    timings["convert"] = time.perf_counter() - t2
+    fit.timings = timings
+    fit._warn_if_unhealthy()
+    return fit
