@@ -25,6 +25,8 @@ from .priors import (  # noqa: E402
 from .io import load, save_fit  # noqa: E402
 from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
 from . import datasets  # noqa: E402
+from . import plots  # noqa: E402
+from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 
 __all__ = [
     # models and results
@@ -56,6 +58,10 @@ __all__ = [
     "find_cmdstan",
     "install_cmdstan",
     "datasets",
+    # pooling comparison and plots
+    "compare_pooling",
+    "PoolingComparison",
+    "plots",
     # run directories
     "load",
     "save_fit",

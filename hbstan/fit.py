@@ -420,3 +420,28 @@ class Fit:
         from .predict import predict
 
         return predict(self, data, kind=kind, seed=seed)
+
+    # ------------------------------------------------------------------ plots
+    def plot_trace(self, var_names: list[str] | None = None, **kwargs: Any) -> Any:
+        """Trace plot of the population-level parameters; see :func:`hbstan.plots.plot_trace`."""
+        from .plots import plot_trace
+
+        return plot_trace(self, var_names, **kwargs)
+
+    def plot_forest(self, var_names: list[str] | None = None, **kwargs: Any) -> Any:
+        """Forest plot (posterior means and HDIs); see :func:`hbstan.plots.plot_forest`."""
+        from .plots import plot_forest
+
+        return plot_forest(self, var_names, **kwargs)
+
+    def plot_ppc(self, **kwargs: Any) -> Any:
+        """Posterior predictive check; see :func:`hbstan.plots.plot_ppc`."""
+        from .plots import plot_ppc
+
+        return plot_ppc(self, **kwargs)
+
+    def plot_shrinkage(self, group: str | None = None, **kwargs: Any) -> Any:
+        """No-pooling vs partial-pooling group estimates against group size; see :func:`hbstan.plots.plot_shrinkage`."""
+        from .plots import plot_shrinkage
+
+        return plot_shrinkage(self, group, **kwargs)

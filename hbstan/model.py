@@ -53,7 +53,9 @@ def auto_centered(model: "Model", blk: Block) -> bool:
     funnel). hbstan estimates the ratio kappa = n_j * tau^2 / s_e^2 at the median group size
     n_j, with s_e^2 the residual variance of a pooled least-squares fit (the working variance
     1/(p(1-p)) or 1/mean for logit and log links) and tau^2 the between-group variance of
-    those residuals (method of moments, at least 1% of s_e^2), and centers when kappa > 1.
+    those residuals (method of moments, at least 1% of s_e^2), and centers when kappa > 2 and
+    there are at least 8 groups (with fewer, the population SD is so uncertain that the
+    centered funnel dominates whatever the data per group).
     """
     d = model.design
     sizes = np.bincount(blk.index, minlength=blk.J)
@@ -80,7 +82,7 @@ def auto_centered(model: "Model", blk: Block) -> bool:
         else:
             s_e2 = 1.0 / max(float(np.mean(y)), 0.01)
         tau2 = 0.25  # a typical between-group SD of 0.5 on the link scale
-    return bool(n_med * tau2 / s_e2 > 1.0)
+    return bool(blk.J >= 8 and n_med * tau2 / s_e2 > 2.0)
 
 
 class Model:

@@ -1,0 +1,634 @@
+"""Plots of a fit: trace, forest, posterior predictive check and shrinkage.
+
+Every helper draws on a fresh :class:`matplotlib.figure.Figure` with its own Agg canvas (or
+on the ``ax`` you pass), never through ``pyplot``: plotting neither needs nor changes the
+session's matplotlib backend, works on headless machines, and leaves no figure open. Each
+returns the Figure (Jupyter displays it; ``fig.savefig(...)`` writes it) and takes
+``save="path.png"`` to write a PNG directly.
+
+>>> fig = hbstan.plots.plot_shrinkage(fit, save="shrinkage.png")     # doctest: +SKIP
+
+The shrinkage plot is the classic multilevel-model figure (Gelman & Hill, ch. 12): for each
+group, the no-pooling estimate (the group's own data only) and the partial-pooling estimate
+(the posterior mean of the group's intercept), against the group's sample size on a log axis,
+with the population mean as a line. Small groups are pulled strongly towards the population
+mean, large ones hardly at all. :func:`shrinkage_table` returns the numbers it draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from .fit import Fit
+
+__all__ = [
+    "plot_trace",
+    "plot_forest",
+    "plot_ppc",
+    "plot_shrinkage",
+    "shrinkage_table",
+    "headline_vars",
+    "new_figure",
+]
+
+log = logging.getLogger("hbstan")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# ---------------------------------------------------------------------------------- helpers
+def new_figure(figsize: tuple[float, float] = (7.0, 4.5)) -> "matplotlib.figure.Figure":
+    """A matplotlib Figure on its own Agg canvas: no pyplot, no global state, no open window.
+
+    Parameters
+    ----------
+    figsize : (float, float), default (7, 4.5)
+        Size in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Add axes with ``fig.subplots(...)``; write it with ``fig.savefig("file.png")``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _finish(fig: "matplotlib.figure.Figure", save: PathLike | None, dpi: int, *, tight: bool = True) -> "matplotlib.figure.Figure":
+    if tight:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "not compatible with tight_layout"
+            fig.tight_layout()
+    if save is not None:
+        path = Path(save)
+        if path.suffix == "":
+            raise ValueError(f"save={str(save)!r} has no file extension; give a path such as 'trace.png'")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+        log.info("hbstan: wrote %s", path)
+    return fig
+
+
+def _check_fit(fit: Any, what: str) -> "Fit":
+    if not (hasattr(fit, "idata") and hasattr(fit, "model")):
+        raise TypeError(
+            f"{what} needs an hbstan Fit (the result of Model.sample or sample_pymc), got "
+            f"{type(fit).__name__}; for a bare InferenceData use arviz's own plots"
+        )
+    return fit
+
+
+def headline_vars(fit: "Fit", limit: int | None = 12) -> list[str]:
+    """Population-level parameters and hyperparameters of a fit (no per-group effects).
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        The fit.
+    limit : int, optional
+        Return at most this many names (None: all).
+
+    Returns
+    -------
+    list of str
+        Posterior variable names, in the order of the posterior (e.g. ``Intercept``, slopes,
+        ``sigma``, group SDs, correlations). If every variable is per group (an unpooled
+        model without population-level terms) all variables are returned.
+    """
+    post = fit.idata.posterior
+    factors = {blk.factor for blk in fit.model.design.blocks}
+    names = [str(v) for v in post.data_vars if not (set(map(str, post[v].dims)) & factors)]
+    names = names or [str(v) for v in post.data_vars]
+    return names if limit is None else names[:limit]
+
+
+def _check_vars(fit: "Fit", var_names: Sequence[str] | str | None, what: str) -> list[str]:
+    if var_names is None:
+        return headline_vars(fit)
+    if isinstance(var_names, str):
+        var_names = [var_names]
+    names = list(var_names)
+    have = [str(v) for v in fit.idata.posterior.data_vars]
+    bad = [n for n in names if n not in have]
+    if bad:
+        raise ValueError(f"{what}: {bad} not in the posterior; its variables are {have}")
+    if not names:
+        raise ValueError(f"{what}: var_names is empty; give at least one of {have}")
+    return names
+
+
+def _width(fit: "Fit", names: Sequence[str]) -> int:
+    """Number of scalar entries of the named variables."""
+    post = fit.idata.posterior
+    return int(sum(np.prod([post.sizes[d] for d in post[n].dims[2:]] or [1]) for n in names))
+
+
+# ---------------------------------------------------------------------------------- trace
+def plot_trace(
+    fit: "Fit",
+    var_names: Sequence[str] | str | None = None,
+    *,
+    compact: bool = True,
+    figsize: tuple[float, float] | None = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+    **kwargs: Any,
+) -> "matplotlib.figure.Figure":
+    """Trace plot: per variable, the marginal density per chain and the draws in order.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        The fit.
+    var_names : list of str, optional
+        Posterior variables to show (default: the population-level parameters and
+        hyperparameters, see :func:`headline_vars`; per-group effects are left out since a
+        model with 85 counties would give 85 rows).
+    compact : bool, default True
+        One row per variable, its entries overlaid (ArviZ's ``compact``).
+    figsize : (float, float), optional
+        Figure size in inches (default: 10 wide, 2.2 per row).
+    save : str or path, optional
+        Write the figure to this file (PNG for ``.png``).
+    dpi : int, default 100
+        Resolution of the saved file.
+    **kwargs
+        Passed on to :func:`arviz.plot_trace` (e.g. ``divergences``, ``kind="rank_bars"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+
+    fit = _check_fit(fit, "plot_trace")
+    names = _check_vars(fit, var_names, "plot_trace")
+    rows = len(names) if compact else _width(fit, names)
+    fig = new_figure(figsize or (10.0, max(2.4, 2.2 * rows)))
+    axes = fig.subplots(rows, 2, squeeze=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        az.plot_trace(fit.idata, var_names=names, axes=axes, compact=compact, **kwargs)
+    return _finish(fig, save, dpi)
+
+
+# ---------------------------------------------------------------------------------- forest
+def _as_fits(fit: Any) -> tuple[list["Fit"], list[str] | None]:
+    if isinstance(fit, Mapping):
+        if not fit:
+            raise ValueError("plot_forest got an empty mapping of fits")
+        return [_check_fit(f, "plot_forest") for f in fit.values()], [str(k) for k in fit]
+    if isinstance(fit, (list, tuple)):
+        if not fit:
+            raise ValueError("plot_forest got an empty list of fits")
+        fits = [_check_fit(f, "plot_forest") for f in fit]
+        return fits, [f"{getattr(f, 'backend', 'fit')} {i}" for i, f in enumerate(fits)]
+    return [_check_fit(fit, "plot_forest")], None
+
+
+def plot_forest(
+    fit: "Fit | Mapping[str, Fit] | Sequence[Fit]",
+    var_names: Sequence[str] | str | None = None,
+    *,
+    combined: bool = True,
+    hdi_prob: float = 0.94,
+    figsize: tuple[float, float] | None = None,
+    ax: "matplotlib.axes.Axes | None" = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+    **kwargs: Any,
+) -> "matplotlib.figure.Figure":
+    """Forest plot: posterior mean and HDI of each scalar, one line per entry.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit, or dict of name -> Fit, or list of Fit
+        One fit, or several fits to compare side by side (e.g. ``{"pooled": f1,
+        "hierarchical": f2}``; only variables all of them hold are shown by default).
+    var_names : list of str, optional
+        Variables to show (default: the population-level parameters and hyperparameters of
+        the first fit that every fit holds). Per-group effects such as ``"1|county"`` give
+        one line per group.
+    combined : bool, default True
+        Pool the chains into one line per entry.
+    hdi_prob : float, default 0.94
+        Probability mass of the highest-density interval.
+    figsize : (float, float), optional
+        Figure size (default: 7 wide, 0.3 inch per line).
+    ax : matplotlib Axes, optional
+        Draw into this Axes instead of a new figure.
+    save : str or path, optional
+        Write the figure to this file.
+    dpi : int, default 100
+        Resolution of the saved file.
+    **kwargs
+        Passed on to :func:`arviz.plot_forest` (e.g. ``r_hat=True``, ``ess=True``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+
+    fits, model_names = _as_fits(fit)
+    if var_names is None:
+        names = [n for n in headline_vars(fits[0]) if all(n in f.idata.posterior for f in fits)]
+        if not names:
+            raise ValueError(
+                "plot_forest: the fits share no population-level parameter; pass var_names= "
+                "with variables every fit holds"
+            )
+    else:
+        names = [var_names] if isinstance(var_names, str) else list(var_names)
+        for f, label in zip(fits, model_names or ["fit"]):
+            _check_vars(f, names, f"plot_forest ({label})")
+    if not 0 < hdi_prob < 1:
+        raise ValueError(f"hdi_prob must be between 0 and 1 (e.g. 0.94), got {hdi_prob!r}")
+    lines = _width(fits[0], names) * len(fits)
+    if ax is None:
+        fig = new_figure(figsize or (7.0, max(2.5, 0.3 * lines + 1.2)))
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    data = [f.idata for f in fits] if len(fits) > 1 else fits[0].idata
+    extra = {"model_names": model_names} if model_names else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        az.plot_forest(data, var_names=names, combined=combined, hdi_prob=hdi_prob, ax=ax, **extra, **kwargs)
+    return _finish(fig, save, dpi)
+
+
+# ---------------------------------------------------------------------------------- PPC
+def plot_ppc(
+    fit: "Fit",
+    *,
+    kind: str = "kde",
+    num_pp_samples: int = 100,
+    seed: int | None = 0,
+    figsize: tuple[float, float] = (7.0, 4.5),
+    ax: "matplotlib.axes.Axes | None" = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+    **kwargs: Any,
+) -> "matplotlib.figure.Figure":
+    """Posterior predictive check: the observed response against replicated data sets.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        The fit (its ``idata`` holds ``y_rep`` as the posterior predictive group).
+    kind : {"kde", "cumulative", "scatter"}, default "kde"
+        ArviZ's plot kind. Counts and 0/1 responses (non-gaussian families) are drawn as
+        discrete data (histograms), whatever the kind.
+    num_pp_samples : int, default 100
+        Number of replicated data sets drawn.
+    seed : int, optional
+        Seed of the choice of replicated data sets.
+    figsize : (float, float), default (7, 4.5)
+        Figure size.
+    ax : matplotlib Axes, optional
+        Draw into this Axes instead of a new figure.
+    save : str or path, optional
+        Write the figure to this file.
+    dpi : int, default 100
+        Resolution of the saved file.
+    **kwargs
+        Passed on to :func:`arviz.plot_ppc`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import arviz as az
+
+    fit = _check_fit(fit, "plot_ppc")
+    idata = fit.idata
+    if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
+        raise ValueError(
+            "plot_ppc needs the posterior predictive draws and the observed data, which this "
+            "fit's idata lacks; fits made by Model.sample (or sample_pymc) have them"
+        )
+    total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    if fit.model.family != "gaussian":  # discrete data: integer dtype makes ArviZ use histograms
+        idata = az.InferenceData(
+            posterior_predictive=idata.posterior_predictive.astype(np.int64),
+            observed_data=idata.observed_data.astype(np.int64),
+        )
+    if ax is None:
+        fig = new_figure(figsize)
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        az.plot_ppc(
+            idata,
+            kind=kind,
+            num_pp_samples=min(num_pp_samples, total),
+            random_seed=seed,
+            ax=ax,
+            **kwargs,
+        )
+    return _finish(fig, save, dpi)
+
+
+# ---------------------------------------------------------------------------------- shrinkage
+def _block(fit: "Fit", group: str | None) -> tuple[int, Any]:
+    """(1-based index, Block) of the grouping factor ``group`` (default: the first one)."""
+    blocks = fit.model.design.blocks
+    if not blocks:
+        raise ValueError(
+            f"the shrinkage plot needs a model with a varying intercept such as (1 | group); "
+            f"{fit.model.formula!r} fitted with complete pooling has no groups"
+        )
+    with_int = [(i, b) for i, b in enumerate(blocks, start=1) if b.has_intercept]
+    if group is None:
+        if not with_int:
+            raise ValueError(
+                f"the shrinkage plot needs a varying intercept; the varying terms of "
+                f"{fit.model.formula!r} ({[b.expr + ' | ' + b.factor for b in blocks]}) have none: "
+                "add 1 to one of them, e.g. (1 + x | g)"
+            )
+        return with_int[0]
+    for i, b in with_int:
+        if b.factor == group:
+            return i, b
+    if any(b.factor == group for b in blocks):
+        raise ValueError(f"the varying term of {group!r} has no intercept: write (1 + ... | {group})")
+    raise ValueError(
+        f"group {group!r} is not a grouping factor of {fit.model.formula!r}; grouping factors "
+        f"with a varying intercept: {[b.factor for _, b in with_int]}"
+    )
+
+
+def _group_intercept_draws(fit: "Fit", i: int, blk: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Draws (chain*draw, J) of each group's intercept at predictors 0, and of the population mean.
+
+    The group intercept is ``Intercept + 1|g[j] + gamma . u_j``; the population mean is
+    ``Intercept + gamma . mean(u)`` (None for an unpooled design, which has no population).
+    """
+    post = fit.idata.posterior
+    model = fit.model
+    ename = blk.effect_name("Intercept")
+    r = post[ename].values  # (chain, draw, J)
+    r = r.reshape(-1, r.shape[-1])
+    S = r.shape[0]
+    base = post["Intercept"].values.reshape(S) if "Intercept" in post else np.zeros(S)
+    group = base[:, None] + r
+    pop: np.ndarray | None = base.copy()
+    if blk.U is not None:
+        names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
+        gamma = np.stack([post[n].values.reshape(S) for n in names], axis=-1)  # (S, P)
+        group = group + gamma @ blk.U.T
+        pop = pop + gamma @ blk.U.mean(axis=0)
+    if blk.pooling == "unpooled":
+        pop = None
+    return group, pop
+
+
+def _empirical(fit: "Fit", blk: Any) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """No-pooling estimates per group from the data alone, group sizes, and axis labels."""
+    m = fit.model
+    y = m.design.y
+    idx = blk.index
+    J = blk.J
+    rows = np.bincount(idx, minlength=J).astype(float)
+    resp = m.design.response
+    if m.family == "gaussian":
+        est = np.bincount(idx, weights=y, minlength=J) / rows
+        return est, rows, f"{resp} (group mean / intercept)", "observations in the group"
+    if m.family in ("bernoulli", "binomial"):
+        n = m._trials if m.family == "binomial" else np.ones_like(y)
+        s_j = np.bincount(idx, weights=y, minlength=J)
+        n_j = np.bincount(idx, weights=n, minlength=J)
+        est = np.log((s_j + 0.5) / (n_j - s_j + 0.5))  # empirical logit, finite at 0 and n
+        size_label = "trials in the group" if m.family == "binomial" else "observations in the group"
+        return est, (n_j if m.family == "binomial" else rows), f"logit P({resp}) (empirical logit / intercept)", size_label
+    # poisson, log link: log of the rate per unit exposure
+    expo = np.exp(m._offset)
+    y_j = np.bincount(idx, weights=y, minlength=J)
+    e_j = np.bincount(idx, weights=expo, minlength=J)
+    est = np.log(np.maximum(y_j, 0.5) / e_j)
+    return est, rows, f"log rate of {resp} (empirical / intercept)", "observations in the group"
+
+
+def shrinkage_table(
+    fit: "Fit",
+    group: str | None = None,
+    *,
+    no_pooling: "Fit | Mapping[str, float] | pd.Series | None" = None,
+) -> pd.DataFrame:
+    """The numbers of the shrinkage plot: per group, no-pooling and partial-pooling estimates.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        A fit with a varying intercept ``(1 | group)`` (hierarchical or correlated design;
+        an unpooled fit works too, with no population mean).
+    group : str, optional
+        Grouping factor (default: the first one with a varying intercept).
+    no_pooling : hbstan.Fit or mapping of label -> value, optional
+        Where the no-pooling estimates come from. Default: the data alone, i.e. each group's
+        sample mean of the response (gaussian), its empirical logit
+        ``log((s + 0.5) / (n - s + 0.5))`` (bernoulli, binomial) or its log rate
+        ``log(max(sum y, 0.5) / sum exposure)`` (poisson). Give an unpooled fit of the same
+        data (``pooling="unpooled"``) to use its group intercepts instead, which is the
+        like-for-like comparison when the model has population-level predictors (the group
+        mean of the response mixes in the predictors; the intercept is at predictors = 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by group label, columns ``n`` (observations, or trials for binomial),
+        ``no_pooling``, ``partial_pooling`` (posterior mean of the group's intercept,
+        ``Intercept + 1|g + gamma . u_g``), ``partial_pooling_sd``, ``population`` (posterior
+        mean of the population mean of the intercepts, ``Intercept + gamma . mean(u)``; NaN
+        for an unpooled fit) and ``shrinkage``: the fraction of the distance from the
+        no-pooling estimate to the population mean that the partial-pooling estimate moved
+        (0: none, 1: all the way; NaN where undefined).
+    """
+    fit = _check_fit(fit, "shrinkage_table")
+    i, blk = _block(fit, group)
+    draws, pop = _group_intercept_draws(fit, i, blk)
+    est, sizes, _, _ = _empirical(fit, blk)
+    if no_pooling is not None:
+        if hasattr(no_pooling, "idata"):
+            other = _check_fit(no_pooling, "shrinkage_table(no_pooling=...)")
+            try:
+                j2, blk2 = _block(other, blk.factor)
+            except ValueError as err:
+                raise ValueError(f"no_pooling fit has no varying intercept for {blk.factor!r}: {err}") from None
+            d2, _ = _group_intercept_draws(other, j2, blk2)
+            values = dict(zip(blk2.levels, d2.mean(axis=0)))
+        elif isinstance(no_pooling, (Mapping, pd.Series)):
+            values = {str(k): float(v) for k, v in dict(no_pooling).items()}
+        else:
+            raise TypeError(
+                f"no_pooling must be an hbstan Fit (unpooled design) or a mapping of group label to "
+                f"estimate, got {type(no_pooling).__name__}"
+            )
+        missing = [lab for lab in blk.levels if lab not in values]
+        if missing:
+            raise ValueError(f"no_pooling has no estimate for {blk.factor} level(s) {missing[:5]}")
+        est = np.array([values[lab] for lab in blk.levels], dtype=float)
+    partial = draws.mean(axis=0)
+    population = float(pop.mean()) if pop is not None else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = est - population
+        shrink = np.where(np.abs(gap) > 1e-12, (est - partial) / gap, np.nan)
+    return pd.DataFrame(
+        {
+            "n": sizes,
+            "no_pooling": est,
+            "partial_pooling": partial,
+            "partial_pooling_sd": draws.std(axis=0, ddof=1) if draws.shape[0] > 1 else np.zeros(blk.J),
+            "population": population,
+            "shrinkage": shrink,
+        },
+        index=pd.Index(blk.levels, name=blk.factor),
+    )
+
+
+def _pooled_value(pooled: Any) -> float | None:
+    if pooled is None:
+        return None
+    if hasattr(pooled, "idata"):
+        post = pooled.idata.posterior
+        if "Intercept" not in post:
+            raise ValueError("pooled= fit has no Intercept to draw as the complete-pooling line")
+        if pooled.model.design.blocks:
+            log.warning("hbstan: the pooled= fit has varying terms; its Intercept is drawn as the pooled line")
+        return float(post["Intercept"].mean())
+    try:
+        return float(pooled)
+    except (TypeError, ValueError):
+        raise TypeError(f"pooled must be a number or an hbstan Fit (pooled design), got {type(pooled).__name__}") from None
+
+
+def _plain_log_ticks(ax: "matplotlib.axes.Axes", values: np.ndarray) -> None:
+    """Label a log x axis with plain numbers (2, 5, 10, 50) instead of 2x10^0."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    span = np.log10(values.max() / values.min()) if values.min() > 0 else np.inf
+
+    def minor(v: float, _: Any) -> str:  # label 2x and 5x ticks only
+        lead = round(v / 10 ** np.floor(np.log10(v))) if v > 0 else 0
+        return f"{v:g}" if lead in (2, 5) else ""
+
+    ax.xaxis.set_minor_formatter(FuncFormatter(minor) if span < 2.5 else NullFormatter())
+
+
+def plot_shrinkage(
+    fit: "Fit",
+    group: str | None = None,
+    *,
+    no_pooling: "Fit | Mapping[str, float] | pd.Series | None" = None,
+    pooled: "Fit | float | None" = None,
+    jitter: float = 0.04,
+    seed: int = 0,
+    title: str | None = None,
+    figsize: tuple[float, float] = (8.0, 5.0),
+    ax: "matplotlib.axes.Axes | None" = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+) -> "matplotlib.figure.Figure":
+    """Shrinkage plot: no-pooling vs partial-pooling estimates per group, against group size.
+
+    Each group is a vertical pair: an open circle at its no-pooling estimate and a filled
+    one at the posterior mean of its intercept, joined by a line, at x = the group's sample
+    size (log axis). A solid line marks the population mean of the intercepts and, with
+    ``pooled=``, a dashed one the complete-pooling estimate. See :func:`shrinkage_table` for
+    what the estimates are.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        A fit with a varying intercept ``(1 | group)``.
+    group : str, optional
+        Grouping factor (default: the first one with a varying intercept).
+    no_pooling : hbstan.Fit or mapping, optional
+        Source of the no-pooling estimates (default: the data alone); see
+        :func:`shrinkage_table`.
+    pooled : hbstan.Fit or float, optional
+        Complete-pooling estimate to draw as a dashed line: a number, or a pooled fit (its
+        ``Intercept``).
+    jitter : float, default 0.04
+        Random horizontal spread (fraction of a log unit) so that groups of equal size do
+        not hide each other; 0 turns it off.
+    seed : int, default 0
+        Seed of the jitter.
+    title : str, optional
+        Axes title (default names the grouping factor).
+    figsize : (float, float), default (8, 5)
+        Figure size.
+    ax : matplotlib Axes, optional
+        Draw into this Axes instead of a new figure.
+    save : str or path, optional
+        Write the figure to this file.
+    dpi : int, default 100
+        Resolution of the saved file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.shrinkage_table`` holds the table drawn.
+    """
+    from matplotlib.collections import LineCollection
+
+    fit = _check_fit(fit, "plot_shrinkage")
+    table = shrinkage_table(fit, group, no_pooling=no_pooling)
+    i, blk = _block(fit, group)
+    _, _, ylabel, xlabel = _empirical(fit, blk)
+    if no_pooling is not None:
+        ylabel = ylabel.split(" (")[0] + f" ({blk.factor} intercept)"
+    pooled_value = _pooled_value(pooled)
+    if ax is None:
+        fig = new_figure(figsize)
+        ax = fig.subplots()
+        own = True
+    else:
+        fig = ax.figure
+        own = False
+    n = table["n"].to_numpy(float)
+    if np.any(n <= 0):
+        raise ValueError(f"groups with no observations cannot be placed on the log axis: {list(table.index[n <= 0][:5])}")
+    rng = np.random.default_rng(seed)
+    x = n * np.exp(rng.uniform(-jitter, jitter, size=n.size)) if jitter > 0 else n
+    lo, hi = table["no_pooling"].to_numpy(float), table["partial_pooling"].to_numpy(float)
+    ax.add_collection(
+        LineCollection([[(a, b), (a, c)] for a, b, c in zip(x, lo, hi)], colors="0.6", linewidths=0.8, zorder=1)
+    )
+    src = "unpooled fit" if hasattr(no_pooling, "idata") else "data only" if no_pooling is None else "given"
+    ax.scatter(x, lo, s=22, facecolors="none", edgecolors="C0", linewidths=1.0, zorder=2, label=f"no pooling ({src})")
+    ax.scatter(x, hi, s=22, color="C3", zorder=3, label="partial pooling (posterior mean)")
+    pop = float(table["population"].iloc[0])
+    if np.isfinite(pop):
+        ax.axhline(pop, color="k", lw=1.2, zorder=0, label=f"population mean {pop:.3g}")
+    if pooled_value is not None:
+        ax.axhline(pooled_value, color="k", lw=1.0, ls="--", zorder=0, label=f"complete pooling {pooled_value:.3g}")
+    ax.set_xscale("log")
+    _plain_log_ticks(ax, n)
+    ax.set_xlabel(f"{xlabel} (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else f"Shrinkage of the {blk.factor} intercepts ({blk.J} groups)")
+    ax.legend(loc="best", fontsize="small", frameon=False)
+    ax.autoscale_view()
+    fig.shrinkage_table = table  # type: ignore[attr-defined]
+    return _finish(fig, save, dpi, tight=own)

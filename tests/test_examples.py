@@ -1,0 +1,161 @@
+"""The worked examples in examples/, run as a user runs them, with short chains.
+
+Each example is started as ``python examples/NAME.py`` with HBSTAN_EXAMPLE_DRAWS=200,
+HBSTAN_EXAMPLE_CHAINS=2 and its output directory in tmp_path; the test checks the exit code,
+the figures it wrote, its ``CONCLUSION:`` lines (the direction of each result, with the
+Monte Carlo tolerance the example itself applies) and its ``PYMC:`` line (Stan and PyMC
+sample the same posterior).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DRAWS = "200"
+CHAINS = "2"
+HAVE_PYMC = importlib.util.find_spec("pymc") is not None
+
+pytestmark = pytest.mark.cmdstan
+
+_NUM = r"([-+]?\d+(?:\.\d+)?)"
+
+
+def _run(name: str, out: Path) -> str:
+    env = {
+        **os.environ,
+        "HBSTAN_EXAMPLE_DRAWS": DRAWS,
+        "HBSTAN_EXAMPLE_CHAINS": CHAINS,
+        "HBSTAN_EXAMPLES_OUT": str(out),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "MPLBACKEND": "Agg",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")], capture_output=True, text=True, env=env, timeout=900, cwd=out
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+def _lines(out: str, prefix: str) -> list[str]:
+    return [line[len(prefix):].strip() for line in out.splitlines() if line.startswith(prefix)]
+
+
+def _conclusion(out: str, pattern: str) -> re.Match[str]:
+    for line in _lines(out, "CONCLUSION:"):
+        m = re.search(pattern, line)
+        if m:
+            return m
+    raise AssertionError(f"no CONCLUSION line matches {pattern!r}; conclusions:\n" + "\n".join(_lines(out, "CONCLUSION:")))
+
+
+def _check_common(out: str, tmp_path: Path, figures: int) -> None:
+    figs = [Path(p) for p in _lines(out, "FIGURE:")]
+    assert len(figs) >= figures, out
+    for f in figs:
+        assert f.parent == tmp_path and f.suffix == ".png", f
+        assert f.stat().st_size > 5000, f
+    pymc = _lines(out, "PYMC:")
+    assert len(pymc) == 1, out
+    if HAVE_PYMC:
+        assert pymc[0].startswith("agree"), f"Stan and PyMC do not agree: {pymc[0]}"
+    else:
+        assert pymc[0].startswith("skipped"), pymc[0]
+
+
+def test_01_normal_mean(tmp_path: Path) -> None:
+    out = _run("01_normal_mean", tmp_path)
+    _conclusion(out, r"posterior mean \S+ matches closed form \S+ \(within MC error")
+    _conclusion(out, r"posterior sd \S+ matches closed form \S+ \(within MC error")
+    _check_common(out, tmp_path, 1)
+
+
+def test_02_two_groups(tmp_path: Path) -> None:
+    out = _run("02_two_groups", tmp_path)
+    m = _conclusion(out, rf"pulled {_NUM}% of the way to the global mean, group A \(n=1000\) {_NUM}%")
+    assert float(m.group(1)) > float(m.group(2)) > 0  # the smaller group shrinks more
+    m = _conclusion(out, rf"group B moves {_NUM} toward the global mean, group A {_NUM}")
+    assert float(m.group(1)) > abs(float(m.group(2)))
+    _conclusion(out, r"complete pooling gives one mean \S+, between the group means")
+    assert (tmp_path / "two_groups_pooling.md").read_text().startswith("**Pooling comparison**")
+    _check_common(out, tmp_path, 1)
+
+
+def test_03_points_per_player(tmp_path: Path) -> None:
+    out = _run("03_points_per_player", tmp_path)
+    m = _conclusion(out, rf"spread is {_NUM} \(varying both\) vs {_NUM} \(no pooling\) - shrinkage")
+    assert float(m.group(1)) < float(m.group(2))
+    m = _conclusion(out, rf"moves from slope {_NUM} \(no pooling\) to {_NUM} \(partial pooling\), towards the league slope {_NUM}")
+    no, partial, league = map(float, m.groups())
+    assert abs(partial - league) < abs(no - league)
+    _conclusion(out, r"LOO ranks .*; best: ")
+    _check_common(out, tmp_path, 1)
+
+
+def test_04_radon(tmp_path: Path) -> None:
+    out = _run("04_radon", tmp_path)
+    _conclusion(out, r"partial pooling beats both complete pooling .* and no pooling")
+    m = _conclusion(out, rf"gamma\(log_uppm\) = {_NUM} \(90% interval {_NUM} to {_NUM}\); the county SD falls from {_NUM} to {_NUM}")
+    assert float(m.group(2)) > 0 and float(m.group(5)) < float(m.group(4))
+    m = _conclusion(out, rf"<= 3 homes move a median {_NUM}% .* >= 20 homes {_NUM}% \(small groups shrink more\)")
+    assert float(m.group(1)) > float(m.group(2))
+    assert (tmp_path / "radon_shrinkage.png").stat().st_size > 20000
+    _check_common(out, tmp_path, 3)
+
+
+def test_05_categorical(tmp_path: Path) -> None:
+    out = _run("05_categorical", tmp_path)
+    _conclusion(out, r"region\[south\] = \S+ \(true 0\.40\), region\[west\] = \S+ \(true -0\.30\)")
+    m = _conclusion(out, rf"spread of brand means {_NUM} \(hierarchical\) vs {_NUM} \(categorical\) - shrinkage")
+    assert float(m.group(1)) < float(m.group(2))
+    _check_common(out, tmp_path, 1)
+
+
+def test_06_treatment_effects(tmp_path: Path) -> None:
+    out = _run("06_treatment_effects", tmp_path)
+    m = _conclusion(out, rf"average treatment effect {_NUM} \(90% interval {_NUM} to {_NUM}; true 2\.0\)")
+    assert float(m.group(2)) < 2.0 < float(m.group(3))
+    line = _conclusion(out, r"the treatment effect varies by segment: SD").string
+    assert "NOT ruled out" not in line
+    m = _conclusion(out, rf"P\(correlation > 0\) = {_NUM}")
+    assert 0 <= float(m.group(1)) <= 1
+    _check_common(out, tmp_path, 1)
+
+
+def test_07_binary_outcomes(tmp_path: Path) -> None:
+    out = _run("07_binary_outcomes", tmp_path)
+    _conclusion(out, r"within \S+ posterior sd of the observed proportion")
+    _conclusion(out, r"Bernoulli on 10000 rows and binomial on 6 cells give the same posterior.*\(within MC error\)")
+    m = _conclusion(out, rf"segment new: treatment - control = \+\S+ .*P\(treatment better\) = {_NUM}")
+    assert float(m.group(1)) > 0.95
+    _check_common(out, tmp_path, 1)
+
+
+def test_08_grouped_means(tmp_path: Path) -> None:
+    out = _run("08_grouped_means", tmp_path)
+    _conclusion(out, r"a new lab's expected value is uncertain by sd \S+, more than any seen lab's")
+    m = _conclusion(out, rf"predictive distribution is wider too: sd {_NUM} vs at most {_NUM}")
+    assert float(m.group(1)) > float(m.group(2))
+    _conclusion(out, r"new lab's expected value \S+ is the population mean \S+ \(difference \S+, within MC error\)")
+    _check_common(out, tmp_path, 2)
+
+
+def test_09_wells(tmp_path: Path) -> None:
+    out = _run("09_wells", tmp_path)
+    _conclusion(out, r"dist100 coefficient -\S+ .* is negative")
+    _conclusion(out, r"arsenic coefficient \+\S+ .* is positive")
+    _check_common(out, tmp_path, 1)
+
+
+def test_every_example_is_tested() -> None:
+    scripts = sorted(p.stem for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
+    tested = sorted(name[len("test_"):] for name in globals() if re.match(r"test_\d\d_", name))
+    assert scripts == tested
