@@ -64,7 +64,9 @@ def main() -> None:
         + f" any seen lab's (at most {sd_seen:.2f}, the smallest lab): it is drawn from the population, "
         f"with the between-lab SD tau = {flat(fit, '1|lab_sigma').mean():.1f}"
     )
-    pred_sd = pred.std(0)
+    # predictive SD by the law of total variance, E[sigma^2] + Var(expected value): the same
+    # quantity as pred.std(0) but without the Monte Carlo noise of the simulated observations
+    pred_sd = np.sqrt(np.mean(flat(fit, "sigma") ** 2) + mean.var(0))
     conclusion(
         f"so its predictive distribution is wider too: sd {pred_sd[-1]:.2f} vs at most {pred_sd[:-1].max():.2f} for "
         f"a seen lab (90% interval {table.loc['L_new', 'width']:.1f} wide vs at most {table['width'].iloc[:-1].max():.1f})"
