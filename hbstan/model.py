@@ -827,35 +827,7 @@ class Model:
             dims and coords; ``nuts_sampler="nutpie"`` (or "numpyro", "blackjax") then picks
             PyMC's NUTS implementation. See :func:`hbstan.pymc_backend.sample_pymc`.
         """
-        if backend == "pymc":
-            from .pymc_backend import sample_pymc
-
-            return sample_pymc(
-                self,
-                chains=chains,
-                draws=draws,
-                warmup=warmup,
-                seed=seed,
-                adapt_delta=adapt_delta,
-                max_treedepth=max_treedepth,
-                prior_only=prior_only,
-                output_dir=output_dir,
-                parallel_chains=parallel_chains,
-                show_progress=show_progress,
-                inits=inits,
-                threads_per_chain=threads_per_chain,
-                grainsize=grainsize,
-                pointwise=pointwise,
-                **kwargs,
-            )
-        if backend != "stan":
-            raise ValueError(f"unknown backend {backend!r}; valid backends: 'stan', 'pymc'")
-        if "nuts_sampler" in kwargs:
-            raise ValueError("nuts_sampler= chooses PyMC's NUTS implementation: use it with backend='pymc'")
-        from .fit import run_stan
-
-        return run_stan(
-            self,
+        opts = dict(
             chains=chains,
             draws=draws,
             warmup=warmup,
@@ -872,6 +844,17 @@ class Model:
             pointwise=pointwise,
             **kwargs,
         )
+        if backend == "pymc":
+            from .pymc_backend import sample_pymc
+
+            return sample_pymc(self, **opts)
+        if backend != "stan":
+            raise ValueError(f"unknown backend {backend!r}; valid backends: 'stan', 'pymc'")
+        if "nuts_sampler" in kwargs:
+            raise ValueError("nuts_sampler= chooses PyMC's NUTS implementation: use it with backend='pymc'")
+        from .fit import run_stan
+
+        return run_stan(self, **opts)
 
 
 from .fit import Fit  # noqa: E402  (type used in annotations)
