@@ -1,0 +1,166 @@
+"""Expert-style Stan programs written for the benchmark, with their data preparation.
+
+Each program reads the radon DataFrame (columns ``county``, ``floor``, ``log_radon``) through
+its own ``prep`` function, and ``quantities`` maps the fitted draws onto the user-facing
+quantities hbstan reports (``Intercept`` on the original scale, ``floor``, ``sigma``, the
+group SDs, the group deviations and the correlation), so that min bulk ESS and R-hat are
+taken over the same set of quantities for every engine.
+
+* ``*_loop``: the "hand-written loop" style of tutorials: one sampling statement per
+  observation in a for-loop, non-centered group effects, vague priors.
+* ``*_brms``: the style of brms's generated code: centered design ``Xc`` with a temporary
+  ``Intercept``, non-centered ``r_1_1 = sd_1[1] * z_1[1]`` (``scale_r_cor`` for correlated
+  effects), one ``normal_id_glm_lpdf`` call, brms's default student_t(3, ...) priors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+DIR = Path(__file__).resolve().parent
+
+__all__ = ["PROGRAMS", "Program"]
+
+
+@dataclass
+class Program:
+    name: str
+    prep: Callable[[pd.DataFrame], dict[str, Any]]
+    # canonical name -> (Stan variable, function of its (chain, draw, ...) draws)
+    quantities: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]]
+
+    @property
+    def stan_file(self) -> Path:
+        return DIR / f"{self.name}.stan"
+
+    def extract(self, get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+        cache: dict[str, np.ndarray] = {}
+        out = {}
+        for canon, (var, fn) in self.quantities.items():
+            if var not in cache:
+                cache[var] = get(var)
+            out[canon] = fn(cache[var])
+        return out
+
+
+def _county_index(df: pd.DataFrame) -> tuple[np.ndarray, int]:
+    codes, levels = pd.factorize(df["county"], sort=True)
+    return codes + 1, len(levels)
+
+
+def prep_loop(df: pd.DataFrame) -> dict[str, Any]:
+    county, J = _county_index(df)
+    return {
+        "N": len(df),
+        "J": J,
+        "county": county,
+        "x": df["floor"].to_numpy(float),
+        "y": df["log_radon"].to_numpy(float),
+    }
+
+
+def _brms_default_prior(y: np.ndarray) -> tuple[float, float]:
+    """brms's default ``student_t(3, round(median(y), 1), max(2.5, round(mad(y), 1)))``."""
+    med = float(np.median(y))
+    mad = 1.4826 * float(np.median(np.abs(y - med)))
+    return round(med, 1), max(2.5, round(mad, 1))
+
+
+def _prep_brms(df: pd.DataFrame, slopes: bool) -> dict[str, Any]:
+    county, J = _county_index(df)
+    y = df["log_radon"].to_numpy(float)
+    x = df["floor"].to_numpy(float)
+    loc, scale = _brms_default_prior(y)
+    data: dict[str, Any] = {
+        "N": len(df),
+        "Y": y,
+        "K": 2,
+        "X": np.column_stack([np.ones(len(df)), x]),
+        "Kc": 1,
+        "N_1": J,
+        "M_1": 2 if slopes else 1,
+        "J_1": county,
+        "Z_1_1": np.ones(len(df)),
+        "prior_Intercept_loc": loc,
+        "prior_scale": scale,
+        "prior_only": 0,
+    }
+    if slopes:
+        data["Z_1_2"] = x
+        data["NC_1"] = 1
+    return data
+
+
+def prep_brms_vi(df: pd.DataFrame) -> dict[str, Any]:
+    return _prep_brms(df, slopes=False)
+
+
+def prep_brms_vs(df: pd.DataFrame) -> dict[str, Any]:
+    return _prep_brms(df, slopes=True)
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _col(i: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda a: a[..., i]
+
+
+PROGRAMS: dict[str, Program] = {
+    "radon_vi_loop": Program(
+        "radon_vi_loop",
+        prep_loop,
+        {
+            "Intercept": ("mu_a", _same),
+            "floor": ("beta", _same),
+            "sigma": ("sigma_y", _same),
+            "1|county_sigma": ("sigma_a", _same),
+            "1|county": ("a", _same),
+        },
+    ),
+    "radon_vs_loop": Program(
+        "radon_vs_loop",
+        prep_loop,
+        {
+            "Intercept": ("mu_a", _same),
+            "floor": ("mu_b", _same),
+            "sigma": ("sigma_y", _same),
+            "1|county_sigma": ("tau", _col(0)),
+            "floor|county_sigma": ("tau", _col(1)),
+            "1|county": ("ab", _col(0)),
+            "floor|county": ("ab", _col(1)),
+            "county_corr": ("Omega", lambda a: a[..., 0, 1]),
+        },
+    ),
+    "radon_vi_brms": Program(
+        "radon_vi_brms",
+        prep_brms_vi,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "floor": ("b", _col(0)),
+            "sigma": ("sigma", _same),
+            "1|county_sigma": ("sd_1", _col(0)),
+            "1|county": ("r_1_1", _same),
+        },
+    ),
+    "radon_vs_brms": Program(
+        "radon_vs_brms",
+        prep_brms_vs,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "floor": ("b", _col(0)),
+            "sigma": ("sigma", _same),
+            "1|county_sigma": ("sd_1", _col(0)),
+            "floor|county_sigma": ("sd_1", _col(1)),
+            "1|county": ("r_1_1", _same),
+            "floor|county": ("r_1_2", _same),
+            "county_corr": ("cor_1", _col(0)),
+        },
+    ),
+}
