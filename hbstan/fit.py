@@ -52,9 +52,10 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    threads = opts.pop("threads_per_chain") or 1
+    threads = opts.pop("threads_per_chain")
     grainsize = opts.pop("grainsize")
-    use_threads = threads > 1 and not model.suff_stats
+    # any explicit threads_per_chain (1 included, the baseline) renders the reduce_sum program
+    use_threads = threads is not None and threads >= 1 and not model.suff_stats
     code = model.program(threads=use_threads)
     cpp = {"STAN_THREADS": True} if use_threads else None
     cm = compiled_model(code, cpp_options=cpp)

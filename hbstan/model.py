@@ -811,9 +811,10 @@ class Model:
         output_dir : str, optional
             Run directory for CmdStan's CSV files (default: a new one under hbstan's cache).
         threads_per_chain : int, optional
-            Above 1, the likelihood is split over rows with ``reduce_sum`` and evaluated by
-            that many threads per chain (a separately compiled, threaded program). Not used
-            with Gaussian sufficient statistics, whose cost does not grow with the rows.
+            When given, the likelihood is split over rows with ``reduce_sum`` and evaluated by
+            that many threads per chain (a separately compiled, threaded program; 1 is the
+            single-thread baseline of the same program). Not used with Gaussian sufficient
+            statistics, whose cost does not grow with the rows.
         grainsize : int, default 1
             Rows per ``reduce_sum`` task (1 lets the scheduler choose).
         pointwise : {"python", "stan", False}, default "python"

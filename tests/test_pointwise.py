@@ -57,3 +57,13 @@ def test_bernoulli_aggregation_gives_the_same_posterior() -> None:
     assert fa.idata.log_likelihood["log_lik"].shape[-1] == n  # still per original row
     cmp = hbstan.compare_fits(fa, fr)
     assert cmp.verdict == "agree", cmp.to_markdown()
+
+
+def test_reduce_sum_program_gives_the_same_posterior() -> None:
+    df, _, formula, kwargs = simulate("pooled", "poisson", seed=9)
+    m = hbstan.Model(formula, data=df, **kwargs)
+    threaded = m.sample(chains=2, draws=1000, seed=1, threads_per_chain=2)
+    assert "reduce_sum" in (threaded.run_dir / "model.stan").read_text()
+    plain = m.sample(chains=2, draws=1000, seed=2)
+    cmp = hbstan.compare_fits(threaded, plain)
+    assert cmp.verdict == "agree", cmp.to_markdown()
