@@ -82,6 +82,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exposure", metavar="COLUMN", help="exposure column (poisson: its log is added)")
     p.add_argument("--sigma", type=float, help="known residual SD (gaussian): sigma is data, not estimated")
     p.add_argument("--centered", action="store_true", default=None, help="centered parameterization of group effects")
+    p.add_argument(
+        "--no-marginalize", dest="marginalize", action="store_false", default=None,
+        help="sample the group effects of a Gaussian model instead of integrating them out",
+    )
     p.add_argument("--dropna", action="store_true", default=None, help="drop rows with missing values in model columns")
 
 
@@ -230,7 +234,7 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["formula"] = args.formula
     if args.data:
         spec["data"] = args.data
-    for key in ("family", "pooling", "trials", "offset", "exposure", "sigma", "centered", "dropna"):
+    for key in ("family", "pooling", "trials", "offset", "exposure", "sigma", "centered", "marginalize", "dropna"):
         value = getattr(args, key)
         if value is not None:
             spec[key] = value

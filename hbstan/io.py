@@ -107,6 +107,7 @@ SPEC_KEYS: dict[str, tuple[type, ...]] = {
     "offset": (str,),
     "exposure": (str,),
     "centered": (bool, dict),
+    "marginalize": (bool,),
     "dropna": (bool,),
     "sampler": (dict,),
     "columns": (dict,),
@@ -343,7 +344,9 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         seed = 1
 
     Other optional keys: ``sigma`` (known residual SD), ``trials``, ``offset``, ``exposure``
-    (column names), ``centered`` (true/false or a table per grouping factor) and, in specs
+    (column names), ``centered`` (true/false or a table per grouping factor; chosen from the
+    data when absent), ``marginalize`` (false: sample the group effects of a Gaussian model
+    instead of integrating them out) and, in specs
     hbstan writes, ``columns`` (the data's column types) and ``hbstan_version``.
 
     Returns
@@ -386,7 +389,7 @@ def model_spec(model: Model) -> dict[str, Any]:
 
     Keys: ``formula``, ``family``, ``pooling`` (when set), ``group_predictors``, ``priors``
     (those that differ from the defaults, as strings), ``sigma``, ``trials``, ``offset``,
-    ``exposure`` (column names), ``centered`` and ``dropna``.
+    ``exposure`` (column names), ``centered``, ``marginalize`` and ``dropna``.
 
     Raises
     ------
@@ -432,6 +435,7 @@ def model_spec(model: Model) -> dict[str, Any]:
         spec["centered"] = flags
     else:
         spec["centered"] = next(iter(flags.values()), False)
+    spec["marginalize"] = bool(model.marginalized)
     spec["dropna"] = False  # the data a model keeps are already complete
     return spec
 
@@ -456,7 +460,8 @@ def model_from_spec(spec: Mapping[str, Any], data: pd.DataFrame) -> Model:
         trials=spec.get("trials"),
         offset=spec.get("offset"),
         exposure=spec.get("exposure"),
-        centered=spec.get("centered", False),
+        centered=spec.get("centered", "auto"),
+        marginalize=spec.get("marginalize", "auto"),
         dropna=spec.get("dropna", False),
     )
 

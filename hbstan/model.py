@@ -129,6 +129,13 @@ class Model:
         Gaussian models with at most one grouping term: evaluate the likelihood from per-group
         sufficient statistics, so a gradient costs O(groups) instead of O(rows). "auto" uses
         them when there are at least two rows per group on average.
+    marginalize : bool or "auto", default "auto"
+        Gaussian models with sufficient statistics and one hierarchical or correlated grouping
+        term: integrate the group effects out of the likelihood analytically (per group, the
+        responses are jointly normal), so the sampler explores only the population-level
+        parameters and SDs (and correlations); the group effects are then drawn exactly from
+        their conditional posterior in generated quantities. Same posterior, far fewer and
+        easier dimensions. "auto" does it unless ``centered`` was set for that term.
     dropna : bool, default False
         Drop rows with missing values in the model's columns (reported in the log) instead of
         raising an error.
@@ -149,6 +156,7 @@ class Model:
         exposure: Any = None,
         centered: bool | str | Mapping[str, bool | str] = "auto",
         suff_stats: bool | str = "auto",
+        marginalize: bool | str = "auto",
         aggregate: bool | str = "auto",
         dropna: bool = False,
     ) -> None:
@@ -236,6 +244,21 @@ class Model:
                 "suff_stats=True needs family='gaussian' and at most one grouping term; "
                 f"this model has family={family!r} and {len(self.design.blocks)} grouping terms"
             )
+        if marginalize not in (True, False, "auto"):
+            raise ValueError(f"marginalize must be True, False or 'auto', got {marginalize!r}")
+        blocks = self.design.blocks
+        can_marginalize = (
+            self.suff_stats and len(blocks) == 1 and blocks[0].pooling in ("hierarchical", "correlated")
+        )
+        if marginalize is True and not can_marginalize:
+            raise ValueError(
+                "marginalize=True needs family='gaussian' with sufficient statistics (suff_stats not "
+                "False) and exactly one grouping term with pooling 'hierarchical' or 'correlated'"
+            )
+        term_auto = bool(blocks) and (
+            (centered.get(blocks[0].factor, "auto") if isinstance(centered, Mapping) else centered) == "auto"
+        )
+        self.marginalized = bool(can_marginalize and (marginalize is True or (marginalize == "auto" and term_auto)))
         self._params = self._param_table()
         self.priors = self._resolve_priors(dict(priors or {}))
         self._code: dict[bool, str] | None = None
@@ -650,6 +673,7 @@ class Model:
             "known_sigma": self.known_sigma is not None,
             "has_intercept": d.has_intercept,
             "suff": self.suff_stats,
+            "marginal": self.marginalized,
             "suff_ones": self.suff_stats and (d.has_intercept or any(b.has_intercept for b in d.blocks)),
             "threads": threads,
             "priors": {},
@@ -669,6 +693,7 @@ class Model:
                 "i": i,
                 "pooling": blk.pooling,
                 "centered": blk.centered,
+                "marginal": self.marginalized and i == 1,
                 "has_U": blk.U is not None,
             }
             if blk.pooling == "unpooled":

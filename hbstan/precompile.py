@@ -50,6 +50,9 @@ def common_models(families: list[str] | None = None, designs: list[str] | None =
     for family, design in itertools.product(families or list(FAMILY_LHS), designs or list(DESIGNS)):
         formula, kw = DESIGNS[design]
         formula = FAMILY_LHS[family] + formula[1:]
+        if family == "gaussian" and design not in ("pooled", "unpooled"):
+            # the default for these: group effects integrated out of the likelihood
+            yield f"{family}/{design}/integrated out", Model(formula, data=df, family=family, **kw)
         for centered in ([False, True] if design != "pooled" and design != "unpooled" else [False]):
             m = Model(formula, data=df, family=family, centered=centered, **kw)
             yield f"{family}/{design}/{'centered' if centered else 'non-centered'}", m
