@@ -14,7 +14,8 @@ Subcommands::
     hbstan demo
 
 Exit codes: 0 ok, 1 bad input or a failed run (one line ``hbstan: error: <reason>`` on
-stderr, no traceback), 2 usage error (argparse).
+stderr, no traceback), 2 usage error (argparse), 3 ``diagnose`` found a problem (divergences,
+tree depth, E-BFMI, R-hat or ESS).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import secrets
 import shlex
 import shutil
 import sys
+
+EXIT_PROBLEMS = 3  # `hbstan diagnose`: a sampler check failed
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -153,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_summary)
 
-    p = sub.add_parser("diagnose", help="print the sampler diagnostics of a saved run, with advice")
+    p = sub.add_parser(
+        "diagnose",
+        help="print the sampler diagnostics of a saved run, with advice (exit status 3 when a check failed)",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     _common(p)
     p.set_defaults(func=_cmd_diagnose)
@@ -394,8 +400,9 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .io import load_diagnostics
 
-    print(load_diagnostics(args.run_dir))
-    return 0
+    diag = load_diagnostics(args.run_dir)
+    print(diag)
+    return 0 if diag.ok else EXIT_PROBLEMS
 
 
 def _check_new_file(path: str | None, overwrite: bool) -> None:

@@ -231,6 +231,18 @@ def test_fit_writes_a_run_directory(run: tuple[Path, subprocess.CompletedProcess
 
 
 @pytest.mark.cmdstan
+def test_diagnose_exit_status_flags_a_short_run(tmp_path: Path, csv: Path) -> None:
+    out = tmp_path / "short"
+    proc = hbstan("fit", FORMULA, "--data", csv, "--group-predictor", "county=log_uppm", "--prior",
+                  "Intercept=Normal(0, 10)", "--chains", "2", "--warmup", "30", "--draws", "20", "--seed", "3",
+                  "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = hbstan("diagnose", out)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # 40 draws cannot reach a bulk ESS of 400
+    assert "WARNING:" in proc.stdout and "ESS" in proc.stdout
+
+
+@pytest.mark.cmdstan
 def test_summary_and_diagnose(run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = run
     proc = hbstan("summary", out)
@@ -240,8 +252,10 @@ def test_summary_and_diagnose(run: tuple[Path, subprocess.CompletedProcess[str]]
     assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) == 3
     assert_error(hbstan("summary", out, "--var", "sigmaa"), "'sigmaa'")
     proc = hbstan("diagnose", out)
-    assert proc.returncode == 0, proc.stderr
+    ok = io.load_diagnostics(out).ok
+    assert proc.returncode == (0 if ok else 3), proc.stderr
     assert "divergent transitions per chain" in proc.stdout and "R-hat" in proc.stdout
+    assert ("WARNING:" in proc.stdout) == (not ok)
 
 
 @pytest.mark.cmdstan
