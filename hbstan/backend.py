@@ -25,6 +25,7 @@ __all__ = [
     "compiled_model",
     "new_run_dir",
     "install_cmdstan",
+    "cached_program",
 ]
 
 log = logging.getLogger("hbstan")
@@ -137,8 +138,7 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
     with _file_lock(d / ".lock"):
         if exe.is_file() and stan_file.is_file():
             log.info("hbstan: compiled model found in cache (%s)", d)
-            with _quiet_cmdstanpy():
-                return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe))
+            return _load_model(stan_file, exe)
         log.info("hbstan: compiling the Stan program (cache miss; this takes a while) into %s", d)
         tmp = d / f"build-{secrets.token_hex(4)}"
         tmp.mkdir(parents=True)
@@ -158,8 +158,45 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
             os.utime(exe)  # newer than model.stan, so CmdStanPy will not rebuild
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        with _quiet_cmdstanpy():
-            return cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe))
+        return _load_model(stan_file, exe)
+
+
+_INFO_FILE = "info.json"
+
+
+def _load_model(stan_file: Path, exe: Path) -> Any:
+    """A CmdStanModel for a cached executable and its program.
+
+    ``CmdStanModel(stan_file=..., exe_file=...)`` runs ``stanc --info`` on every construction
+    (with CmdStan < 2.36, to learn whether the program has parameters), a subprocess costing
+    about as much as the rest of hbstan's preparation of a run. Its one result, the
+    ``fixed_param`` flag, is recorded next to the executable the first time and reused.
+    """
+    import cmdstanpy
+
+    info_file = stan_file.parent / _INFO_FILE
+    with _quiet_cmdstanpy():
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and isinstance(info.get("fixed_param"), bool):
+            cm = cmdstanpy.CmdStanModel(exe_file=str(exe))
+            if hasattr(cm, "_stan_file") and hasattr(cm, "_fixed_param"):
+                # what the stan_file= constructor records, without running stanc again
+                cm._stan_file = os.path.realpath(stan_file)
+                cm._fixed_param = info["fixed_param"]
+                return cm
+        cm = cmdstanpy.CmdStanModel(stan_file=str(stan_file), exe_file=str(exe))
+    fixed = getattr(cm, "_fixed_param", None)
+    if isinstance(fixed, bool):
+        tmp = info_file.with_name(f".{_INFO_FILE}.{secrets.token_hex(4)}")
+        try:
+            tmp.write_text(json.dumps({"fixed_param": fixed}))
+            os.replace(tmp, info_file)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return cm
 
 
 def new_run_dir(key: str, output_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -173,3 +210,50 @@ def new_run_dir(key: str, output_dir: str | os.PathLike[str] | None = None) -> P
     path = base / f"{stamp}-{key[:8]}-{secrets.token_hex(3)}"
     path.mkdir(parents=True)
     return path
+
+
+def _program_sources() -> str:
+    """Digest of everything a rendered program depends on besides its template context: the
+    templates, the modules that render them and build the context, and Jinja's version."""
+    import jinja2
+
+    from . import __version__
+    from .render import templates_dir
+
+    h = hashlib.sha256(f"{__version__}|{jinja2.__version__}".encode())
+    here = Path(__file__).resolve().parent
+    tdir = templates_dir()
+    files = [here / "render.py", here / "model.py"] + sorted(p for p in tdir.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(tdir) if f.is_relative_to(tdir) else f.name).encode())
+        h.update(b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def cached_program(context: dict[str, Any], render: Any) -> str:
+    """The Stan program for a template ``context``: read back from the cache of rendered
+    programs (``cache_dir()/programs``) when this context was rendered before with the same
+    templates and code, else ``render()`` (and stored).
+
+    Rendering is cheap once Jinja has compiled the templates, but compiling them is not (tens
+    of milliseconds, on the first fit of every process); a program only depends on its
+    context, the templates and the rendering code, all of which are in the key.
+    """
+    try:
+        payload = json.dumps({"context": context, "sources": _program_sources()}, sort_keys=True)
+    except (TypeError, ValueError, OSError):
+        return str(render())
+    path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    code = str(render())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        tmp.write_text(code)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return code

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,13 +125,36 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     settings["pointwise"] = pointwise
-    idata = _CmdStanConverter(model, mcmc).to_inference_data(pointwise, settings["seed"])
+    with _arviz_without_numba():
+        idata = _CmdStanConverter(model, mcmc).to_inference_data(pointwise, settings["seed"])
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
     timings["convert"] = time.perf_counter() - t2
     fit.timings = timings
     fit._warn_if_unhealthy()
     return fit
+
+
+@contextlib.contextmanager
+def _arviz_without_numba() -> Iterator[None]:
+    """ArviZ's NumPy code paths instead of its numba ones, for hbstan's own calls.
+
+    Where numba is installed, ArviZ jit-compiles its variance kernels on first use in each
+    process (about 0.2 s), which is most of the cost of a post-sampling check on a sub-second
+    fit; its NumPy path (``np.var``) gives the same diagnostics and is fast on any size. The
+    user's own ArviZ calls are untouched: the flag is restored on exit.
+    """
+    try:
+        from arviz.utils import Numba
+    except ImportError:  # pragma: no cover (arviz is a dependency)
+        yield
+        return
+    previous = Numba.numba_flag
+    Numba.numba_flag = False
+    try:
+        yield
+    finally:
+        Numba.numba_flag = previous
 
 
 def _failure_message(text: str, run_dir: Path) -> str:
@@ -174,8 +199,9 @@ class _CmdStanConverter:
         post, dims, coords = self.posterior()
         m = self.model
         resp = m.design.response
-        coords = dict(coords)
-        coords[OBS_DIM] = list(range(m.design.N))
+        # arrays, not lists: ArviZ deep-copies the coords once per variable
+        coords = {k: np.asarray(v) if isinstance(v, list) else v for k, v in coords.items()}
+        coords[OBS_DIM] = np.arange(m.design.N)
         dims = dict(dims)
         dims["log_lik"] = [OBS_DIM]
         dims[resp] = [OBS_DIM]
@@ -321,9 +347,9 @@ class Fit:
         div = ss["diverging"].sum("draw").values.astype(int).tolist()
         mtd = self.settings.get("max_treedepth") or 10
         hits = (ss["tree_depth"] >= mtd).sum("draw").values.astype(int).tolist()
-        ebfmi = np.atleast_1d(az.bfmi(self.idata)).tolist()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _arviz_without_numba():
             warnings.simplefilter("ignore")
+            ebfmi = np.atleast_1d(az.bfmi(self.idata)).tolist()
             rhat = az.rhat(self.idata, var_names=var_names)
             ess_b = az.ess(self.idata, method="bulk", var_names=var_names)
             ess_t = az.ess(self.idata, method="tail", var_names=var_names)

@@ -14,6 +14,7 @@ import pandas as pd
 from . import __version__
 from .design import Block, DataError, Design, FormulaError, parse_formula
 from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
+from .backend import cached_program
 from .render import render_program
 
 __all__ = ["Model", "FAMILIES", "POOLINGS", "ParamInfo"]
@@ -724,7 +725,9 @@ class Model:
             self._code = {}
         if threads not in self._code:
             ctx, _ = self._structure(threads)
-            self._code[threads] = render_program(ctx)
+            # read back when this structure was rendered before by the same templates and code
+            # (saves Jinja's template compilation, the costly part, in every new process)
+            self._code[threads] = cached_program(ctx, lambda: render_program(ctx))
         return self._code[threads]
 
     def stan_data_for(

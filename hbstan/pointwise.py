@@ -24,11 +24,14 @@ def _coef(post: dict[str, np.ndarray], names: list[str], c: int) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-def linear_predictor_draws(model: "Model", post: dict[str, np.ndarray], c: int) -> np.ndarray:
-    """Linear predictor of the fitted rows for chain ``c``: (draw, N)."""
+def linear_predictor_draws(
+    model: "Model", post: dict[str, np.ndarray], c: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Linear predictor of the fitted rows for chain ``c``: (draw, N), written into ``out`` if given."""
     d = model.design
     D = next(iter(post.values())).shape[1]
-    eta = np.broadcast_to(model._offset, (D, d.N)).copy()
+    eta = np.empty((D, d.N)) if out is None else out
+    eta[...] = model._offset
     if d.has_intercept:
         eta += post["Intercept"][c][:, None]
     if d.K:
@@ -38,7 +41,21 @@ def linear_predictor_draws(model: "Model", post: dict[str, np.ndarray], c: int) 
         r = np.concatenate(
             [post[e][c][..., None] if post[e][c].ndim == 2 else post[e][c] for e in effects], axis=-1
         )  # (draw, J, M)
-        eta += np.einsum("dnm,nm->dn", r[:, blk.index, :], blk.Z)
+        if blk.M <= 2:
+            # sum_m r[:, g[n], m] * Z[n, m], as einsum("dnm,nm->dn") adds it up (one or two terms
+            # sum the same in any order); a column of ones multiplies nothing
+            terms = []
+            for m in range(blk.M):
+                rm = r[:, :, m][:, blk.index]
+                z = blk.Z[:, m]
+                if not np.all(z == 1.0):
+                    rm *= z
+                terms.append(rm)
+            if len(terms) == 2:
+                terms[0] += terms[1]
+            eta += terms[0]
+        else:
+            eta += np.einsum("dnm,nm->dn", r[:, blk.index, :], blk.Z)
         if blk.U is not None:
             names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
             # with an intercept, the reported Intercept absorbs the centering of U; without
@@ -54,25 +71,37 @@ def log_lik_and_y_rep(
     """(chain, draw, N) arrays of the pointwise log-likelihood and of replicated data."""
     y = model.design.y
     fam = model.family
-    lls, reps = [], []
-    C = next(iter(post.values())).shape[0]
+    first = next(iter(post.values()))
+    C, D, N = first.shape[0], first.shape[1], model.design.N
+    # every chain's arrays are written in place: no per-chain temporaries, no final stacking
+    lls = np.empty((C, D, N))
+    reps: np.ndarray | None = None
+    eta = np.empty((D, N))
     for c in range(C):
-        eta = linear_predictor_draws(model, post, c)
+        linear_predictor_draws(model, post, c, out=eta)
+        ll = lls[c]
         if fam == "gaussian":
             sigma: Any = model.known_sigma if model.known_sigma is not None else post["sigma"][c][:, None]
-            z = (y - eta) / sigma
-            ll = -0.5 * z * z - np.log(sigma) - 0.5 * np.log(2 * np.pi)
             rep = rng.normal(eta, sigma)
+            # ll = -0.5 * z * z - log(sigma) - 0.5 * log(2 pi), z = (y - eta) / sigma
+            z = np.subtract(y, eta, out=eta)
+            z /= sigma
+            np.multiply(z, -0.5, out=ll)
+            ll *= z
+            ll -= np.log(sigma)
+            ll -= 0.5 * np.log(2 * np.pi)
         elif fam == "bernoulli":
-            ll = np.where(y == 1, log_expit(eta), log_expit(-eta))
+            ll[...] = np.where(y == 1, log_expit(eta), log_expit(-eta))
             rep = rng.binomial(1, np.exp(log_expit(eta)))
         elif fam == "binomial":
             n = model._trials
-            ll = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + y * log_expit(eta) + (n - y) * log_expit(-eta)
+            ll[...] = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + y * log_expit(eta) + (n - y) * log_expit(-eta)
             rep = rng.binomial(n.astype(int), np.exp(log_expit(eta)))
         else:
-            ll = y * eta - np.exp(eta) - gammaln(y + 1)
+            ll[...] = y * eta - np.exp(eta) - gammaln(y + 1)
             rep = rng.poisson(np.exp(np.minimum(eta, 20.0)))
-        lls.append(ll)
-        reps.append(rep)
-    return np.stack(lls), np.stack(reps)
+        if reps is None:
+            reps = np.empty((C, *rep.shape), dtype=rep.dtype)
+        reps[c] = rep
+    assert reps is not None
+    return lls, reps

@@ -1,0 +1,54 @@
+"""The shortcuts that keep hbstan's own work per fit small give exactly what the long ways give.
+
+(No timings here: each test checks that a fast path and the path it replaces agree.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hbstan
+from hbstan.render import render_program
+
+
+def test_rendered_program_cache_gives_the_rendered_program(
+    radon: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HBSTAN_CACHE_DIR", str(tmp_path))
+    for formula in ("log_radon ~ floor + (1 | county)", "log_radon ~ floor + (1 + floor | county)"):
+        for threads in (False, True):
+            m = hbstan.Model(formula, radon)
+            first = m.program(threads=threads)  # renders and stores
+            again = hbstan.Model(formula, radon).program(threads=threads)  # read back
+            fresh = render_program(m._structure(threads)[0])  # straight from the templates
+            assert first == again == fresh
+    assert len(list((tmp_path / "programs").glob("*.stan"))) == 4
+
+
+def test_diagnostics_without_numba_equal_arviz_defaults(rng: np.random.Generator) -> None:
+    import arviz as az
+    from arviz.utils import Numba
+
+    from hbstan.fit import _arviz_without_numba
+
+    draws = {
+        "iid": rng.normal(size=(4, 300, 3)),
+        "autocorrelated": np.cumsum(rng.normal(size=(4, 300, 2)), axis=1) * 0.1 + rng.normal(size=(4, 300, 2)),
+        "shifted": rng.normal(size=(4, 300)) + np.array([0.0, 0.0, 0.0, 1.0])[:, None],
+    }
+    idata = az.from_dict(posterior=draws, sample_stats={"energy": rng.normal(size=(4, 300))})
+    before = Numba.numba_flag
+    ref = (az.rhat(idata), az.ess(idata, method="bulk"), az.ess(idata, method="tail"), az.bfmi(idata))
+    with _arviz_without_numba():
+        assert Numba.numba_flag is False
+        ours = (az.rhat(idata), az.ess(idata, method="bulk"), az.ess(idata, method="tail"), az.bfmi(idata))
+    assert Numba.numba_flag == before  # the user's setting is restored
+    for a, b in zip(ref[:3], ours[:3]):
+        for v in draws:
+            np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-10)
+    np.testing.assert_allclose(ref[3], ours[3], rtol=1e-10)
+    assert float(ours[0]["shifted"]) > 1.1  # the check still sees chains that disagree
