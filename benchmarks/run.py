@@ -20,6 +20,7 @@ of medians), and prints the table. See benchmarks/README.md for the columns.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -345,6 +346,11 @@ def worker_fit(spec: dict[str, Any]) -> dict[str, Any]:
     case = CASES[spec["case"]]
     df = _load(case)
     engine = spec["engine"]
+    if engine in ("pymc", "nutpie"):
+        import pymc  # noqa: F401
+    # the heavy imports leave a full garbage-collection pass due; run it now so that no
+    # engine's timing pays for it
+    gc.collect()
     if engine == "hbstan":
         res = _fit_hbstan(spec, case, df)
     elif engine in ("pymc", "nutpie"):

@@ -139,7 +139,7 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
         if exe.is_file() and stan_file.is_file():
             log.info("hbstan: compiled model found in cache (%s)", d)
             return _load_model(stan_file, exe)
-        log.info("hbstan: compiling the Stan program (cache miss; this takes a while) into %s", d)
+        log.info("hbstan: compiled model not in the cache (cache miss): compiling the Stan program into %s (this takes a while)", d)
         tmp = d / f"build-{secrets.token_hex(4)}"
         tmp.mkdir(parents=True)
         try:
