@@ -135,6 +135,15 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     return fit
 
 
+def _above(value: float, limit: float) -> str:
+    """``value`` with enough decimals to show that it exceeds ``limit`` (1.0103, not 1.010)."""
+    for digits in range(3, 8):
+        text = f"{value:.{digits}f}"
+        if float(text) > limit:
+            return text
+    return repr(value)
+
+
 @contextlib.contextmanager
 def _arviz_without_numba() -> Iterator[None]:
     """ArviZ's NumPy code paths instead of its numba ones, for hbstan's own calls.
@@ -386,7 +395,7 @@ class Fit:
             )
         if max_rhat > rhat_max:
             msgs.append(
-                f"R-hat {max_rhat:.3f} > {rhat_max} for {worst!r}: the chains disagree; run "
+                f"R-hat {_above(max_rhat, rhat_max)} > {rhat_max} for {worst!r}: the chains disagree; run "
                 "longer (more warmup and draws) and check the model"
             )
         if min_b < ess_min or min_t < ess_min:

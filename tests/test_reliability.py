@@ -226,3 +226,11 @@ def test_every_random_program_is_accepted_by_stanc(tmp_path_factory, opts) -> No
     stanc = Path(hbstan.find_cmdstan()) / "bin" / "stanc"
     res = subprocess.run([str(stanc), str(d / "m.stan"), f"--o={d / 'm.hpp'}"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr + "\n" + code
+
+
+def test_rhat_warning_shows_enough_decimals_to_exceed_the_limit() -> None:
+    from hbstan.fit import _above
+
+    assert _above(1.0234, 1.01) == "1.023"
+    assert _above(1.01034, 1.01) == "1.0103"  # not "1.010 > 1.01"
+    assert float(_above(1.0100004, 1.01)) > 1.01
