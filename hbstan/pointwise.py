@@ -8,6 +8,7 @@ checks both ways agree to rounding.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,53 +17,81 @@ from scipy.special import gammaln, log_expit
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["linear_predictor_draws", "log_lik_and_y_rep"]
+__all__ = ["linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep"]
 
 
-def _coef(post: dict[str, np.ndarray], names: list[str], c: int) -> np.ndarray:
-    parts = [post[n][c] if post[n][c].ndim == 2 else post[n][c][:, None] for n in names]
-    return np.concatenate(parts, axis=-1)
+def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """(S, width): the per-term draws of ``names`` side by side (each (S,) or (S, levels))."""
+    return np.concatenate([draws[n] if draws[n].ndim == 2 else draws[n][:, None] for n in names], axis=-1)
+
+
+def group_effects(model: "Model", draws: Mapping[str, np.ndarray], i: int) -> np.ndarray:
+    """(S, J, M): the effects of varying term ``i`` (1-based), from draws with one leading dim."""
+    blk = model.design.blocks[i - 1]
+    effects = [blk.effect_name(t) for t, _, _ in blk.effects]
+    return np.concatenate([draws[e][..., None] if draws[e].ndim == 2 else draws[e] for e in effects], axis=-1)
+
+
+def linear_predictor(
+    model: "Model",
+    draws: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    offsets: np.ndarray,
+    terms: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Draws of the linear predictor of any rows: (S, n), written into ``out`` if given.
+
+    The one place hbstan rebuilds the Stan program's linear predictor from the draws (the
+    fitted rows' log-likelihood and replicated data, predictions for new rows, the PyMC
+    backend). ``draws`` are the user-facing posterior variables with one leading dimension
+    of S draws; ``X`` (n, K) the population-level predictors of the rows; per varying term,
+    ``terms`` holds (r, index, Z, U): the group effects (S, J, M), each row's group (indices
+    into r's J), its varying-effect predictors (n, M) and its group-level predictors (n, P)
+    or None. With an intercept, the reported Intercept absorbs the centering of X and U;
+    without one, the program's centered U is the one that enters the linear predictor.
+    """
+    d = model.design
+    S = next(iter(draws.values())).shape[0]
+    eta = np.empty((S, X.shape[0])) if out is None else out
+    eta[...] = offsets
+    if d.has_intercept:
+        eta += draws["Intercept"][:, None]
+    if d.K:
+        eta += _coef(draws, [t[0] for t in d.terms]) @ X.T
+    for i, (blk, (r, index, Z, U)) in enumerate(zip(d.blocks, terms), start=1):
+        if blk.M <= 2:
+            # sum_m r[:, g[n], m] * Z[n, m] (one or two terms add up the same in any order);
+            # a column of ones multiplies nothing
+            first: np.ndarray | None = None
+            for m in range(blk.M):
+                rm = r[:, :, m][:, index]
+                z = Z[:, m]
+                if not np.all(z == 1.0):
+                    rm *= z
+                first = rm if first is None else first.__iadd__(rm)
+            if first is not None:
+                eta += first
+        else:
+            eta += np.einsum("dnm,nm->dn", r[:, index, :], Z)
+        if U is not None:
+            names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
+            Uc = U if d.has_intercept else U - blk.U.mean(axis=0)
+            eta += _coef(draws, names) @ Uc.T
+    return eta
 
 
 def linear_predictor_draws(
-    model: "Model", post: dict[str, np.ndarray], c: int, out: np.ndarray | None = None
+    model: "Model", post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Linear predictor of the fitted rows for chain ``c``: (draw, N), written into ``out`` if given."""
+    """Linear predictor of the fitted rows for chain ``c`` of (chain, draw, ...) draws: (draw, N)."""
     d = model.design
-    D = next(iter(post.values())).shape[1]
-    eta = np.empty((D, d.N)) if out is None else out
-    eta[...] = model._offset
-    if d.has_intercept:
-        eta += post["Intercept"][c][:, None]
-    if d.K:
-        eta += _coef(post, [t[0] for t in d.terms], c) @ d.X.T
-    for i, blk in enumerate(d.blocks, start=1):
-        effects = [blk.effect_name(t) for t, _, _ in blk.effects]
-        r = np.concatenate(
-            [post[e][c][..., None] if post[e][c].ndim == 2 else post[e][c] for e in effects], axis=-1
-        )  # (draw, J, M)
-        if blk.M <= 2:
-            # sum_m r[:, g[n], m] * Z[n, m], as einsum("dnm,nm->dn") adds it up (one or two terms
-            # sum the same in any order); a column of ones multiplies nothing
-            terms = []
-            for m in range(blk.M):
-                rm = r[:, :, m][:, blk.index]
-                z = blk.Z[:, m]
-                if not np.all(z == 1.0):
-                    rm *= z
-                terms.append(rm)
-            if len(terms) == 2:
-                terms[0] += terms[1]
-            eta += terms[0]
-        else:
-            eta += np.einsum("dnm,nm->dn", r[:, blk.index, :], blk.Z)
-        if blk.U is not None:
-            names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
-            # with an intercept, the reported Intercept absorbs the centering of U; without
-            # one, the program's centered U is the one that enters the linear predictor
-            U = blk.U if d.has_intercept else blk.U - blk.U.mean(axis=0)
-            eta += (_coef(post, names, c) @ U.T)[:, blk.index]
-    return eta
+    chain = {k: v[c] for k, v in post.items()}
+    terms = [
+        (group_effects(model, chain, i), blk.index, blk.Z, None if blk.U is None else blk.U[blk.index])
+        for i, blk in enumerate(d.blocks, start=1)
+    ]
+    return linear_predictor(model, chain, d.X, model._offset, terms, out=out)
 
 
 def log_lik_and_y_rep(

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError, _group_labels
+from .pointwise import group_effects
+from .pointwise import linear_predictor as linear_predictor_rows
 
 if TYPE_CHECKING:
     from .fit import Fit
@@ -29,7 +31,12 @@ def _stack(fit: "Fit", names: list[str], width: int) -> np.ndarray:
 
 
 def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """Draws of the linear predictor for new rows: (chain, draw, n)."""
+    """Draws of the linear predictor for new rows: (chain, draw, n).
+
+    Rows of groups seen in fitting use those groups' effects; each group not seen gets one
+    fresh draw of its effects from the population per posterior draw. The arithmetic is
+    :func:`hbstan.pointwise.linear_predictor`'s, as for the fitted rows.
+    """
     m = fit.model
     d = m.design
     post = fit.idata.posterior
@@ -42,19 +49,16 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
         raise DataError(f"column {err.args[0]!r} needed for prediction is not in the new data") from None
     except Exception as err:
         raise DataError(f"cannot build the predictors for the new data: {err}") from None
-    eta = np.zeros((C, D, n))
-    if d.has_intercept:
-        eta += post["Intercept"].values[..., None]
-    if d.K:
-        b = _stack(fit, [t[0] for t in d.terms], d.K)
-        eta += np.einsum("cdk,nk->cdn", b, X)
+    # every draw of every chain in one leading dimension
+    draws = {v: post[v].values.reshape(C * D, *post[v].shape[2:]) for v in post.data_vars}
+    terms = []
     for i, blk in enumerate(d.blocks, start=1):
         missing = [c for c in blk.columns if c not in new.columns]
         if missing:
             raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
         labels = _group_labels(new, blk.columns).to_numpy()
         pos = {lab: j for j, lab in enumerate(blk.levels)}
-        idx = np.array([pos.get(lab, -1) for lab in labels])
+        idx = np.array([pos.get(lab, -1) for lab in labels], dtype=int)
         unseen = sorted(set(labels[idx < 0]))
         if unseen and blk.pooling == "unpooled":
             raise DataError(
@@ -65,36 +69,30 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
             Z = np.asarray(blk.expr_design.evaluate_new_data(new).design_matrix, dtype=float)
         except Exception as err:
             raise DataError(f"cannot build the varying-effect predictors of {blk.factor!r} for the new data: {err}") from None
-        effects = [blk.effect_name(t) for t, _, _ in blk.effects]
-        r = np.concatenate(
-            [post[e].values[..., None] if post[e].ndim == 3 else post[e].values for e in effects], axis=-1
-        )  # (C, D, J, M)
-        # rows of unseen groups: one fresh draw of the effects per unseen level and posterior draw
+        r = group_effects(m, draws, i)  # (C * D, J, M)
         if unseen:
-            sds = _stack(fit, [f"{e}_sigma" for e in effects], blk.M)  # (C, D, M)
-            zs = rng.standard_normal((C, D, len(unseen), blk.M))
+            effects = [blk.effect_name(t) for t, _, _ in blk.effects]
+            sds = _stack(fit, [f"{e}_sigma" for e in effects], blk.M).reshape(C * D, blk.M)
+            zs = rng.standard_normal((C, D, len(unseen), blk.M)).reshape(C * D, len(unseen), blk.M)
             if blk.pooling == "correlated":
                 cname = next(p.name for p in m._params if p.stan == f"Cor_{i}")
-                L = np.linalg.cholesky(post[cname].values + 1e-12 * np.eye(blk.M))
-                new_r = np.einsum("cdm,cdmk,cdjk->cdjm", sds, L, zs)
+                L = np.linalg.cholesky(draws[cname] + 1e-12 * np.eye(blk.M))
+                new_r = np.einsum("sm,smk,sjk->sjm", sds, L, zs)
             else:
-                new_r = sds[:, :, None, :] * zs
-            r = np.concatenate([r, new_r], axis=2)
+                new_r = sds[:, None, :] * zs
+            r = np.concatenate([r, new_r], axis=1)
             for k, lab in enumerate(unseen):
                 idx[labels == lab] = blk.J + k
-        eta += np.einsum("cdnm,nm->cdn", r[:, :, idx, :], Z)
+        U = None
         if blk.U is not None:
             U = np.zeros((n, len(blk.U_names)))
             for p, col in enumerate(blk.U_names):
                 if col not in new.columns:
                     raise DataError(f"group predictor column {col!r} is missing from the new data")
                 U[:, p] = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
-            if not d.has_intercept:  # see pointwise.linear_predictor_draws
-                U = U - blk.U.mean(axis=0)
-            names = [q.name for q in m._params if q.stan == f"gamma_{i}"]
-            g = _stack(fit, names, len(names))
-            eta += np.einsum("cdp,np->cdn", g, U)
-    return eta
+        terms.append((r, idx, Z, U))
+    eta = linear_predictor_rows(m, draws, X, np.zeros(n), terms)
+    return eta.reshape(C, D, n)
 
 
 def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | None:

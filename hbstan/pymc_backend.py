@@ -456,70 +456,14 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
 # ---------------------------------------------------------------------------------------------
 # pointwise quantities from the user-facing draws (NumPy, as Stan's generated quantities)
 # ---------------------------------------------------------------------------------------------
-def _as3(a: np.ndarray) -> np.ndarray:
-    return a if a.ndim == 3 else a[..., None]
-
-
-def linear_predictor_draws(m: "Model", post: dict[str, np.ndarray]) -> np.ndarray:
-    """Draws of the linear predictor of the fitted rows, (chain, draw, N), as Stan's ``mu``.
-
-    With an intercept, ``b_Intercept + X b + U[g] gamma`` equals Stan's centered
-    ``Intercept + Xc b + Uc[g] gamma``; without one, U stays centered as in Stan.
-    """
-    d = m.design
-    first = next(iter(post.values()))
-    C, D = first.shape[:2]
-    eta = np.broadcast_to(np.asarray(m._offset, dtype=float), (C, D, d.N)).copy()
-    if d.has_intercept:
-        eta += post["Intercept"][..., None]
-    if d.K:
-        b = np.concatenate([_as3(post[name]) for name, _, _ in d.terms], axis=-1)
-        eta += np.einsum("cdk,nk->cdn", b, d.X)
-    for i, blk in enumerate(d.blocks, start=1):
-        parts = []
-        for term, _, _ in blk.effects:
-            v = post[blk.effect_name(term)]
-            parts.append(v if v.ndim == 4 else v[..., None])
-        r = np.concatenate(parts, axis=-1)  # (C, D, J, M)
-        for col in range(blk.M):
-            eta += r[:, :, blk.index, col] * blk.Z[:, col]
-        if blk.U is not None:
-            names = [q.name for q in m._params if q.stan == f"gamma_{i}"]
-            gamma = np.concatenate([_as3(post[n]) for n in names], axis=-1)  # (C, D, P)
-            U = blk.U if d.has_intercept else blk.U - blk.U.mean(axis=0)
-            eta += np.einsum("cdp,jp->cdj", gamma, U)[:, :, blk.index]
-    return eta
-
-
-def _log_sigmoid(x: np.ndarray) -> np.ndarray:
-    return -np.logaddexp(0.0, -x)
-
-
 def pointwise_draws(
     m: "Model", post: dict[str, np.ndarray], rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(log_lik, y_rep)`` draws, (chain, draw, N), as the Stan program's generated quantities."""
-    from scipy.special import gammaln
+    """``(log_lik, y_rep)`` draws, (chain, draw, N), as the Stan program's generated quantities
+    (the same NumPy code as for a Stan fit: :func:`hbstan.pointwise.log_lik_and_y_rep`)."""
+    from .pointwise import log_lik_and_y_rep
 
-    d = m.design
-    eta = linear_predictor_draws(m, post)
-    y = d.y
-    if m.family == "gaussian":
-        sigma = m.known_sigma if m.known_sigma is not None else post["sigma"][..., None]
-        ll = -0.5 * ((y - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
-        y_rep = rng.normal(eta, np.broadcast_to(sigma, eta.shape))
-    elif m.family == "bernoulli":
-        ll = y * _log_sigmoid(eta) + (1 - y) * _log_sigmoid(-eta)
-        y_rep = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta)))
-    elif m.family == "binomial":
-        n = m._trials
-        lchoose = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
-        ll = lchoose + y * _log_sigmoid(eta) + (n - y) * _log_sigmoid(-eta)
-        y_rep = rng.binomial(n.astype(int), 1.0 / (1.0 + np.exp(-eta)))
-    else:  # poisson, log link; replicated counts at log-rate min(mu, 20) as in Stan
-        ll = y * eta - np.exp(eta) - gammaln(y + 1)
-        y_rep = rng.poisson(np.exp(np.minimum(eta, 20.0)))
-    return ll, np.asarray(y_rep)  # float (gaussian) or int counts, as hbstan.pointwise gives
+    return log_lik_and_y_rep(m, post, rng)
 
 
 # ---------------------------------------------------------------------------------------------
