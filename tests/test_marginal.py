@@ -50,6 +50,7 @@ DESIGNS = {
     ),
     "hierarchical, uncorrelated slopes": dict(formula="y ~ x + (1 + x || g)"),
     "no intercept, group predictor": dict(formula="y ~ 0 + x + (1 | g)", group_predictors={"g": ["u"]}),
+    "known sigma, slope only (no column of ones)": dict(formula="y ~ 0 + x + (0 + x | g)", sigma=0.9),
 }
 
 
@@ -70,7 +71,8 @@ def _marginal_loglik(m: hbstan.Model, p: dict[str, np.ndarray]) -> float:
     for j in range(blk.J):
         rows = blk.index == j
         Z = blk.Z[rows]
-        V = p["sigma"] ** 2 * np.eye(rows.sum()) + Z @ cov @ Z.T
+        sigma = m.known_sigma if m.known_sigma is not None else p["sigma"]
+        V = sigma**2 * np.eye(rows.sum()) + Z @ cov @ Z.T
         total += multivariate_normal(mean[rows], V).logpdf(d.y[rows])
     return total
 
@@ -78,11 +80,9 @@ def _marginal_loglik(m: hbstan.Model, p: dict[str, np.ndarray]) -> float:
 def _random_point(m: hbstan.Model, rng: np.random.Generator) -> dict[str, np.ndarray]:
     d = m.design
     blk = d.blocks[0]
-    p: dict[str, np.ndarray] = {
-        "b": rng.normal(0, 0.5, d.K),
-        "sigma": np.array(rng.uniform(0.5, 1.5)),
-        "sd_1": rng.uniform(0.1, 1.0, blk.M),
-    }
+    p: dict[str, np.ndarray] = {"b": rng.normal(0, 0.5, d.K), "sd_1": rng.uniform(0.1, 1.0, blk.M)}
+    if m.known_sigma is None:
+        p["sigma"] = np.array(rng.uniform(0.5, 1.5))
     if d.has_intercept:
         p["Intercept"] = np.array(rng.normal())
     if blk.pooling == "correlated":
