@@ -491,8 +491,18 @@ def _cmd_compare_pymc(args: argparse.Namespace) -> int:
 
 def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     compare_pooling = _import_compare("hbstan.pooling", "compare_pooling", "compare-pooling")
+    from .io import parse_prior
+    from .priors import Prior
+
     model, spec = _build_model(args)
     kwargs: dict[str, Any] = {"family": model.family}
+    # the model options the user gave (not the ones resolved for this design): every design
+    # of the comparison gets them
+    for key in ("group_predictors", "sigma", "trials", "offset", "exposure", "centered", "marginalize", "dropna"):
+        if spec.get(key) is not None:
+            kwargs[key] = spec[key]
+    if spec.get("priors"):
+        kwargs["priors"] = {k: v if isinstance(v, Prior) else parse_prior(v, name=k) for k, v in spec["priors"].items()}
     for key, value in spec.get("sampler", {}).items():  # only what the function takes
         if _accepts(compare_pooling, key):
             kwargs[key] = value

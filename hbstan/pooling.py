@@ -377,7 +377,7 @@ def compare_pooling(
         has more than one varying effect). At least two are needed for a comparison.
     **kwargs
         Options of :class:`hbstan.Model` (``group_predictors``, ``priors``, ``sigma``,
-        ``trials``, ``offset``, ``exposure``, ``centered``, ``dropna``) and of
+        ``trials``, ``offset``, ``exposure``, ``centered``, ``marginalize``, ``dropna``) and of
         :meth:`hbstan.Model.sample` (``chains``, ``draws``, ``warmup``, ``seed``,
         ``adapt_delta``, ...), applied to every design. ``group_predictors`` need a
         population of group effects, so the pooled and unpooled fits leave them out; priors

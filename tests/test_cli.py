@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from hbstan import cli, io
+from hbstan import priors as hbstan_priors
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMULA = "log_radon ~ 1 + floor + (1 | county)"
@@ -188,8 +189,9 @@ def test_compare_commands_call_the_compare_modules(
         calls["backends"] = (model, chains, draws, seed)
         return _Table("| backend table |")
 
-    def compare_pooling(formula, data, family="gaussian"):  # type: ignore[no-untyped-def]
+    def compare_pooling(formula, data, family="gaussian", **kwargs):  # type: ignore[no-untyped-def]
         calls["pooling"] = (formula, data, family)
+        calls["pooling_options"] = kwargs
         return pd.DataFrame({"elpd_loo": [-1.0, -2.0]}, index=["hierarchical", "pooled"])
 
     monkeypatch.setitem(sys.modules, "hbstan.compare", types.SimpleNamespace(compare_backends=compare_backends))
@@ -202,6 +204,12 @@ def test_compare_commands_call_the_compare_modules(
     formula, data, family = calls["pooling"]
     assert formula == FORMULA and family == "gaussian" and len(data) == 300
     assert "hierarchical" in capsys.readouterr().out
+    # the model options of the command line (or a spec) reach every design
+    assert cli.main(["compare-pooling", FORMULA, "--data", str(csv), "--group-predictor", "county=log_uppm",
+                     "--prior", "sd=HalfNormal(0.5)", "--no-marginalize"]) == 0
+    opts = calls["pooling_options"]
+    assert opts["group_predictors"] == {"county": ["log_uppm"]} and opts["marginalize"] is False
+    assert opts["priors"]["sd"] == hbstan_priors.HalfNormal(0.5)
 
 
 # ------------------------------------------------------------------------ with CmdStan
