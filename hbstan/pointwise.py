@@ -111,7 +111,10 @@ def log_lik_and_y_rep(
         ll = lls[c]
         if fam == "gaussian":
             sigma: Any = model.known_sigma if model.known_sigma is not None else post["sigma"][c][:, None]
-            rep = rng.normal(eta, sigma)
+            # eta + sigma * z: the very draws rng.normal(eta, sigma) gives, without its broadcasting
+            rep = rng.standard_normal(eta.shape)
+            rep *= sigma
+            rep += eta
             # ll = -0.5 * z * z - log(sigma) - 0.5 * log(2 pi), z = (y - eta) / sigma
             z = np.subtract(y, eta, out=eta)
             z /= sigma

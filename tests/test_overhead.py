@@ -52,3 +52,25 @@ def test_diagnostics_without_numba_equal_arviz_defaults(rng: np.random.Generator
             np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-10)
     np.testing.assert_allclose(ref[3], ours[3], rtol=1e-10)
     assert float(ours[0]["shifted"]) > 1.1  # the check still sees chains that disagree
+
+
+def test_replicated_gaussian_draws_are_rng_normal_draws(radon: pd.DataFrame) -> None:
+    from hbstan.pointwise import linear_predictor_draws, log_lik_and_y_rep
+
+    m = hbstan.Model("log_radon ~ floor + (1 | county)", radon)
+    g = np.random.default_rng(3)
+    C, D, J = 2, 7, m.design.blocks[0].J
+    post = {
+        "Intercept": g.normal(size=(C, D)),
+        "floor": g.normal(size=(C, D)),
+        "sigma": g.uniform(0.5, 1, size=(C, D)),
+        "1|county": g.normal(size=(C, D, J)),
+        "1|county_sigma": g.uniform(0.1, 1, size=(C, D)),
+    }
+    ll, rep = log_lik_and_y_rep(m, post, np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    for c in range(C):
+        eta = linear_predictor_draws(m, post, c)
+        sigma = post["sigma"][c][:, None]
+        assert np.array_equal(rep[c], rng.normal(eta, sigma))
+        np.testing.assert_allclose(ll[c], -0.5 * ((m.design.y - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
