@@ -695,6 +695,12 @@ class Model:
                 "pooling": blk.pooling,
                 "centered": blk.centered,
                 "marginal": self.marginalized and i == 1,
+                # the first centered term with a varying intercept is centered on the Intercept
+                "on_intercept": (
+                    blk.centered and not (self.marginalized and i == 1) and d.has_intercept and blk.has_intercept
+                    and blk.pooling in ("hierarchical", "correlated")
+                    and not any(o.centered and o.has_intercept for o in d.blocks[: i - 1])
+                ),
                 "has_U": blk.U is not None,
             }
             if blk.pooling == "unpooled":

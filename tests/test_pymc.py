@@ -218,6 +218,13 @@ def _stan_params(m: hbstan.Model, point: dict[str, np.ndarray]) -> dict[str, np.
         elif name.startswith("z_") and m.design.blocks[int(name[2:]) - 1].pooling == "hierarchical":
             v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
         out[name] = v
+    # a term centered on the intercept holds a = r + Intercept (first column) in Stan
+    for blk in m._structure()[0]["blocks"]:
+        if blk["on_intercept"]:
+            i = blk["i"]
+            a = np.array(out.pop(f"r_{i}"), dtype=float)
+            a[:, 0] += float(out["Intercept"])
+            out[f"a_{i}"] = a
     return out
 
 

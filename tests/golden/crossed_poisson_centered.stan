@@ -43,13 +43,17 @@ parameters {
   vector[K] b;  // population-level coefficients
   // varying term 1
   vector<lower=0>[M_1] sd_1;  // SD of each varying effect
-  matrix[J_1, M_1] r_1;  // group effects (centered parameterization)
+  matrix[J_1, M_1] a_1;  // group effects, column 1 plus the intercept (centered on it)
   // varying term 2
   vector<lower=0>[M_2] sd_2;  // SD of each varying effect
   matrix[J_2, M_2] r_2;  // group effects (centered parameterization)
 }
 
 transformed parameters {
+  // group effects: the group intercepts are sampled around the intercept itself (hierarchical
+  // centering: same density, but the intercept no longer trades off against all of them)
+  matrix[J_1, M_1] r_1 = a_1;
+  r_1[, 1] = a_1[, 1] - Intercept;
 }
 
 model {
