@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -212,9 +213,11 @@ def new_run_dir(key: str, output_dir: str | os.PathLike[str] | None = None) -> P
     return path
 
 
+@functools.lru_cache(maxsize=1)
 def _program_sources() -> str:
     """Digest of everything a rendered program depends on besides its template context: the
-    templates, the modules that render them and build the context, and Jinja's version."""
+    templates, the modules that render them and build the context, and Jinja's version
+    (read once per process, not once per model)."""
     import jinja2
 
     from . import __version__

@@ -29,8 +29,6 @@ import secrets
 import shlex
 import shutil
 import sys
-
-EXIT_PROBLEMS = 3  # `hbstan diagnose`: a sampler check failed
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,6 +40,7 @@ log = logging.getLogger("hbstan")
 
 DEFAULT_SAMPLER = {"chains": 4, "draws": 1000, "warmup": 1000}
 MAX_ERROR_CHARS = 400
+EXIT_PROBLEMS = 3  # `hbstan diagnose`: a sampler check failed
 
 
 class UsageError(Exception):

@@ -13,8 +13,8 @@ import pandas as pd
 
 from . import __version__
 from .design import Block, DataError, Design, FormulaError, parse_formula
-from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
 from .backend import cached_program
+from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
 from .render import render_program
 
 __all__ = ["Model", "FAMILIES", "POOLINGS", "ParamInfo"]
@@ -44,6 +44,11 @@ def _identifiers(text: str) -> set[str]:
 
 def _sd(x: np.ndarray) -> float:
     return float(np.std(x)) if x.size > 1 else 0.0
+
+
+def _option_for(option: Any, factor: str) -> Any:
+    """A per-grouping-factor option: the dict's entry for ``factor`` ("auto" if absent), or the value."""
+    return option.get(factor, "auto") if isinstance(option, Mapping) else option
 
 
 def auto_centered(model: "Model", blk: Block) -> bool:
@@ -192,7 +197,7 @@ class Model:
                     "hierarchical design needs at least 2 groups; use pooling='pooled' or drop "
                     "the group term"
                 )
-            choice = centered.get(blk.factor, "auto") if isinstance(centered, Mapping) else centered
+            choice = _option_for(centered, blk.factor)
             if choice not in (True, False, "auto"):
                 raise ValueError(f"centered must be True, False or 'auto' (per factor in a dict), got {choice!r}")
             blk.centered = False
@@ -223,7 +228,7 @@ class Model:
         self._check_response()
         self._check_predictors()
         for blk in self.design.blocks:
-            opt = centered.get(blk.factor, "auto") if isinstance(centered, Mapping) else centered
+            opt = _option_for(centered, blk.factor)
             if blk.pooling == "unpooled":
                 blk.centered = False
             elif opt == "auto":
@@ -256,9 +261,7 @@ class Model:
                 "marginalize=True needs family='gaussian' with sufficient statistics (suff_stats not "
                 "False) and exactly one grouping term with pooling 'hierarchical' or 'correlated'"
             )
-        term_auto = bool(blocks) and (
-            (centered.get(blocks[0].factor, "auto") if isinstance(centered, Mapping) else centered) == "auto"
-        )
+        term_auto = bool(blocks) and _option_for(centered, blocks[0].factor) == "auto"
         self.marginalized = bool(can_marginalize and (marginalize is True or (marginalize == "auto" and term_auto)))
         self._params = self._param_table()
         self.priors = self._resolve_priors(dict(priors or {}))
@@ -689,18 +692,21 @@ class Model:
         if self.family == "gaussian" and self.known_sigma is None:
             p, v = self._class_prior(["sigma"], "sigma")
             ctx["priors"]["sigma"] = add("sigma", p, v, False)
+        # the first centered (sampled) term with a varying intercept is centered on the Intercept
+        on_intercept = next(
+            (
+                i for i, blk in enumerate(d.blocks, start=1)
+                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+            ),
+            None,
+        )
         for i, blk in enumerate(d.blocks, start=1):
             b: dict[str, Any] = {
                 "i": i,
                 "pooling": blk.pooling,
                 "centered": blk.centered,
                 "marginal": self.marginalized and i == 1,
-                # the first centered term with a varying intercept is centered on the Intercept
-                "on_intercept": (
-                    blk.centered and not (self.marginalized and i == 1) and d.has_intercept and blk.has_intercept
-                    and blk.pooling in ("hierarchical", "correlated")
-                    and not any(o.centered and o.has_intercept for o in d.blocks[: i - 1])
-                ),
+                "on_intercept": i == on_intercept,
                 "has_U": blk.U is not None,
             }
             if blk.pooling == "unpooled":
