@@ -170,7 +170,6 @@ generated quantities {
           }
         }
       }
-      real ss = sum(yy) - 2 * sum(Wy .* Theta) + sum(Theta .* WTheta);  // e'e summed over cells
       matrix[S, M_1] Zte = (Wy - WTheta) * Az';  // Z'e per cell
       array[M_1, M_1] vector[S] Lw;  // unit lower triangular factor (below the diagonal)
       array[M_1] vector[S] D;  // diagonal factor

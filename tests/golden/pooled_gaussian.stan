@@ -52,14 +52,20 @@ model {
     // grows with the number of cells, not of rows (log_lik below still uses every row)
     matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
     Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter;
-    real ss = sum(yy) - 2 * sum(Wy .* Theta);  // residual sum of squares, expanded
-    int k = 1;
-    for (p in 1:P) {
-      for (q in p:P) {
-        ss += (p == q ? 1 : 2) * dot_product(WW[, k], Theta[, p] .* Theta[, q]);
-        k += 1;
+    matrix[S, P] WTheta = rep_matrix(0, S, P);  // (W'W) Theta, per cell
+    {
+      int k = 1;
+      for (p in 1:P) {
+        for (q in p:P) {
+          WTheta[, p] += WW[, k] .* Theta[, q];
+          if (q > p) {
+            WTheta[, q] += WW[, k] .* Theta[, p];
+          }
+          k += 1;
+        }
       }
     }
+    real ss = sum(yy) - 2 * sum(Wy .* Theta) + sum(Theta .* WTheta);  // e'e summed over cells
     target += -N * log(sigma) - 0.5 * ss / square(sigma);
   }
   // priors
