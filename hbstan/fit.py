@@ -66,8 +66,8 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     (run_dir / "model.stan").write_text(code)
     prior_only = opts.pop("prior_only")
     pointwise = opts.pop("pointwise")
-    if pointwise not in ("python", "stan", False):
-        raise ValueError(f"pointwise must be 'python', 'stan' or False, got {pointwise!r}")
+    if pointwise not in ("auto", "python", "stan", False):
+        raise ValueError(f"pointwise must be 'auto', 'python', 'stan' or False, got {pointwise!r}")
     if pointwise == "stan" and model.aggregated and not use_threads:
         raise ValueError(
             "pointwise='stan' computes log_lik per row of the data CmdStan sees, but this Bernoulli "
@@ -124,7 +124,7 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
         quiet.setLevel(old_level)
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    settings["pointwise"] = pointwise
+    pointwise = settings["pointwise"] = _resolve_pointwise(pointwise, model, chains, settings["draws"])
     with _arviz_without_numba():
         idata = _CmdStanConverter(model, mcmc).to_inference_data(pointwise, settings["seed"])
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
@@ -133,6 +133,22 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     fit.timings = timings
     fit._warn_if_unhealthy()
     return fit
+
+
+def _resolve_pointwise(pointwise: str | bool, model: "Model", chains: int, draws: int) -> str | bool:
+    """``"auto"`` as ``"python"`` or, for arrays too large to build by default, False (with a note)."""
+    from .pointwise import AUTO_MAX_VALUES, resolve
+
+    n_values = model.design.N * chains * draws
+    chosen = resolve(pointwise, n_values)
+    if pointwise == "auto" and chosen is False:
+        log.warning(
+            "hbstan: log_lik and the replicated data (%d rows x %d draws = %.0f MB each, over pointwise='auto''s "
+            "%d values) were not computed; fit.add_pointwise() adds them (az.loo and az.plot_ppc need them), "
+            "or pass pointwise='python' to compute them while fitting",
+            model.design.N, chains * draws, n_values * 8 / 2**20, AUTO_MAX_VALUES,
+        )
+    return chosen
 
 
 def _above(value: float, limit: float) -> str:
@@ -224,10 +240,9 @@ class _CmdStanConverter:
         if pointwise == "stan":
             groups = {"posterior_predictive": {resp: self._var("y_rep")}, "log_likelihood": {"log_lik": self._var("log_lik")}}
         elif pointwise == "python":
-            from .pointwise import log_lik_and_y_rep
+            from .pointwise import pointwise_groups
 
-            ll, rep = log_lik_and_y_rep(m, post, np.random.default_rng(seed))
-            groups = {"posterior_predictive": {resp: rep}, "log_likelihood": {"log_lik": ll}}
+            groups = pointwise_groups(m, post, seed)
         return az.from_dict(
             posterior=post,
             **groups,
@@ -418,6 +433,42 @@ class Fit:
             warnings.warn(msg, SamplingWarning, stacklevel=4)
         if self.run_dir is not None:
             log.info("hbstan: CmdStan output in %s", self.run_dir)
+
+    def add_pointwise(self, seed: int | None = None) -> "az.InferenceData":
+        """Add the ``log_likelihood`` (``log_lik``) and ``posterior_predictive`` groups to ``idata``.
+
+        A fit made with ``pointwise=False``, or with ``pointwise="auto"`` on data too large for
+        them to be computed by default, lacks them; ``az.loo``, ``az.compare`` and
+        ``az.plot_ppc`` need them. They are computed from the posterior draws with the
+        formulas of ``pointwise="python"``. Groups the fit already has are kept as they are.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Seed of the replicated data (default: the fit's seed, which gives the arrays that
+            ``pointwise="python"`` gives while fitting).
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``fit.idata``, extended in place.
+        """
+        import arviz as az
+
+        from .pointwise import pointwise_groups
+
+        if {"log_likelihood", "posterior_predictive"} <= set(self.idata.groups()):
+            return self.idata
+        post = {v: self.idata.posterior[v].values for v in self.idata.posterior.data_vars}
+        groups = pointwise_groups(self.model, post, self.settings.get("seed") if seed is None else seed)
+        resp = self.model.design.response
+        extra = az.from_dict(
+            **groups,
+            coords={OBS_DIM: np.arange(self.model.design.N)},
+            dims={"log_lik": [OBS_DIM], resp: [OBS_DIM]},
+        )
+        self.idata.extend(extra)
+        return self.idata
 
     def save(self, run_dir: "str | os.PathLike[str]", *, figures: bool = True, overwrite: bool = False) -> Path:
         """Save this fit as a run directory (see :func:`hbstan.io.save_fit`); read it back with :func:`hbstan.load`."""

@@ -829,7 +829,7 @@ class Model:
         inits: Any = None,
         threads_per_chain: int | None = None,
         grainsize: int = 1,
-        pointwise: str | bool = "python",
+        pointwise: str | bool = "auto",
         backend: str = "stan",
         **kwargs: Any,
     ) -> "Fit":
@@ -857,11 +857,13 @@ class Model:
             statistics, whose cost does not grow with the rows.
         grainsize : int, default 1
             Rows per ``reduce_sum`` task (1 lets the scheduler choose).
-        pointwise : {"python", "stan", False}, default "python"
+        pointwise : {"auto", "python", "stan", False}, default "auto"
             Where the pointwise log-likelihood (``log_lik``, for LOO) and the replicated data
-            (posterior predictive) are computed: from the draws in NumPy (fast: CmdStan's
-            CSV files stay small), by the Stan program's generated quantities, or not at all
-            (for very large data).
+            (posterior predictive) are computed: from the draws in NumPy (``"python"``: fast,
+            and CmdStan's CSV files stay small), by the Stan program's generated quantities
+            (``"stan"``), or not while fitting (False; :meth:`Fit.add_pointwise` adds them
+            later). ``"auto"`` is ``"python"`` unless the arrays would hold more than 20
+            million values each (rows x chains x draws, 160 MB), then False with a logged note.
         backend : {"stan", "pymc"}, default "stan"
             ``"pymc"`` samples the same model built in PyMC (see :meth:`to_pymc`; needs
             ``pip install 'hbstan[pymc]'``) and returns a Fit with the same posterior names,

@@ -318,11 +318,11 @@ def plot_ppc(
     import arviz as az
 
     fit = _check_fit(fit, "plot_ppc")
-    idata = fit.idata
-    if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
+    idata = fit.add_pointwise()  # the replicated data, if the fit left them out
+    if "observed_data" not in idata.groups():
         raise ValueError(
-            "plot_ppc needs the posterior predictive draws and the observed data, which this "
-            "fit's idata lacks; fits made by Model.sample (or sample_pymc) have them"
+            "plot_ppc needs the observed data, which this fit's idata lacks; fits made by "
+            "Model.sample (or sample_pymc) have them"
         )
     total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
     if fit.model.family != "gaussian":  # discrete data: integer dtype makes ArviZ use histograms

@@ -8,7 +8,9 @@ checks both ways agree to rounding.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +19,7 @@ from scipy.special import gammaln, log_expit
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep"]
+__all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups", "resolve"]
 
 
 def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -94,46 +96,80 @@ def linear_predictor_draws(
     return linear_predictor(model, chain, d.X, model._offset, terms, out=out)
 
 
+# pointwise="auto" computes log_lik and y_rep at fit time only up to this many values each
+# (N x chains x draws; 20 million doubles are 160 MB per array); beyond, Fit.add_pointwise()
+AUTO_MAX_VALUES = 20_000_000
+
+
+def resolve(pointwise: str | bool, n_values: int) -> str | bool:
+    """The pointwise option after ``"auto"``: ``"python"`` up to :data:`AUTO_MAX_VALUES`, else False."""
+    if pointwise == "auto":
+        return "python" if n_values <= AUTO_MAX_VALUES else False
+    return pointwise
+
+
 def log_lik_and_y_rep(
-    model: "Model", post: dict[str, np.ndarray], rng: np.random.Generator
+    model: "Model", post: Mapping[str, np.ndarray], rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(chain, draw, N) arrays of the pointwise log-likelihood and of replicated data."""
-    y = model.design.y
-    fam = model.family
+    """(chain, draw, N) arrays of the pointwise log-likelihood and of replicated data.
+
+    Chains are computed in threads (NumPy releases the GIL in its array loops and random
+    draws), each with its own generator spawned from ``rng``: the same ``rng`` state gives
+    the same arrays on any number of cores.
+    """
     first = next(iter(post.values()))
     C, D, N = first.shape[0], first.shape[1], model.design.N
     # every chain's arrays are written in place: no per-chain temporaries, no final stacking
     lls = np.empty((C, D, N))
-    reps: np.ndarray | None = None
-    eta = np.empty((D, N))
-    for c in range(C):
-        linear_predictor_draws(model, post, c, out=eta)
-        ll = lls[c]
-        if fam == "gaussian":
-            sigma: Any = model.known_sigma if model.known_sigma is not None else post["sigma"][c][:, None]
-            # eta + sigma * z: the very draws rng.normal(eta, sigma) gives, without its broadcasting
-            rep = rng.standard_normal(eta.shape)
-            rep *= sigma
-            rep += eta
-            # ll = -0.5 * z * z - log(sigma) - 0.5 * log(2 pi), z = (y - eta) / sigma
-            z = np.subtract(y, eta, out=eta)
-            z /= sigma
-            np.multiply(z, -0.5, out=ll)
-            ll *= z
-            ll -= np.log(sigma)
-            ll -= 0.5 * np.log(2 * np.pi)
-        elif fam == "bernoulli":
-            ll[...] = np.where(y == 1, log_expit(eta), log_expit(-eta))
-            rep = rng.binomial(1, np.exp(log_expit(eta)))
-        elif fam == "binomial":
-            n = model._trials
-            ll[...] = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + y * log_expit(eta) + (n - y) * log_expit(-eta)
-            rep = rng.binomial(n.astype(int), np.exp(log_expit(eta)))
-        else:
-            ll[...] = y * eta - np.exp(eta) - gammaln(y + 1)
-            rep = rng.poisson(np.exp(np.minimum(eta, 20.0)))
-        if reps is None:
-            reps = np.empty((C, *rep.shape), dtype=rep.dtype)
-        reps[c] = rep
-    assert reps is not None
+    reps = np.empty((C, D, N), dtype=float if model.family == "gaussian" else np.int64)
+    rngs = rng.spawn(C)
+
+    def chain(c: int) -> None:
+        _chain_pointwise(model, post, c, rngs[c], lls[c], reps[c])
+
+    workers = min(C, os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(chain, range(C)))  # list(): re-raises a chain's exception here
+    else:
+        for c in range(C):
+            chain(c)
     return lls, reps
+
+
+def _chain_pointwise(
+    model: "Model", post: Mapping[str, np.ndarray], c: int, rng: np.random.Generator, ll: np.ndarray, rep: np.ndarray
+) -> None:
+    """Chain ``c``'s log-likelihood and replicated data, written into ``ll`` and ``rep`` (draw, N)."""
+    y = model.design.y
+    fam = model.family
+    eta = linear_predictor_draws(model, post, c)
+    if fam == "gaussian":
+        sigma: Any = model.known_sigma if model.known_sigma is not None else post["sigma"][c][:, None]
+        # eta + sigma * z: the very draws rng.normal(eta, sigma) gives, without its broadcasting
+        rng.standard_normal(out=rep)
+        rep *= sigma
+        rep += eta
+        # ll = -0.5 * z * z - log(sigma) - 0.5 * log(2 pi), z = (y - eta) / sigma
+        z = np.subtract(y, eta, out=eta)
+        z /= sigma
+        np.multiply(z, -0.5, out=ll)
+        ll *= z
+        ll -= np.log(sigma)
+        ll -= 0.5 * np.log(2 * np.pi)
+    elif fam == "bernoulli":
+        ll[...] = np.where(y == 1, log_expit(eta), log_expit(-eta))
+        rep[...] = rng.binomial(1, np.exp(log_expit(eta)))
+    elif fam == "binomial":
+        n = model._trials
+        ll[...] = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + y * log_expit(eta) + (n - y) * log_expit(-eta)
+        rep[...] = rng.binomial(n.astype(int), np.exp(log_expit(eta)))
+    else:
+        ll[...] = y * eta - np.exp(eta) - gammaln(y + 1)
+        rep[...] = rng.poisson(np.exp(np.minimum(eta, 20.0)))
+
+
+def pointwise_groups(model: "Model", post: Mapping[str, np.ndarray], seed: int | None) -> dict[str, Any]:
+    """``az.from_dict`` keyword arguments of the ``posterior_predictive`` and ``log_likelihood`` groups."""
+    ll, rep = log_lik_and_y_rep(model, post, np.random.default_rng(seed))
+    return {"posterior_predictive": {model.design.response: rep}, "log_likelihood": {"log_lik": ll}}

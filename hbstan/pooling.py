@@ -438,11 +438,7 @@ def compare_pooling(
         notes += [f"{design}: {w}" for w in fit.warnings]
     details: dict[str, Any] = {}
     for design, fit in fits.items():
-        if "log_likelihood" not in fit.idata.groups():
-            raise ValueError(
-                f"the {design} fit has no pointwise log-likelihood, which LOO needs; do not pass "
-                "pointwise=False to compare_pooling"
-            )
+        fit.add_pointwise()  # LOO needs log_lik (a no-op when the fit computed it)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             details[design] = az.loo(fit.idata, pointwise=True)

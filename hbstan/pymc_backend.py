@@ -48,7 +48,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"({_err})"
     ) from None
 
-from .fit import OBS_DIM, Fit
+from .fit import OBS_DIM, Fit, _resolve_pointwise
 from .priors import Prior
 
 if TYPE_CHECKING:
@@ -624,7 +624,7 @@ def sample_pymc(
     inits: dict[str, Any] | None = None,
     threads_per_chain: int | None = None,
     grainsize: int = 1,
-    pointwise: str | bool = "python",
+    pointwise: str | bool = "auto",
     nuts_sampler: str = "pymc",
     **kwargs: Any,
 ) -> Fit:
@@ -656,9 +656,10 @@ def sample_pymc(
     threads_per_chain, grainsize
         CmdStan's within-chain threading; accepted so that ``Model.sample`` can pass its
         options through, but ``threads_per_chain`` above 1 raises a ValueError.
-    pointwise : {"python", False}, default "python"
+    pointwise : {"auto", "python", False}, default "auto"
         Compute the pointwise log-likelihood (``log_lik``) and the replicated data from the
-        draws in NumPy, with the Stan program's formulas ("python"), or skip them (False).
+        draws in NumPy, with the Stan program's formulas ("python"), or leave them to
+        :meth:`Fit.add_pointwise` (False); "auto" as for :meth:`Model.sample`.
     nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
         NUTS implementation; the others must be installed (``pip install nutpie``). nutpie
         is called directly, so that its compile time is reported apart from sampling (its
@@ -687,9 +688,9 @@ def sample_pymc(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not (isinstance(warmup, (int, np.integer)) and warmup >= 0):
         raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
-    if pointwise not in ("python", False):
+    if pointwise not in ("auto", "python", False):
         raise ValueError(
-            f"pointwise must be 'python' or False with the PyMC backend, got {pointwise!r} "
+            f"pointwise must be 'auto', 'python' or False with the PyMC backend, got {pointwise!r} "
             "('stan' needs the Stan program's generated quantities: use backend='stan')"
         )
     if threads_per_chain is not None and threads_per_chain > 1:
@@ -780,12 +781,13 @@ def sample_pymc(
     else:  # InferenceData from an external sampler
         post = {n: np.asarray(result.posterior[n].values) for n in names}
         stats = _stats_from_idata(result)
+    settings["pointwise"] = _resolve_pointwise(pointwise, m, chains, draws)
     idata = to_inference_data(
         m,
         post,
         stats,
         rng=np.random.default_rng(seed),
-        pointwise=bool(pointwise),
+        pointwise=bool(settings["pointwise"]),
         attrs={"inference_library_version": pm.__version__, "nuts_sampler": nuts_sampler},
     )
     fit = Fit(m, idata, run_dir=None, settings=settings)

@@ -68,9 +68,36 @@ def test_replicated_gaussian_draws_are_rng_normal_draws(radon: pd.DataFrame) -> 
         "1|county_sigma": g.uniform(0.1, 1, size=(C, D)),
     }
     ll, rep = log_lik_and_y_rep(m, post, np.random.default_rng(11))
-    rng = np.random.default_rng(11)
-    for c in range(C):
+    rngs = np.random.default_rng(11).spawn(C)  # one generator per chain
+    for c, rng in enumerate(rngs):
         eta = linear_predictor_draws(m, post, c)
         sigma = post["sigma"][c][:, None]
         assert np.array_equal(rep[c], rng.normal(eta, sigma))
         np.testing.assert_allclose(ll[c], -0.5 * ((m.design.y - eta) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi))
+
+
+@pytest.mark.parametrize("family", ["gaussian", "poisson"])
+def test_pointwise_arrays_do_not_depend_on_the_number_of_cores(
+    radon: pd.DataFrame, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hbstan.pointwise as pw
+
+    df = radon.assign(count=np.round(np.exp(radon["log_radon"])).astype(int))
+    formula = "log_radon ~ floor + (1 | county)" if family == "gaussian" else "count ~ floor + (1 | county)"
+    m = hbstan.Model(formula, df, family=family)
+    g = np.random.default_rng(4)
+    C, D, J = 3, 5, m.design.blocks[0].J
+    post = {
+        "Intercept": g.normal(size=(C, D)),
+        "floor": g.normal(size=(C, D)) * 0.3,
+        "sigma": g.uniform(0.5, 1, size=(C, D)),
+        "1|county": g.normal(size=(C, D, J)) * 0.3,
+        "1|county_sigma": g.uniform(0.1, 1, size=(C, D)),
+    }
+    threaded = pw.log_lik_and_y_rep(m, post, np.random.default_rng(5))  # one thread per chain
+    monkeypatch.setattr(pw.os, "cpu_count", lambda: 1)
+    serial = pw.log_lik_and_y_rep(m, post, np.random.default_rng(5))
+    for a, b in zip(threaded, serial):
+        assert a.shape == (C, D, len(df))
+        assert np.array_equal(a, b)
+    assert not np.array_equal(threaded[1][0], threaded[1][1])  # chains draw different numbers

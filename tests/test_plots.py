@@ -203,7 +203,10 @@ def test_ppc_discrete_and_errors(rng, tmp_path: Path) -> None:
         plots.plot_trace(fit, save=tmp_path / "trace")
     bare = Fit(model, fit.idata.copy(), run_dir=None, settings={})
     del bare.idata.posterior_predictive
-    with pytest.raises(ValueError, match="posterior predictive"):
+    plots.plot_ppc(bare)  # a fit without replicated data gets them from its draws
+    assert bare.idata.posterior_predictive["y"].shape == (C, D, len(df))
+    del bare.idata.observed_data
+    with pytest.raises(ValueError, match="observed data"):
         plots.plot_ppc(bare)
 
 

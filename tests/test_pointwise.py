@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pytest
 
@@ -31,7 +32,7 @@ def test_python_pointwise_matches_stan(family: str) -> None:
     assert np.mean(np.abs(z) > 3.5) < 0.01
 
 
-def test_default_is_python_and_false_skips(radon) -> None:
+def test_default_computes_them_and_false_skips(radon) -> None:
     m = hbstan.Model("log_radon ~ floor + (1 | county)", data=radon)
     fit = m.sample(chains=1, draws=100, warmup=100, seed=1)
     assert fit.idata.log_likelihood["log_lik"].shape == (1, 100, len(radon))
@@ -67,3 +68,26 @@ def test_reduce_sum_program_gives_the_same_posterior() -> None:
     plain = m.sample(chains=2, draws=1000, seed=2)
     cmp = hbstan.compare_fits(threaded, plain)
     assert cmp.verdict == "agree", cmp.to_markdown()
+
+
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning", "ignore:Estimated shape parameter of Pareto")
+def test_add_pointwise_gives_what_fitting_with_them_gives(radon, monkeypatch, caplog) -> None:
+    import hbstan.pointwise as pw
+
+    m = hbstan.Model("log_radon ~ floor + (1 | county)", data=radon)
+    eager = m.sample(chains=2, draws=100, warmup=100, seed=4, pointwise="python")
+    bare = m.sample(chains=2, draws=100, warmup=100, seed=4, pointwise=False)
+    assert {"log_likelihood", "posterior_predictive"}.isdisjoint(bare.idata.groups())
+    bare.add_pointwise()
+    for group, var in (("log_likelihood", "log_lik"), ("posterior_predictive", "log_radon")):
+        assert np.array_equal(bare.idata[group][var].values, eager.idata[group][var].values)
+        assert bare.idata[group][var].dims == eager.idata[group][var].dims
+    assert float(az.loo(bare.idata).elpd_loo) == pytest.approx(float(az.loo(eager.idata).elpd_loo))
+    # "auto" leaves arrays above its limit to add_pointwise, and says so
+    monkeypatch.setattr(pw, "AUTO_MAX_VALUES", 2 * 100 * len(radon) - 1)
+    with caplog.at_level("WARNING", logger="hbstan"):
+        big = m.sample(chains=2, draws=100, warmup=100, seed=4)
+    assert "log_likelihood" not in big.idata.groups() and big.settings["pointwise"] is False
+    assert "fit.add_pointwise()" in caplog.text
+    monkeypatch.setattr(pw, "AUTO_MAX_VALUES", 2 * 100 * len(radon))
+    assert m.sample(chains=2, draws=100, warmup=100, seed=4).idata.log_likelihood["log_lik"].shape == (2, 100, len(radon))

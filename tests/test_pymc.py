@@ -142,7 +142,7 @@ def test_sample_pymc_rejects_bad_options(df: pd.DataFrame) -> None:
         sample_pymc(m, nuts_sampler="bogus")
     with pytest.raises(ValueError, match="chains must be a positive integer"):
         sample_pymc(m, chains=0)
-    with pytest.raises(ValueError, match="pointwise must be 'python' or False"):
+    with pytest.raises(ValueError, match="pointwise must be 'auto', 'python' or False"):
         sample_pymc(m, pointwise="stan")
     with pytest.raises(ValueError, match="threads_per_chain"):
         sample_pymc(m, threads_per_chain=2)
