@@ -66,17 +66,29 @@ def find_cmdstan() -> str:
         cmdstanpy.set_cmdstan_path(env)
         return env
     try:
-        with _quiet_cmdstanpy():
+        with quiet_cmdstanpy():
             return str(cmdstanpy.cmdstan_path())
     except (ValueError, RuntimeError):
         raise CmdStanNotFoundError(INSTALL_HINT) from None
 
 
+def cmdstanpy_logger() -> logging.Logger:
+    """CmdStanPy's logger, set up by CmdStanPy itself.
+
+    Its first ``get_logger()`` call in a process adds a handler and sets the level to DEBUG,
+    which would undo a level hbstan set before it: get it through CmdStanPy, then set levels.
+    """
+    from cmdstanpy.utils import get_logger
+
+    return get_logger()
+
+
 @contextlib.contextmanager
-def _quiet_cmdstanpy() -> Iterator[None]:
-    logger = logging.getLogger("cmdstanpy")
+def quiet_cmdstanpy(level: int = logging.CRITICAL) -> Iterator[None]:
+    """CmdStanPy logs only messages at ``level`` or above inside the block."""
+    logger = cmdstanpy_logger()
     old = logger.level
-    logger.setLevel(logging.CRITICAL)
+    logger.setLevel(level)
     try:
         yield
     finally:
@@ -147,7 +159,7 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
             (tmp / "model.stan").write_text(code)
             t0 = time.perf_counter()
             try:
-                with _quiet_cmdstanpy():
+                with quiet_cmdstanpy():
                     model = cmdstanpy.CmdStanModel(
                         stan_file=str(tmp / "model.stan"), cpp_options=cpp_options or {}
                     )
@@ -176,7 +188,7 @@ def _load_model(stan_file: Path, exe: Path) -> Any:
     import cmdstanpy
 
     info_file = stan_file.parent / _INFO_FILE
-    with _quiet_cmdstanpy():
+    with quiet_cmdstanpy():
         try:
             info = json.loads(info_file.read_text())
         except (OSError, ValueError):

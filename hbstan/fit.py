@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .backend import compiled_model, new_run_dir, program_hash
+from .backend import cmdstanpy_logger, compiled_model, new_run_dir, program_hash
 from .design import DataError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     t1 = time.perf_counter()
     # CmdStan's non-fatal warmup messages (e.g. a rejected proposal) are noise here: hbstan
     # runs its own diagnostics after sampling and warns about what matters.
-    quiet = logging.getLogger("cmdstanpy")
+    quiet = cmdstanpy_logger()
     old_level = quiet.level
     if not log.isEnabledFor(logging.DEBUG):
         quiet.setLevel(logging.ERROR)

@@ -70,6 +70,32 @@ CONCURRENT = textwrap.dedent(
 )
 
 
+QUIET = textwrap.dedent(
+    """
+    import numpy as np, pandas as pd, hbstan
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=80), "g": rng.choice(list("abcd"), 80)})
+    df["y"] = df["x"] + rng.normal(size=80)
+    m = hbstan.Model("y ~ x + (1 | g)", data=df)
+    if __name__ == "__main__":
+        m.sample(chains=2, draws=100, warmup=100, seed=1)
+        print("DONE")
+    """
+)
+
+
+@pytest.mark.cmdstan
+def test_a_first_fit_in_a_process_prints_no_cmdstanpy_progress() -> None:
+    from hbstan.backend import compiled_model
+
+    scope: dict = {}
+    exec(QUIET, scope)  # the child's model, compiled here: the child's first CmdStanPy log call is sample's
+    compiled_model(scope["m"].program())
+    out = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "DONE" in out.stdout, out.stderr[-2000:]
+    assert "cmdstanpy" not in out.stderr, out.stderr  # was: "Chain [1] start processing" and friends
+
+
 @pytest.mark.cmdstan
 def test_eight_processes_compile_a_new_model_once(tmp_path: Path) -> None:
     env = dict(os.environ, HBSTAN_CACHE_DIR=str(tmp_path / "cache"))
