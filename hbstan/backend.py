@@ -72,7 +72,7 @@ def find_cmdstan() -> str:
         raise CmdStanNotFoundError(INSTALL_HINT) from None
 
 
-def cmdstanpy_logger() -> logging.Logger:
+def _cmdstanpy_logger() -> logging.Logger:
     """CmdStanPy's logger, set up by CmdStanPy itself.
 
     Its first ``get_logger()`` call in a process adds a handler and sets the level to DEBUG,
@@ -86,7 +86,7 @@ def cmdstanpy_logger() -> logging.Logger:
 @contextlib.contextmanager
 def quiet_cmdstanpy(level: int = logging.CRITICAL) -> Iterator[None]:
     """CmdStanPy logs only messages at ``level`` or above inside the block."""
-    logger = cmdstanpy_logger()
+    logger = _cmdstanpy_logger()
     old = logger.level
     logger.setLevel(level)
     try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .backend import cmdstanpy_logger, compiled_model, new_run_dir, program_hash
+from .backend import compiled_model, new_run_dir, program_hash, quiet_cmdstanpy
 from .design import DataError
 
 if TYPE_CHECKING:
@@ -38,6 +38,14 @@ _SAMPLE_STATS = {
     "divergent__": "diverging",
     "energy__": "energy",
 }
+
+
+def obs_coords_dims(model: Model) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Coords and dims of the per-observation variables (``log_lik``, the response).
+
+    Both the observed and the replicated response run along the rows of the model's data.
+    """
+    return {OBS_DIM: np.arange(model.design.N)}, {"log_lik": [OBS_DIM], model.design.response: [OBS_DIM]}
 
 
 class SamplingError(RuntimeError):
@@ -96,32 +104,28 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     t1 = time.perf_counter()
     # CmdStan's non-fatal warmup messages (e.g. a rejected proposal) are noise here: hbstan
     # runs its own diagnostics after sampling and warns about what matters.
-    quiet = cmdstanpy_logger()
-    old_level = quiet.level
-    if not log.isEnabledFor(logging.DEBUG):
-        quiet.setLevel(logging.ERROR)
+    quiet = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else quiet_cmdstanpy(logging.ERROR)
     try:
-        mcmc = cm.sample(
-            data=str(data_file),
-            chains=chains,
-            parallel_chains=parallel,
-            iter_sampling=settings["draws"],
-            iter_warmup=settings["warmup"],
-            seed=settings["seed"],
-            adapt_delta=settings["adapt_delta"],
-            max_treedepth=settings["max_treedepth"],
-            output_dir=str(run_dir),
-            show_progress=opts.pop("show_progress"),
-            inits=opts.pop("inits"),
-            **opts,
-        )
+        with quiet:
+            mcmc = cm.sample(
+                data=str(data_file),
+                chains=chains,
+                parallel_chains=parallel,
+                iter_sampling=settings["draws"],
+                iter_warmup=settings["warmup"],
+                seed=settings["seed"],
+                adapt_delta=settings["adapt_delta"],
+                max_treedepth=settings["max_treedepth"],
+                output_dir=str(run_dir),
+                show_progress=opts.pop("show_progress"),
+                inits=opts.pop("inits"),
+                **opts,
+            )
     except KeyboardInterrupt:
         log.warning("hbstan: sampling interrupted; the CSV files written so far are kept in %s", run_dir)
         raise
     except (RuntimeError, ValueError) as err:
         raise SamplingError(_failure_message(str(err), run_dir)) from None
-    finally:
-        quiet.setLevel(old_level)
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     pointwise = settings["pointwise"] = _resolve_pointwise(pointwise, model, chains, settings["draws"])
@@ -137,18 +141,20 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
 
 def _resolve_pointwise(pointwise: str | bool, model: "Model", chains: int, draws: int) -> str | bool:
     """``"auto"`` as ``"python"`` or, for arrays too large to build by default, False (with a note)."""
-    from .pointwise import AUTO_MAX_VALUES, resolve
+    from .pointwise import AUTO_MAX_VALUES
 
     n_values = model.design.N * chains * draws
-    chosen = resolve(pointwise, n_values)
-    if pointwise == "auto" and chosen is False:
-        log.warning(
-            "hbstan: log_lik and the replicated data (%d rows x %d draws = %.0f MB each, over pointwise='auto''s "
-            "%d values) were not computed; fit.add_pointwise() adds them (az.loo and az.plot_ppc need them), "
-            "or pass pointwise='python' to compute them while fitting",
-            model.design.N, chains * draws, n_values * 8 / 2**20, AUTO_MAX_VALUES,
-        )
-    return chosen
+    if pointwise != "auto":
+        return pointwise
+    if n_values <= AUTO_MAX_VALUES:
+        return "python"
+    log.warning(
+        "hbstan: log_lik and the replicated data (%d rows x %d draws = %.0f MB each, over pointwise='auto''s "
+        "%d values) were not computed; fit.add_pointwise() adds them (az.loo and az.plot_ppc need them), "
+        "or pass pointwise='python' to compute them while fitting",
+        model.design.N, chains * draws, n_values * 8 / 2**20, AUTO_MAX_VALUES,
+    )
+    return False
 
 
 def _above(value: float, limit: float) -> str:
@@ -226,10 +232,9 @@ class _CmdStanConverter:
         resp = m.design.response
         # arrays, not lists: ArviZ deep-copies the coords once per variable
         coords = {k: np.asarray(v) if isinstance(v, list) else v for k, v in coords.items()}
-        coords[OBS_DIM] = np.arange(m.design.N)
-        dims = dict(dims)
-        dims["log_lik"] = [OBS_DIM]
-        dims[resp] = [OBS_DIM]
+        obs_coords, obs_dims = obs_coords_dims(m)
+        coords.update(obs_coords)
+        dims = {**dims, **obs_dims}
         stats = {}
         for stan_name, az_name in _SAMPLE_STATS.items():
             v = self._var(stan_name)
@@ -461,12 +466,8 @@ class Fit:
             return self.idata
         post = {v: self.idata.posterior[v].values for v in self.idata.posterior.data_vars}
         groups = pointwise_groups(self.model, post, self.settings.get("seed") if seed is None else seed)
-        resp = self.model.design.response
-        extra = az.from_dict(
-            **groups,
-            coords={OBS_DIM: np.arange(self.model.design.N)},
-            dims={"log_lik": [OBS_DIM], resp: [OBS_DIM]},
-        )
+        coords, dims = obs_coords_dims(self.model)
+        extra = az.from_dict(**groups, coords=coords, dims=dims)
         self.idata.extend(extra)
         return self.idata
 

@@ -19,7 +19,7 @@ from scipy.special import gammaln, log_expit
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups", "resolve"]
+__all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups"]
 
 
 def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -40,9 +40,8 @@ def linear_predictor(
     X: np.ndarray,
     offsets: np.ndarray,
     terms: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draws of the linear predictor of any rows: (S, n), written into ``out`` if given.
+    """Draws of the linear predictor of any rows: (S, n).
 
     The one place hbstan rebuilds the Stan program's linear predictor from the draws (the
     fitted rows' log-likelihood and replicated data, predictions for new rows, the PyMC
@@ -55,7 +54,7 @@ def linear_predictor(
     """
     d = model.design
     S = next(iter(draws.values())).shape[0]
-    eta = np.empty((S, X.shape[0])) if out is None else out
+    eta = np.empty((S, X.shape[0]))
     eta[...] = offsets
     if d.has_intercept:
         eta += draws["Intercept"][:, None]
@@ -83,9 +82,7 @@ def linear_predictor(
     return eta
 
 
-def linear_predictor_draws(
-    model: "Model", post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None
-) -> np.ndarray:
+def linear_predictor_draws(model: "Model", post: Mapping[str, np.ndarray], c: int) -> np.ndarray:
     """Linear predictor of the fitted rows for chain ``c`` of (chain, draw, ...) draws: (draw, N)."""
     d = model.design
     chain = {k: v[c] for k, v in post.items()}
@@ -93,19 +90,12 @@ def linear_predictor_draws(
         (group_effects(model, chain, i), blk.index, blk.Z, None if blk.U is None else blk.U[blk.index])
         for i, blk in enumerate(d.blocks, start=1)
     ]
-    return linear_predictor(model, chain, d.X, model._offset, terms, out=out)
+    return linear_predictor(model, chain, d.X, model._offset, terms)
 
 
 # pointwise="auto" computes log_lik and y_rep at fit time only up to this many values each
 # (N x chains x draws; 20 million doubles are 160 MB per array); beyond, Fit.add_pointwise()
 AUTO_MAX_VALUES = 20_000_000
-
-
-def resolve(pointwise: str | bool, n_values: int) -> str | bool:
-    """The pointwise option after ``"auto"``: ``"python"`` up to :data:`AUTO_MAX_VALUES`, else False."""
-    if pointwise == "auto":
-        return "python" if n_values <= AUTO_MAX_VALUES else False
-    return pointwise
 
 
 def log_lik_and_y_rep(

@@ -48,7 +48,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"({_err})"
     ) from None
 
-from .fit import OBS_DIM, Fit, _resolve_pointwise
+from .fit import OBS_DIM, Fit, _resolve_pointwise, obs_coords_dims
 from .priors import Prior
 
 if TYPE_CHECKING:
@@ -546,9 +546,9 @@ def to_inference_data(
         if p.dims:
             dims[p.name] = list(p.dims)
             coords.update(p.coords or {})
-    coords[OBS_DIM] = list(range(d.N))
-    dims["log_lik"] = [OBS_DIM]
-    dims[resp] = [OBS_DIM]
+    obs_coords, obs_dims = obs_coords_dims(m)
+    coords.update(obs_coords)
+    dims.update(obs_dims)
     C, D = next(iter(post.values())).shape[:2] if post else (0, 0)
     groups: dict[str, Any] = {}
     if pointwise:
