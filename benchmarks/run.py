@@ -160,6 +160,10 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
     with tempfile.TemporaryDirectory() as tmp, bl.Stopwatch() as sw_data:
         cmdstanpy.write_stan_json(os.path.join(tmp, "d.json"), m.stan_data_for())
     py_overhead = wall - tm.get("sample", 0.0)
+    # of which: work beyond the list (validate, render, hash, write data, build
+    # InferenceData): log_lik and y_rep computed in NumPy (what generated quantities would
+    # do inside CmdStan) and the post-fit R-hat / ESS / divergence checks
+    extra = tm.get("pointwise", 0.0) + tm.get("diagnose", 0.0)
     out = {
         "wall_s": wall,
         "warmup_s": ct["warmup_s"],
@@ -169,6 +173,10 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
         "rss_start_mb": mem.start_mb,
         "python_overhead_s": py_overhead,
         "python_overhead_share": py_overhead / wall,
+        "pointwise_s": tm.get("pointwise"),
+        "diagnose_s": tm.get("diagnose"),
+        "bookkeeping_s": py_overhead - extra,
+        "bookkeeping_share": (py_overhead - extra) / wall,
         "breakdown": {
             "model_build_s": t1 - t0,
             "render_hash_cache_lookup_s": tm.get("compile"),
@@ -201,6 +209,11 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
     out["refit_wall_s"] = wall2
     out["refit_python_overhead_s"] = wall2 - refit.timings["sample"]
     out["refit_python_overhead_share"] = out["refit_python_overhead_s"] / wall2
+    extra2 = refit.timings.get("pointwise", 0.0) + refit.timings.get("diagnose", 0.0)
+    out["refit_pointwise_s"] = refit.timings.get("pointwise")
+    out["refit_diagnose_s"] = refit.timings.get("diagnose")
+    out["refit_bookkeeping_s"] = out["refit_python_overhead_s"] - extra2
+    out["refit_bookkeeping_share"] = out["refit_bookkeeping_s"] / wall2
     out["refit_breakdown"] = dict(refit.timings)
     return out
 
@@ -611,7 +624,9 @@ def _versions() -> dict[str, Any]:
 NUMERIC = [
     "compile_s", "wall_s", "warmup_s", "sampling_s", "sampler_s", "min_ess_bulk", "min_ess_tail", "ess_per_s",
     "ess_per_s_sampler", "us_per_gradient", "divergences", "max_rhat", "peak_rss_mb", "overhead_share",
-    "python_overhead_share", "python_overhead_s", "refit_python_overhead_share", "refit_python_overhead_s", "mean_leapfrog", "step_size", "output_csv_mb", "grad_eval_us",
+    "python_overhead_share", "python_overhead_s", "refit_python_overhead_share", "refit_python_overhead_s",
+    "pointwise_s", "diagnose_s", "bookkeeping_s", "bookkeeping_share", "refit_pointwise_s", "refit_diagnose_s",
+    "refit_bookkeeping_s", "refit_bookkeeping_share", "mean_leapfrog", "step_size", "output_csv_mb", "grad_eval_us",
 ]
 
 
@@ -673,7 +688,7 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         lines += [f"## {case_name}: {case['title']}", "", f"`{case['formula']}`", ""]
         lines += [
-            "| engine | compile s | wall s | warm-up / sampling s | min bulk ESS | **ESS/s** (range) | ESS/s sampler | grad µs | leapfrog/draw | div | max R-hat | peak RSS MB | overhead | hbstan Py overhead (first fit / re-fit) |",
+            "| engine | compile s | wall s | warm-up / sampling s | min bulk ESS | **ESS/s** (range) | ESS/s sampler | grad µs | leapfrog/draw | div | max R-hat | peak RSS MB | overhead | hbstan Py overhead, first fit / re-fit (all: with pointwise and checks) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         order = {e: i for i, e in enumerate(case["engines"] + case.get("optional", []))}
@@ -690,7 +705,8 @@ def markdown(result: dict[str, Any]) -> str:
                 comp += " (cached)"
             split = f"{_f(m.get('warmup_s'))} / {_f(m.get('sampling_s'))}" if m.get("warmup_s") is not None else "n/a"
             pyo = (
-                f"{_f(m.get('python_overhead_share'), '{:.0%}')} / {_f(m.get('refit_python_overhead_share'), '{:.0%}')}"
+                f"{_f(m.get('bookkeeping_share'), '{:.0%}')} / {_f(m.get('refit_bookkeeping_share'), '{:.0%}')} "
+                f"(all: {_f(m.get('python_overhead_share'), '{:.0%}')} / {_f(m.get('refit_python_overhead_share'), '{:.0%}')})"
                 if row["engine"] == "hbstan"
                 else ""
             )
@@ -770,12 +786,19 @@ def goals_section(result: dict[str, Any]) -> list[str]:
     for case in ("radon_vi", "radon_vs"):
         row = rows.get(f"{case}/hbstan")
         if row and row["n_ok"]:
-            first, sh = row["median"]["python_overhead_share"], row["median"].get("refit_python_overhead_share")
+            md = row["median"]
+            first, sh = md.get("bookkeeping_share"), md.get("refit_bookkeeping_share")
             txt = (
-                f"re-fit in the same process: {_f(sh, '{:.1%}')} ({_f(row['median'].get('refit_python_overhead_s'), '{:.3f}')} s); "
-                f"first fit in a fresh process, with one-time imports: {_f(first, '{:.1%}')} ({_f(row['median'].get('python_overhead_s'), '{:.3f}')} s)"
+                f"re-fit in the same process: {_f(sh, '{:.1%}')} ({_f(md.get('refit_bookkeeping_s'), '{:.3f}')} s); "
+                f"first fit in a fresh process, with one-time imports: {_f(first, '{:.1%}')} "
+                f"({_f(md.get('bookkeeping_s'), '{:.3f}')} s). Beyond that list, log_lik and y_rep in NumPy take "
+                f"{_f(md.get('refit_pointwise_s'), '{:.3f}')} s and the post-fit checks {_f(md.get('refit_diagnose_s'), '{:.3f}')} s: "
+                f"all Python time together is {_f(md.get('refit_python_overhead_share'), '{:.1%}')} of the re-fit"
             )
-            lines.append(f"| {case}: hbstan Python overhead < 10% of the fit | {txt} | {mark(None if sh is None else sh < 0.10)} |")
+            lines.append(
+                f"| {case}: hbstan Python overhead (validate, render, hash, write data, build InferenceData) < 10% of the fit "
+                f"| {txt} | {mark(None if sh is None else sh < 0.10)} |"
+            )
     ra, rl = rows.get("radon_all_vs/hbstan"), rows.get("radon_all_vs/stan_loop")
     if ra and ra["n_ok"]:
         rh = ra["median"]["max_rhat_worst"]

@@ -129,13 +129,17 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     pointwise = settings["pointwise"] = _resolve_pointwise(pointwise, model, chains, settings["draws"])
+    converter = _CmdStanConverter(model, mcmc)
     with _arviz_without_numba():
-        idata = _CmdStanConverter(model, mcmc).to_inference_data(pointwise, settings["seed"])
+        idata = converter.to_inference_data(pointwise, settings["seed"])
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
     timings["convert"] = time.perf_counter() - t2
+    timings["pointwise"] = converter.pointwise_s
     fit.timings = timings
+    t3 = time.perf_counter()
     fit._warn_if_unhealthy()
+    timings["diagnose"] = time.perf_counter() - t3
     return fit
 
 
@@ -214,6 +218,7 @@ class _CmdStanConverter:
         self.model = model
         self.mcmc = mcmc
         self.draws = mcmc.draws(concat_chains=False)  # (iter, chain, column)
+        self.pointwise_s = 0.0  # seconds spent computing log_lik and y_rep in Python
 
     def _var(self, name: str) -> np.ndarray:
         meta = self.mcmc.metadata
@@ -247,7 +252,9 @@ class _CmdStanConverter:
         elif pointwise == "python":
             from .pointwise import pointwise_groups
 
+            t0 = time.perf_counter()
             groups = pointwise_groups(m, post, seed)
+            self.pointwise_s = time.perf_counter() - t0
         return az.from_dict(
             posterior=post,
             **groups,
@@ -329,6 +336,12 @@ class Fit:
         log likelihood (``log_lik``), observed data and sample stats.
     run_dir : pathlib.Path
         Directory holding the Stan program, the data JSON and CmdStan's CSV files.
+    timings : dict of str to float
+        Seconds spent in each step of the fit: ``compile`` (render, hash, and find or build
+        the executable), ``sample`` (CmdStan's run, as CmdStanPy reports it), ``convert``
+        (reading CmdStan's output into InferenceData, with ``pointwise``, the part of it
+        that computes log_lik and the replicated data) and ``diagnose`` (the post-fit checks).
+        A PyMC fit has ``compile``, ``sample`` and ``convert``.
     """
 
     def __init__(self, model: "Model", idata: "az.InferenceData", *, run_dir: Path | None, settings: dict[str, Any]) -> None:

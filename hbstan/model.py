@@ -745,26 +745,35 @@ class Model:
     def stan_data_for(
         self, *, prior_only: bool = False, threads: bool = False, grainsize: int = 1, pointwise: bool = True
     ) -> dict[str, Any]:
-        """The data dict handed to CmdStan."""
+        """The data dict handed to CmdStan.
+
+        A program with sufficient statistics needs the rows only to compute ``log_lik`` and
+        ``y_rep`` itself (``pointwise``); without it no rows are passed (``N_rows`` = 0), so
+        the data file, and CmdStan's reading of it, grows with the number of groups.
+        """
         d = self.design
         _, hyper = self._structure(threads)
         data: dict[str, Any] = {"N": d.N}
+        n = d.N
+        if self.suff_stats:  # the template's m.suff
+            n = d.N if pointwise else 0
+            data["N_rows"] = n
         if self.family == "gaussian":
-            data["y"] = d.y
+            data["y"] = d.y[:n]
             if self.known_sigma is not None:
                 data["sigma"] = self.known_sigma
         else:
-            data["y"] = d.y.astype(int)
+            data["y"] = d.y[:n].astype(int)
         if self.family == "binomial":
-            data["trials"] = self._trials.astype(int)
-        data.update(K=d.K, X=d.X, offsets=self._offset)
+            data["trials"] = self._trials[:n].astype(int)
+        data.update(K=d.K, X=d.X[:n], offsets=self._offset[:n])
         if d.has_intercept:
             data["means_X"] = d.X.mean(axis=0)
         for i, blk in enumerate(d.blocks, start=1):
             data[f"J_{i}"] = blk.J
             data[f"M_{i}"] = blk.M
-            data[f"g_{i}"] = blk.index + 1
-            data[f"Z_{i}"] = blk.Z
+            data[f"g_{i}"] = blk.index[:n] + 1
+            data[f"Z_{i}"] = blk.Z[:n]
             if blk.U is not None:
                 data[f"P_{i}"] = blk.U.shape[1]
                 data[f"U_{i}"] = blk.U

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import arviz as az
 import numpy as np
 import pytest
@@ -37,6 +39,10 @@ def test_default_computes_them_and_false_skips(radon) -> None:
     fit = m.sample(chains=1, draws=100, warmup=100, seed=1)
     assert fit.idata.log_likelihood["log_lik"].shape == (1, 100, len(radon))
     assert "log_lik" not in fit.stan_fit.stan_variables() or fit.stan_fit.stan_variable("log_lik").size == 0
+    # sufficient statistics carry the likelihood: CmdStan's data file holds no rows
+    assert m.suff_stats
+    data = json.loads((fit.run_dir / "data.json").read_text())
+    assert data["N"] == len(radon) and data["N_rows"] == 0 and data["y"] == [] and data["g_1"] == []
     bare = m.sample(chains=1, draws=100, warmup=100, seed=1, pointwise=False)
     assert "log_likelihood" not in bare.idata.groups()
 

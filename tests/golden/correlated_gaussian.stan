@@ -4,16 +4,19 @@
 
 data {
   int<lower=1> N;  // number of observations
-  vector[N] y;  // response
+  // the likelihood uses the per-cell sufficient statistics below; the rows themselves are
+  // needed only to compute log_lik and y_rep here (pointwise = 1), else none are passed
+  int<lower=0, upper=N> N_rows;  // rows passed: N or 0
+  vector[N_rows] y;  // response
   int<lower=0> K;  // number of population-level predictors (intercept excluded)
-  matrix[N, K] X;  // population-level design matrix
-  vector[N] offsets;  // offset of the linear predictor (zero if none)
+  matrix[N_rows, K] X;  // population-level design matrix
+  vector[N_rows] offsets;  // offset of the linear predictor (zero if none)
   vector[K] means_X;  // column means of X over the observations: the centering point
   // varying term 1 (correlated)
   int<lower=1> J_1;  // number of groups
   int<lower=1> M_1;  // number of effects varying by group
-  array[N] int<lower=1, upper=J_1> g_1;  // group of each observation
-  matrix[N, M_1] Z_1;  // predictors of the varying effects
+  array[N_rows] int<lower=1, upper=J_1> g_1;  // group of each observation
+  matrix[N_rows, M_1] Z_1;  // predictors of the varying effects
   // sufficient statistics of the Gaussian likelihood, per cell (group of term 1, or one cell)
   int<lower=1> S;  // number of cells
   int<lower=1> P;  // distinct predictor columns (intercept, X and varying-effect columns merged)
@@ -37,8 +40,11 @@ data {
 }
 
 transformed data {
+  if (pointwise && N_rows != N) {
+    reject("pointwise = 1 needs all N rows of the data (N_rows = N), got N_rows = ", N_rows);
+  }
   // center the predictors: the intercept is then nearly uncorrelated with the slopes
-  matrix[N, K] Xc;  // centered X
+  matrix[N_rows, K] Xc;  // centered X
   for (k in 1:K) {
     Xc[, k] = X[, k] - means_X[k];
   }
