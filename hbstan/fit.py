@@ -85,7 +85,11 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     cmdstanpy.write_stan_json(
         str(data_file),
         model.stan_data_for(
-            prior_only=prior_only, threads=use_threads, grainsize=grainsize, pointwise=pointwise == "stan"
+            prior_only=prior_only,
+            threads=use_threads,
+            grainsize=grainsize,
+            pointwise=pointwise == "stan",
+            draw_effects=pointwise == "stan",
         ),
     )
     if use_threads:
@@ -129,13 +133,14 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     timings["sample"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     pointwise = settings["pointwise"] = _resolve_pointwise(pointwise, model, chains, settings["draws"])
-    converter = _CmdStanConverter(model, mcmc)
+    converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"])
     with _arviz_without_numba():
         idata = converter.to_inference_data(pointwise, settings["seed"])
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
     timings["convert"] = time.perf_counter() - t2
     timings["pointwise"] = converter.pointwise_s
+    timings["effects"] = converter.effects_s
     fit.timings = timings
     t3 = time.perf_counter()
     fit._warn_if_unhealthy()
@@ -214,11 +219,14 @@ def _failure_message(text: str, run_dir: Path) -> str:
 class _CmdStanConverter:
     """Reads a CmdStanMCMC into InferenceData with hbstan's user-facing names."""
 
-    def __init__(self, model: "Model", mcmc: Any) -> None:
+    def __init__(self, model: "Model", mcmc: Any, prior_only: bool = False, seed: int | None = None) -> None:
         self.model = model
         self.mcmc = mcmc
+        self.prior_only = prior_only
+        self.seed = seed
         self.draws = mcmc.draws(concat_chains=False)  # (iter, chain, column)
         self.pointwise_s = 0.0  # seconds spent computing log_lik and y_rep in Python
+        self.effects_s = 0.0  # seconds spent drawing integrated-out group effects in Python
 
     def _var(self, name: str) -> np.ndarray:
         meta = self.mcmc.metadata
@@ -226,8 +234,27 @@ class _CmdStanConverter:
         arr = var.extract_reshape(self.draws)  # (iter, chain, ...)
         return np.swapaxes(np.asarray(arr, dtype=float), 0, 1)
 
+    def _get(self, name: str) -> np.ndarray:
+        """Return a Stan variable's draws, drawing integrated-out group effects here.
+
+        A program with draw_effects = 0 leaves r_1 out of its output; :mod:`hbstan.marginal`
+        draws it from the population-level draws.
+        """
+        if name == "r_1" and self.model.marginalized:
+            var = self.mcmc.metadata.stan_vars.get(name)
+            if var is None or not var.dimensions or var.dimensions[0] == 0:
+                from .marginal import group_effect_draws
+
+                t0 = time.perf_counter()
+                # a stream of its own, apart from the pointwise arrays' (default_rng(seed))
+                rng = np.random.default_rng(None if self.seed is None else [self.seed, 1])
+                r = group_effect_draws(self.model, self._var, rng, prior_only=self.prior_only)
+                self.effects_s = time.perf_counter() - t0
+                return r
+        return self._var(name)
+
     def posterior(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
-        return params_from_stan(self.model, self._var)
+        return params_from_stan(self.model, self._get)
 
     def to_inference_data(self, pointwise: str | bool = "stan", seed: int | None = None) -> "az.InferenceData":
         import arviz as az
@@ -339,8 +366,9 @@ class Fit:
     timings : dict of str to float
         Seconds spent in each step of the fit: ``compile`` (render, hash, and find or build
         the executable), ``sample`` (CmdStan's run, as CmdStanPy reports it), ``convert``
-        (reading CmdStan's output into InferenceData, with ``pointwise``, the part of it
-        that computes log_lik and the replicated data) and ``diagnose`` (the post-fit checks).
+        (reading CmdStan's output into InferenceData; of it, ``pointwise`` computed log_lik and
+        the replicated data and ``effects`` drew the integrated-out group effects) and
+        ``diagnose`` (the post-fit checks).
         A PyMC fit has ``compile``, ``sample`` and ``convert``.
     """
 

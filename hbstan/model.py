@@ -635,6 +635,13 @@ class Model:
         return np.column_stack(cols) if cols else np.zeros((d.N, 0)), Ax, Azs, one_col
 
     def _suff_data(self) -> dict[str, Any]:
+        """Per-cell sufficient statistics (computed once per model: the data do not change)."""
+        memo = self.__dict__.get("_suff_memo")
+        if memo is None:
+            memo = self.__dict__["_suff_memo"] = self._compute_suff_data()
+        return memo
+
+    def _compute_suff_data(self) -> dict[str, Any]:
         d = self.design
         W, Ax, Azs, one_col = self._suff_columns()
         P = W.shape[1]
@@ -743,13 +750,21 @@ class Model:
         return self._code[threads]
 
     def stan_data_for(
-        self, *, prior_only: bool = False, threads: bool = False, grainsize: int = 1, pointwise: bool = True
+        self,
+        *,
+        prior_only: bool = False,
+        threads: bool = False,
+        grainsize: int = 1,
+        pointwise: bool = True,
+        draw_effects: bool = True,
     ) -> dict[str, Any]:
         """The data dict handed to CmdStan.
 
         A program with sufficient statistics needs the rows only to compute ``log_lik`` and
         ``y_rep`` itself (``pointwise``); without it no rows are passed (``N_rows`` = 0), so
-        the data file, and CmdStan's reading of it, grows with the number of groups.
+        the data file, and CmdStan's reading of it, grows with the number of groups. Where the
+        group effects are integrated out, ``draw_effects`` says whether the program draws
+        them (else hbstan does, from the population-level draws: :mod:`hbstan.marginal`).
         """
         d = self.design
         _, hyper = self._structure(threads)
@@ -786,6 +801,8 @@ class Model:
         data.update(hyper)
         data["prior_only"] = int(prior_only)
         data["pointwise"] = int(pointwise)
+        if self.marginalized:
+            data["draw_effects"] = int(draw_effects or pointwise)
         return data
 
     @property

@@ -9,7 +9,7 @@ checks both ways agree to rounding.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from scipy.special import gammaln, log_expit
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups"]
+__all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups", "run_per_chain"]
 
 
 def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -123,9 +123,17 @@ def log_lik_and_y_rep(
     reps = np.empty((C, D, N), dtype=float if model.family == "gaussian" else np.int64)
     rngs = rng.spawn(C)
 
-    def chain(c: int) -> None:
-        _chain_pointwise(model, post, c, rngs[c], lls[c], reps[c])
+    run_per_chain(lambda c: _chain_pointwise(model, post, c, rngs[c], lls[c], reps[c]), C)
+    return lls, reps
 
+
+def run_per_chain(chain: Callable[[int], None], C: int) -> None:
+    """``chain(c)`` for c = 0..C-1, one thread per chain where there are cores for them.
+
+    NumPy releases the GIL in its array loops and random draws, so chains run in parallel;
+    callers give each chain its own generator (spawned from one), so results do not depend
+    on the number of cores.
+    """
     workers = min(C, os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
@@ -133,7 +141,6 @@ def log_lik_and_y_rep(
     else:
         for c in range(C):
             chain(c)
-    return lls, reps
 
 
 def _chain_pointwise(

@@ -121,6 +121,39 @@ def test_marginal_likelihood_is_exact(df: pd.DataFrame, name: str) -> None:
 
 
 @cmdstan
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_group_effects_drawn_in_numpy_follow_the_programs_draws(df: pd.DataFrame, name: str) -> None:
+    """hbstan.marginal draws r_1 with the program's formulas: given the same population-level
+    draws, its draws and the program's (draw_effects = 1) differ by noise of mean zero and
+    the variance of two independent conditional draws."""
+    from hbstan.marginal import group_effect_draws
+
+    kw = dict(DESIGNS[name])
+    m = hbstan.Model(kw.pop("formula"), df, **kw)
+    fit = m.sample(chains=2, draws=400, warmup=400, seed=6, pointwise="stan")  # Stan draws r_1
+
+    def get(name: str) -> np.ndarray:
+        v = fit.stan_fit.stan_variable(name)  # (chains * draws, ...)
+        return v.reshape(2, 400, *v.shape[1:])
+
+    stan = get("r_1")
+    py1 = group_effect_draws(m, get, np.random.default_rng(1))
+    py2 = group_effect_draws(m, get, np.random.default_rng(2))
+    assert py1.shape == stan.shape
+    d_ps, d_pp = (py1 - stan).reshape(800, -1), (py1 - py2).reshape(800, -1)
+    t = d_ps.mean(axis=0) / (d_ps.std(axis=0) / np.sqrt(800))
+    assert np.max(np.abs(t)) < 4.5, t  # same conditional means
+    ratio = d_ps.var(axis=0).sum() / d_pp.var(axis=0).sum()
+    assert ratio == pytest.approx(1.0, abs=0.1)  # same conditional covariances
+    # and a default fit leaves r_1 out of CmdStan's output, drawing it here
+    default = m.sample(chains=2, draws=50, warmup=50, seed=6)
+    assert "r_1" not in default.stan_fit.stan_variables()
+    effects = [v for v in fit.idata.posterior.data_vars if str(v).endswith("|g")]
+    assert effects and all(default.idata.posterior[v].shape == (2, 50, 10) for v in effects)
+    assert default.timings["effects"] > 0
+
+
+@cmdstan
 def test_marginal_posterior_agrees_with_sampled_effects(df: pd.DataFrame) -> None:
     formula, kw = "y ~ x + x2 + (1 + x | g)", dict(group_predictors={"g": "u"}, offset="off")
     marg = hbstan.Model(formula, df, **kw)

@@ -37,11 +37,15 @@ data {
   real prior_L_1_eta;  // LKJ prior eta: correlations of the varying effects
   int<lower=0, upper=1> prior_only;  // 1: ignore the likelihood (prior predictive)
   int<lower=0, upper=1> pointwise;  // 1: compute log_lik and y_rep here (0: hbstan computes them from the draws, or skips them)
+  int<lower=0, upper=1> draw_effects;  // 1: draw the group effects r_1 here (0: hbstan draws them from the draws)
 }
 
 transformed data {
   if (pointwise && N_rows != N) {
     reject("pointwise = 1 needs all N rows of the data (N_rows = N), got N_rows = ", N_rows);
+  }
+  if (pointwise && !draw_effects) {
+    reject("pointwise = 1 needs the group effects: set draw_effects = 1");
   }
   // center the predictors: the intercept is then nearly uncorrelated with the slopes
   matrix[N_rows, K] Xc;  // centered X
@@ -152,9 +156,11 @@ generated quantities {
   // intercept on the original (uncentered) scale of the predictors
   real b_Intercept = Intercept - dot_product(means_X, b);
   // group effects of term 1, drawn exactly from their conditional posterior given the
-  // population-level draws: r_j = Lambda w_j with w_j ~ N(B^-1 v / sigma^2, B^-1)
-  matrix[J_1, M_1] r_1;
-  {
+  // population-level draws: r_j = Lambda w_j with w_j ~ N(B^-1 v / sigma^2, B^-1).
+  // Only with draw_effects = 1: by default hbstan draws them after sampling, in NumPy with
+  // the same formulas, which keeps CmdStan's output to the population-level draws.
+  matrix[draw_effects ? J_1 : 0, M_1] r_1;
+  if (draw_effects) {
     matrix[M_1, M_1] Lambda = diag_pre_multiply(sd_1, L_1);  // covariance of the effects = Lambda Lambda'
     array[M_1] vector[S] w;
     for (i in 1:M_1) {
