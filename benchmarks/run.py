@@ -725,7 +725,7 @@ def markdown(result: dict[str, Any]) -> str:
                 hdr = " ".join(h.lstrip("/ ").strip() for h in r0.get("program_header", [])[:2])
                 notes.append(
                     f"hbstan program: {hdr} Sufficient statistics: {r0.get('suff_stats')}. CmdStan CSV "
-                    f"output {r0.get('output_csv_mb', 0):.0f} MB per run."
+                    f"output {r0.get('output_csv_mb', 0):.1f} MB per run."
                 )
             if row["runs"]:
                 params = ", ".join(row["median"]["min_ess_params"])
