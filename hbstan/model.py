@@ -636,9 +636,9 @@ class Model:
 
     def _suff_data(self) -> dict[str, Any]:
         """Per-cell sufficient statistics (computed once per model: the data do not change)."""
-        memo = self.__dict__.get("_suff_memo")
+        memo: dict[str, Any] | None = getattr(self, "_suff_memo", None)
         if memo is None:
-            memo = self.__dict__["_suff_memo"] = self._compute_suff_data()
+            memo = self._suff_memo = self._compute_suff_data()
         return memo
 
     def _compute_suff_data(self) -> dict[str, Any]:
