@@ -48,6 +48,17 @@ def obs_coords_dims(model: Model) -> tuple[dict[str, Any], dict[str, list[str]]]
     return {OBS_DIM: np.arange(model.design.N)}, {"log_lik": [OBS_DIM], model.design.response: [OBS_DIM]}
 
 
+def param_coords_dims(model: Model) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Coords and dims of the user-facing posterior variables (group labels as coordinates)."""
+    coords: dict[str, Any] = {}
+    dims: dict[str, list[str]] = {}
+    for p in model._params:
+        if p.dims:
+            dims[p.name] = list(p.dims)
+            coords.update(p.coords or {})
+    return coords, dims
+
+
 class SamplingError(RuntimeError):
     """CmdStan failed; the message says which chain and where its output files are."""
 
@@ -296,8 +307,6 @@ class _CmdStanConverter:
 def params_from_stan(model: "Model", get: Any) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
     """User-facing posterior arrays from Stan-named draws (``get(name)`` -> (chain, draw, ...))."""
     post: dict[str, np.ndarray] = {}
-    dims: dict[str, list[str]] = {}
-    coords: dict[str, Any] = {}
     cache: dict[str, np.ndarray] = {}
     for p in model._params:
         if p.stan not in cache:
@@ -316,9 +325,7 @@ def params_from_stan(model: "Model", get: Any) -> tuple[dict[str, np.ndarray], d
         else:  # corr
             val = arr
         post[p.name] = val
-        if p.dims:
-            dims[p.name] = list(p.dims)
-            coords.update(p.coords or {})
+    coords, dims = param_coords_dims(model)
     return post, dims, coords
 
 

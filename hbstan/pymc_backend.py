@@ -48,7 +48,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"({_err})"
     ) from None
 
-from .fit import OBS_DIM, Fit, _resolve_pointwise, obs_coords_dims
+from .fit import OBS_DIM, Fit, _resolve_pointwise, obs_coords_dims, param_coords_dims
 from .priors import Prior
 
 if TYPE_CHECKING:
@@ -540,12 +540,7 @@ def to_inference_data(
 
     d = m.design
     resp = d.response
-    dims: dict[str, list[str]] = {}
-    coords: dict[str, Any] = {}
-    for p in m._params:  # the dims/coords rule of hbstan.fit.params_from_stan
-        if p.dims:
-            dims[p.name] = list(p.dims)
-            coords.update(p.coords or {})
+    coords, dims = param_coords_dims(m)  # as a CmdStan fit's
     obs_coords, obs_dims = obs_coords_dims(m)
     coords.update(obs_coords)
     dims.update(obs_dims)
