@@ -43,7 +43,7 @@ def group_effect_draws(
     get: Callable[[str], np.ndarray],
     rng: np.random.Generator,
     prior_only: bool = False,
-    chunk_values: int = 1_000_000,
+    chunk_values: int = 250_000,
 ) -> np.ndarray:
     """(chain, draw, J, M) draws of term 1's group effects given the population-level draws.
 
