@@ -179,7 +179,12 @@ def _chain_pointwise(
         rep[...] = rng.poisson(np.exp(np.minimum(eta, 20.0)))
 
 
-def pointwise_groups(model: "Model", post: Mapping[str, np.ndarray], seed: int | None) -> dict[str, Any]:
-    """``az.from_dict`` keyword arguments of the ``posterior_predictive`` and ``log_likelihood`` groups."""
+def pointwise_groups(
+    model: "Model", post: Mapping[str, np.ndarray], seed: int | np.random.Generator | None
+) -> dict[str, Any]:
+    """``az.from_dict`` keyword arguments of the ``posterior_predictive`` and ``log_likelihood`` groups.
+
+    ``seed`` seeds the replicated data: an int, None, or a generator to draw from.
+    """
     ll, rep = log_lik_and_y_rep(model, post, np.random.default_rng(seed))
     return {"posterior_predictive": {model.design.response: rep}, "log_likelihood": {"log_lik": ll}}

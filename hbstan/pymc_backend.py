@@ -547,8 +547,9 @@ def to_inference_data(
     C, D = next(iter(post.values())).shape[:2] if post else (0, 0)
     groups: dict[str, Any] = {}
     if pointwise:
-        ll, y_rep = pointwise_draws(m, post, rng)
-        groups = {"posterior_predictive": {resp: y_rep}, "log_likelihood": {"log_lik": ll}}
+        from .pointwise import pointwise_groups
+
+        groups = pointwise_groups(m, post, rng)
     base_attrs = {"inference_library": "pymc", "hbstan_formula": m.formula, "family": m.family}
     base_attrs.update(attrs or {})
     return az.from_dict(
