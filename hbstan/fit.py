@@ -146,7 +146,7 @@ def run_stan(model: "Model", **opts: Any) -> "Fit":
     pointwise = settings["pointwise"] = _resolve_pointwise(pointwise, model, chains, settings["draws"])
     converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"])
     with _arviz_without_numba():
-        idata = converter.to_inference_data(pointwise, settings["seed"])
+        idata = converter.to_inference_data(pointwise)
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
     timings["convert"] = time.perf_counter() - t2
@@ -163,9 +163,9 @@ def _resolve_pointwise(pointwise: str | bool, model: "Model", chains: int, draws
     """``"auto"`` as ``"python"`` or, for arrays too large to build by default, False (with a note)."""
     from .pointwise import AUTO_MAX_VALUES
 
-    n_values = model.design.N * chains * draws
     if pointwise != "auto":
         return pointwise
+    n_values = model.design.N * chains * draws
     if n_values <= AUTO_MAX_VALUES:
         return "python"
     log.warning(
@@ -267,7 +267,7 @@ class _CmdStanConverter:
     def posterior(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, Any]]:
         return params_from_stan(self.model, self._get)
 
-    def to_inference_data(self, pointwise: str | bool = "stan", seed: int | None = None) -> "az.InferenceData":
+    def to_inference_data(self, pointwise: str | bool = "stan") -> "az.InferenceData":
         import arviz as az
 
         post, dims, coords = self.posterior()
@@ -291,7 +291,7 @@ class _CmdStanConverter:
             from .pointwise import pointwise_groups
 
             t0 = time.perf_counter()
-            groups = pointwise_groups(m, post, seed)
+            groups = pointwise_groups(m, post, self.seed)
             self.pointwise_s = time.perf_counter() - t0
         return az.from_dict(
             posterior=post,
