@@ -342,6 +342,7 @@ class Diagnostics:
     min_ess_tail: float
     worst_rhat: str
     messages: list[str] = field(default_factory=list)
+    suggestion: dict[str, Any] | None = None  # model options that should help (Fit.refit() applies them)
 
     @property
     def ok(self) -> bool:
@@ -387,6 +388,7 @@ class Fit:
         self.stan_fit: Any = None
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []
+        self.suggestion: dict[str, Any] | None = None  # what the diagnostics suggest for a refit
         self.backend = "stan"
 
     def __repr__(self) -> str:
@@ -444,11 +446,14 @@ class Fit:
                     min_t = min(min_t, float(arr.min()))
         msgs = []
         n_div = sum(div)
+        suggestion = None
         if n_div:
+            where, suggestion = self._locate_divergences()
             msgs.append(
                 f"{n_div} divergent transitions (per chain {div}): the posterior has regions the "
-                "sampler cannot explore; raise adapt_delta (e.g. 0.95 or 0.99), or switch the "
-                "group terms' parameterization (centered=True/False)"
+                "sampler cannot explore; "
+                + (where or "raise adapt_delta (e.g. 0.95 or 0.99), or switch the group terms' "
+                   "parameterization (centered=True/False)")
             )
         if sum(hits):
             msgs.append(
@@ -471,7 +476,69 @@ class Fit:
                 f"effective sample size is low (min bulk {min_b:.0f}, tail {min_t:.0f} < {ess_min:.0f}): "
                 "draw more samples before trusting tail quantities"
             )
-        return Diagnostics(div, hits, mtd, ebfmi, max_rhat, min_b, min_t, worst, msgs)
+        return Diagnostics(div, hits, mtd, ebfmi, max_rhat, min_b, min_t, worst, msgs, suggestion)
+
+    def _locate_divergences(self) -> tuple[str, dict[str, Any] | None]:
+        """Which centered term's funnel the divergent transitions sit in, and the refit that helps.
+
+        A centered term's posterior has a funnel: where its SD is small the effects are squeezed
+        together and the step size that suits the rest of the posterior is too large, so NUTS
+        diverges there. The signature is divergent transitions at small values of that SD: the
+        mean of log SD over the divergent draws lies well below its mean over all draws (by more
+        than half its posterior SD). Returns the advice and the ``centered`` option that makes the
+        term non-centered (the other terms keep their current parameterization).
+        """
+        div = self.idata.sample_stats["diverging"].values.astype(bool)
+        post = self.idata.posterior
+        m = self.model
+        worst: tuple[float, Any] | None = None
+        for i, blk in enumerate(m.design.blocks, start=1):
+            if not blk.centered or blk.pooling == "unpooled" or (m.marginalized and i == 1):
+                continue
+            for term, _, _ in blk.effects:
+                name = f"{blk.effect_name(term)}_sigma"
+                if name not in post:
+                    continue
+                x = np.log(np.maximum(post[name].values, 1e-300))
+                x = x.reshape(x.shape[0], x.shape[1], -1)
+                for k in range(x.shape[2]):
+                    xk, sd = x[..., k], float(np.std(x[..., k]))
+                    shift = (float(xk[div].mean()) - float(xk.mean())) / sd if sd > 0 else 0.0
+                    if worst is None or shift < worst[0]:
+                        worst = (shift, blk)
+        if worst is None or worst[0] > -0.5:
+            return "", None
+        blk = worst[1]
+        flags: dict[str, Any] = {b.factor: bool(b.centered) for b in m.design.blocks}
+        flags[blk.factor] = False
+        return (
+            f"they sit where the SD of the centered term ({blk.expr} | {blk.factor}) is small "
+            f"(the funnel of a centered parameterization); fit.refit() samples again with that term "
+            f"non-centered (centered={flags!r})",
+            {"centered": flags},
+        )
+
+    def refit(self, **changes: Any) -> "Fit":
+        """Sample again with the same settings, changing model options or sampler settings.
+
+        Without arguments, applies the change the diagnostics suggest (``fit.suggestion``, e.g.
+        a term that diverged in its centered parameterization made non-centered). Model options
+        (see ``fit.model.options``) rebuild the model; the others (``chains``, ``draws``,
+        ``warmup``, ``seed``, ``adapt_delta``, ``max_treedepth``, ...) go to ``Model.sample``.
+        """
+        if not changes:
+            if not self.suggestion:
+                raise ValueError(
+                    "the diagnostics suggest no change to refit with; pass model options "
+                    "(e.g. centered={...}) or sampler settings (e.g. adapt_delta=0.95)"
+                )
+            changes = dict(self.suggestion)
+        model_changes = {k: v for k, v in changes.items() if k in self.model.options}
+        keep = ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only", "pointwise")
+        settings = {k: self.settings[k] for k in keep if k in self.settings}
+        settings.update({k: v for k, v in changes.items() if k not in model_changes})
+        model = self.model.replace(**model_changes) if model_changes else self.model
+        return model.sample(backend="pymc" if self.backend == "pymc" else "stan", **settings)
 
     def _warn_if_unhealthy(self) -> None:
         """Warn right after sampling. To keep this cheap, R-hat and ESS are checked on the
@@ -481,6 +548,7 @@ class Fit:
         group_vars = {p.name for p in self.model._params if p.kind == "matrix_cols"}
         names = [v for v in self.idata.posterior.data_vars if v not in group_vars]
         diag = self.diagnose(ess_min=min(400.0, 0.1 * total), var_names=names or None)
+        self.suggestion = diag.suggestion
         for msg in diag.messages:
             self.warnings.append(msg)
             warnings.warn(msg, SamplingWarning, stacklevel=4)

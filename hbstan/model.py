@@ -14,6 +14,7 @@ import pandas as pd
 from . import __version__
 from .design import Block, DataError, Design, FormulaError, parse_formula
 from .backend import cached_program
+from .centering import TermEvidence, term_evidence
 from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
 from .render import render_program
 
@@ -51,46 +52,6 @@ def _option_for(option: Any, factor: str) -> Any:
     return option.get(factor, "auto") if isinstance(option, Mapping) else option
 
 
-def auto_centered(model: "Model", blk: Block) -> bool:
-    """Whether a varying term is better centered, judged from the data.
-
-    Centered parameterizations sample well when each group's data pin its effect down better
-    than the population distribution does; non-centered ones when the data are weak (the
-    funnel). hbstan estimates the ratio kappa = n_j * tau^2 / s_e^2 at the median group size
-    n_j, with s_e^2 the residual variance of a pooled least-squares fit (the working variance
-    1/(p(1-p)) or 1/mean for logit and log links) and tau^2 the between-group variance of
-    those residuals (method of moments, at least 1% of s_e^2), and centers when kappa > 2 and
-    there are at least 8 groups (with fewer, the population SD is so uncertain that the
-    centered funnel dominates whatever the data per group).
-    """
-    d = model.design
-    sizes = np.bincount(blk.index, minlength=blk.J)
-    n_med = float(np.median(sizes[sizes > 0]))
-    y = d.y
-    fam = model.family
-    if fam == "gaussian":
-        cols = [np.ones(d.N), d.X]
-        if blk.U is not None:
-            cols.append(blk.U[blk.index])
-        A = np.column_stack(cols)
-        coef, *_ = np.linalg.lstsq(A, y - model._offset, rcond=None)
-        resid = y - model._offset - A @ coef
-        s_e2 = float(np.var(resid)) or 1.0
-        means = np.bincount(blk.index, weights=resid, minlength=blk.J) / np.maximum(sizes, 1)
-        tau2 = max(float(np.var(means[sizes > 0])) - s_e2 / n_med, 0.01 * s_e2)
-    else:
-        if fam == "bernoulli":
-            p = float(np.clip(np.mean(y), 0.01, 0.99))
-            s_e2 = 1.0 / (p * (1 - p))
-        elif fam == "binomial":
-            p = float(np.clip(np.sum(y) / max(np.sum(model._trials), 1), 0.01, 0.99))
-            s_e2 = 1.0 / (float(np.mean(model._trials)) * p * (1 - p))
-        else:
-            s_e2 = 1.0 / max(float(np.mean(y)), 0.01)
-        tau2 = 0.25  # a typical between-group SD of 0.5 on the link scale
-    return bool(blk.J >= 8 and n_med * tau2 / s_e2 > 2.0)
-
-
 class Model:
     """A Bayesian (multilevel) regression model, rendered to Stan.
 
@@ -126,7 +87,8 @@ class Model:
     centered : bool, "auto" or dict, default "auto"
         Centered parameterization of the group effects (True), non-centered (False), or chosen
         per term from the data ("auto": centered where the groups hold enough data to pin
-        their effects down, see :func:`auto_centered`); a dict sets it per grouping factor.
+        their effects down, see :mod:`hbstan.centering`; ``Model.term_evidence`` holds
+        the evidence); a dict sets it per grouping factor.
     aggregate : bool or "auto", default "auto"
         Bernoulli models: rows with identical predictors, groups and offsets are summed into
         binomial counts before sampling (the same likelihood, fewer terms). "auto" does it
@@ -176,6 +138,13 @@ class Model:
             if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
                 raise ValueError(f"sigma must be a positive number, got {sigma!r}")
         self.formula = formula
+        # the constructor's arguments, for Model.replace (data as given, before dropna)
+        self._source_data = data
+        self.options: dict[str, Any] = dict(
+            family=family, pooling=pooling, group_predictors=group_predictors, priors=priors, sigma=sigma,
+            trials=trials, offset=offset, exposure=exposure, centered=centered, suff_stats=suff_stats,
+            marginalize=marginalize, aggregate=aggregate, dropna=dropna,
+        )
         self.family = family
         self.link = FAMILIES[family]
         self.known_sigma = None if sigma is None else float(sigma)
@@ -227,12 +196,17 @@ class Model:
         self._offset = off if off is not None else np.zeros(self.design.N)
         self._check_response()
         self._check_predictors()
-        for blk in self.design.blocks:
+        self.term_evidence: list[TermEvidence] = []
+        if any(_option_for(centered, blk.factor) == "auto" for blk in self.design.blocks):
+            self.term_evidence = term_evidence(
+                family, self.design.y, self.design.X, self._offset, self.design.blocks, trials=self._trials
+            )
+        for t, blk in enumerate(self.design.blocks):
             opt = _option_for(centered, blk.factor)
             if blk.pooling == "unpooled":
                 blk.centered = False
             elif opt == "auto":
-                blk.centered = auto_centered(self, blk)
+                blk.centered = self.term_evidence[t].centered
             else:
                 blk.centered = bool(opt)
         self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
@@ -387,7 +361,9 @@ class Model:
                         "cannot be estimated apart from the intercept; remove it from the formula"
                     )
         if d.K > 1:
-            Xc = d.X - d.X.mean(axis=0)
+            # with an intercept the program centers X (columns that add up to a constant are
+            # collinear with the intercept); without one, X is used as given (full dummy coding)
+            Xc = d.X - d.X.mean(axis=0) if d.has_intercept else d.X
             rank = np.linalg.matrix_rank(Xc)
             if rank < d.K:
                 raise DataError(
@@ -833,6 +809,17 @@ class Model:
             for k, p in self.priors.items()
         ]
         return pd.DataFrame(rows)
+
+    def replace(self, **changes: Any) -> "Model":
+        """The same model (formula, data and options) with some options changed.
+
+        ``m.replace(centered={"g": False})`` is ``Model(m.formula, data, **options)`` with
+        ``centered`` changed; ``m.options`` lists the options and their values.
+        """
+        unknown = set(changes) - set(self.options)
+        if unknown:
+            raise ValueError(f"unknown model options {sorted(unknown)}; valid options: {sorted(self.options)}")
+        return Model(self.formula, self._source_data, **{**self.options, **changes})
 
     def __repr__(self) -> str:
         designs = ", ".join(f"{b.factor}: {b.pooling}" for b in self.design.blocks) or "pooled"

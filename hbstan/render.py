@@ -27,10 +27,10 @@ def templates_dir() -> Path:
     )
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+@lru_cache(maxsize=4)
+def _environment(directory: str) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -59,7 +59,11 @@ def _tidy(code: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_program(context: dict[str, Any]) -> str:
-    """Render ``model.stan.j2`` with a structure-only context (no user strings)."""
-    template = _environment().get_template("model.stan.j2")
+def render_program(context: dict[str, Any], *, templates: str | Path | None = None) -> str:
+    """Render ``model.stan.j2`` with a structure-only context (no user strings).
+
+    ``templates`` renders from another template directory (default: the shipped ones).
+    """
+    directory = str(templates if templates is not None else templates_dir())
+    template = _environment(directory).get_template("model.stan.j2")
     return _tidy(template.render(m=context))

@@ -1,0 +1,373 @@
+"""An independent log density of hbstan's models, written in NumPy/SciPy from their definition.
+
+The check that a rendered Stan program computes the model it claims: at random parameter
+values, the log density CmdStan evaluates (``log_prob``, on the constrained scale, without the
+Jacobian of the constraining transforms) equals the one below up to a constant that does not
+depend on the parameters, both with and without the likelihood (``prior_only``).
+
+Nothing here uses hbstan's templates, its pointwise code or its data preparation: the
+likelihood is evaluated row by row from the model's design matrices with ``scipy.stats``
+(Bernoulli rows stay rows, even where hbstan sums them into binomial counts; Gaussian rows
+stay rows where hbstan uses sufficient statistics; integrated-out group effects are each
+group's multivariate normal marginal). Which parameters the program samples (``r``: centered;
+``a``: centered on the intercept; ``z``: non-centered; none: integrated out) is read from the
+compiled program's own parameter list (``stanc --info``).
+
+The model's definition, as the README states it:
+
+* eta = offset + Intercept + (X - mean(X)) b + sum over terms of r_g[group] . Z
+  + (U - mean over groups of U)[group] gamma  (no centering of X without an intercept);
+* gaussian: y ~ N(eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
+  y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta);
+* hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
+  L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
+  r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
+* every coefficient's prior as listed in ``model.priors``, in the model's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.special import expit
+
+__all__ = ["Point", "random_point", "stan_params", "log_prior", "log_lik", "program_parameters"]
+
+
+@dataclass
+class Point:
+    """Parameter values on the model's natural scale (group effects r, not z)."""
+
+    Intercept: float | None
+    b: np.ndarray
+    sigma: float | None
+    sd: dict[int, np.ndarray]
+    L: dict[int, np.ndarray]
+    r: dict[int, np.ndarray]
+    gamma: dict[int, np.ndarray]
+
+
+def program_parameters(compiled: Any) -> set[str]:
+    """Names of the parameters the compiled program samples (from ``stanc --info``)."""
+    return set(compiled.src_info()["parameters"])
+
+
+def _random_cholesky_corr(M: int, rng: np.random.Generator) -> np.ndarray:
+    A = rng.normal(size=(M, M + 2))
+    S = A @ A.T
+    d = np.sqrt(np.diag(S))
+    return np.linalg.cholesky(S / np.outer(d, d))
+
+
+def random_point(model: Any, rng: np.random.Generator) -> Point:
+    """Random parameter values in the support, at the scale of a typical posterior."""
+    d = model.design
+    gaussian = model.family == "gaussian"
+    sd, L, r, gamma = {}, {}, {}, {}
+    for i, blk in enumerate(d.blocks, start=1):
+        if blk.pooling != "unpooled":
+            sd[i] = np.exp(rng.normal(-0.7, 0.4, blk.M))
+            L[i] = _random_cholesky_corr(blk.M, rng) if blk.pooling == "correlated" else np.eye(blk.M)
+            r[i] = rng.normal(size=(blk.J, blk.M)) @ (np.diag(sd[i]) @ L[i]).T
+        else:
+            r[i] = rng.normal(0, 0.6, (blk.J, blk.M))
+        if blk.U is not None:
+            gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
+    sigma = None
+    if gaussian and model.known_sigma is None:
+        sigma = float(np.exp(rng.normal(0, 0.3)))
+    return Point(
+        Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
+        b=rng.normal(0, 0.3, d.K),
+        sigma=sigma,
+        sd=sd,
+        L=L,
+        r=r,
+        gamma=gamma,
+    )
+
+
+def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
+    """The point in the program's own parameters (``names``: :func:`program_parameters`)."""
+    out: dict[str, Any] = {}
+    if pt.Intercept is not None:
+        out["Intercept"] = pt.Intercept
+    out["b"] = pt.b
+    if pt.sigma is not None:
+        out["sigma"] = pt.sigma
+    for i in pt.r:
+        if i in pt.sd:
+            out[f"sd_{i}"] = pt.sd[i]
+        if f"L_{i}" in names:
+            out[f"L_{i}"] = pt.L[i]
+        if f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
+            a = pt.r[i].copy()
+            a[:, 0] += pt.Intercept
+            out[f"a_{i}"] = a
+        elif f"z_{i}" in names:  # non-centered: r_j = diag(sd) L z_j
+            out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], pt.r[i].T)
+        elif f"r_{i}" in names:
+            out[f"r_{i}"] = pt.r[i]
+        if i in pt.gamma:
+            out[f"gamma_{i}"] = pt.gamma[i]
+    unknown = set(out) - names
+    assert not unknown, f"the program has no parameters {sorted(unknown)}; it declares {sorted(names)}"
+    return out
+
+
+def _prior_logpdf(prior: Any, x: Any) -> float:
+    """Log density of an hbstan prior (up to a constant), written with scipy.stats."""
+    v = prior.values()
+    x = np.asarray(x, dtype=float)
+    fam = type(prior).__name__
+    if fam == "Normal":
+        dist = stats.norm(v["loc"], v["scale"])
+    elif fam == "StudentT":
+        dist = stats.t(v["nu"], v["loc"], v["scale"])
+    elif fam == "Cauchy":
+        dist = stats.cauchy(v["loc"], v["scale"])
+    elif fam == "HalfNormal":
+        dist = stats.halfnorm(0, v["scale"])
+    elif fam == "HalfCauchy":
+        dist = stats.halfcauchy(0, v["scale"])
+    elif fam == "HalfStudentT":
+        dist = stats.t(v["nu"], 0, v["scale"])  # half: a factor 2, a constant
+    elif fam == "Exponential":
+        dist = stats.expon(scale=1 / v["rate"])
+    else:
+        raise AssertionError(f"no reference density for prior {prior}")
+    return float(np.sum(dist.logpdf(x)))
+
+
+def _lkj_cholesky_logpdf(L: np.ndarray, eta: float) -> float:
+    """LKJ(eta) on the correlation matrix L L', as a density of its Cholesky factor L.
+
+    LKJ: p(Omega) proportional to det(Omega)^(eta - 1); the map from L to Omega = L L' has
+    Jacobian prod_i L_ii^(K - i) (i = 1..K).
+    """
+    K = L.shape[0]
+    logdiag = np.log(np.diag(L))
+    return float((eta - 1) * 2 * logdiag.sum() + np.sum((K - np.arange(1, K + 1)) * logdiag))
+
+
+class _Keys:
+    """The model's prior keys, consumed in the model's order."""
+
+    def __init__(self, priors: dict[str, Any]) -> None:
+        self.priors = priors
+        self.keys = list(priors)
+        self.pos = 0
+
+    def take(self, expected: str | None = None) -> Any:
+        key = self.keys[self.pos]
+        if expected is not None:
+            assert key == expected, f"prior key {key!r} where {expected!r} was expected"
+        self.pos += 1
+        return self.priors[key]
+
+
+def _effect_keys(blk: Any, suffix: str) -> list[str]:
+    keys = []
+    for term, levels, _ in blk.effects:
+        name = f"{'1' if term == 'Intercept' else term}|{blk.factor}{suffix}"
+        keys += [f"{name}[{lv}]" for lv in levels] if levels else [name]
+    return keys
+
+
+def log_prior(model: Any, pt: Point, names: set[str]) -> float:
+    """Log prior density of the program's parameters (``names``) at ``pt``, up to a constant."""
+    d = model.design
+    keys = _Keys(model.priors)
+    lp = 0.0
+    if pt.Intercept is not None:
+        lp += _prior_logpdf(keys.take("Intercept"), pt.Intercept)
+    for name, levels, sl in d.terms:
+        for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
+            lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
+    if pt.sigma is not None:
+        lp += _prior_logpdf(keys.take("sigma"), pt.sigma)
+    for i, blk in enumerate(d.blocks, start=1):
+        r = pt.r[i]
+        if blk.pooling == "unpooled":
+            for m, key in enumerate(_effect_keys(blk, "")):
+                lp += _prior_logpdf(keys.take(key), r[:, m])
+        else:
+            sd, L = pt.sd[i], pt.L[i]
+            for m, key in enumerate(_effect_keys(blk, "_sigma")):
+                lp += _prior_logpdf(keys.take(key), sd[m])
+            if blk.pooling == "correlated":
+                lp += _lkj_cholesky_logpdf(L, keys.take().values()["eta"])
+            Lam = np.diag(sd) @ L
+            if f"z_{i}" in names:
+                z = np.linalg.solve(Lam, r.T)
+                lp += float(stats.norm.logpdf(z).sum())
+            elif f"r_{i}" in names or f"a_{i}" in names:
+                lp += float(stats.multivariate_normal(np.zeros(blk.M), Lam @ Lam.T).logpdf(r).sum())
+            # otherwise integrated out: no density of its own (see log_lik)
+        for p in range(0 if blk.U is None else blk.U.shape[1]):
+            lp += _prior_logpdf(keys.take(), pt.gamma[i][p])
+    assert keys.pos == len(keys.keys), f"priors not used: {keys.keys[keys.pos:]}"
+    return lp
+
+
+def log_lik(
+    model: Any,
+    pt: Point,
+    names: set[str],
+    *,
+    offset: np.ndarray | None = None,
+    trials: np.ndarray | None = None,
+) -> float:
+    """Log likelihood of the model's rows at ``pt``, up to a constant.
+
+    ``offset`` (log exposure included) and ``trials`` are the values the model was given.
+    """
+    d = model.design
+    y = d.y
+    eta = np.zeros(d.N) if offset is None else np.asarray(offset, float).copy()
+    if pt.Intercept is not None:
+        eta += pt.Intercept + (d.X - d.X.mean(axis=0)) @ pt.b
+    else:
+        eta += d.X @ pt.b
+    marginal = []
+    for i, blk in enumerate(d.blocks, start=1):
+        if blk.U is not None:
+            Uc = blk.U - blk.U.mean(axis=0)
+            eta += (Uc @ pt.gamma[i])[blk.index]
+        if {f"r_{i}", f"a_{i}", f"z_{i}"} & names or blk.pooling == "unpooled":
+            eta += np.sum(pt.r[i][blk.index] * blk.Z, axis=1)
+        else:
+            marginal.append((i, blk))
+    fam = model.family
+    if marginal:
+        assert fam == "gaussian" and len(marginal) == 1, "only Gaussian models integrate effects out"
+        i, blk = marginal[0]
+        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+        Lam = np.diag(pt.sd[i]) @ pt.L[i]
+        ll = 0.0
+        for j in range(blk.J):
+            rows = blk.index == j
+            Z = blk.Z[rows]
+            cov = sigma**2 * np.eye(rows.sum()) + Z @ Lam @ Lam.T @ Z.T
+            ll += float(stats.multivariate_normal(eta[rows], cov).logpdf(y[rows]))
+        return ll
+    if fam == "gaussian":
+        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+        return float(stats.norm.logpdf(y, eta, sigma).sum())
+    if fam == "bernoulli":
+        return float(stats.bernoulli.logpmf(y, expit(eta)).sum())
+    if fam == "binomial":
+        assert trials is not None, "a binomial model's reference needs its trials"
+        return float(stats.binom.logpmf(y, np.asarray(trials), expit(eta)).sum())
+    if fam == "poisson":
+        return float(stats.poisson.logpmf(y, np.exp(eta)).sum())
+    raise AssertionError(f"no reference likelihood for family {fam!r}")
+
+
+@dataclass
+class Check:
+    """Stan's log density against the reference at several points (see :func:`check_program`)."""
+
+    stan: np.ndarray  # Stan's log density with the likelihood, per point
+    stan_prior: np.ndarray  # ... and with prior_only = 1
+    ref_prior: np.ndarray  # reference log prior, per point
+    ref_lik: np.ndarray  # reference log likelihood, per point
+
+    @property
+    def spread(self) -> float:
+        """How much Stan minus the reference (prior + likelihood) moves over the points."""
+        return float(np.ptp(self.stan - self.ref_prior - self.ref_lik))
+
+    @property
+    def prior_spread(self) -> float:
+        """How much Stan's prior-only density minus the reference prior moves."""
+        return float(np.ptp(self.stan_prior - self.ref_prior))
+
+    @property
+    def lik_range(self) -> float:
+        """How much the reference likelihood moves over the points (the data speak)."""
+        return float(np.ptp(self.ref_lik))
+
+    def ok(self, tol: float = 1e-6) -> bool:
+        """Equal up to a constant, with and without the likelihood, and the likelihood moves."""
+        scale = 1.0 + float(np.max(np.abs(self.ref_lik)))
+        return self.spread < tol * scale and self.prior_spread < tol * scale and self.lik_range > 1e-3
+
+    def describe(self) -> str:
+        """One line for reports."""
+        return (
+            f"spread {self.spread:.2e} (prior only {self.prior_spread:.2e}); "
+            f"likelihood moves by {self.lik_range:.3g}"
+        )
+
+
+def check_program(
+    model: Any,
+    compiled: Any,
+    *,
+    threads: bool = False,
+    offset: np.ndarray | None = None,
+    trials: np.ndarray | None = None,
+    n_points: int = 4,
+    seed: int = 1,
+) -> Check:
+    """Evaluate the compiled program and the reference at ``n_points`` random points.
+
+    ``compiled`` is the CmdStanModel of ``model.program(threads=threads)``; its data are what
+    hbstan hands CmdStan when sampling (``pointwise`` off).
+    """
+    names = program_parameters(compiled)
+    rng = np.random.default_rng(seed)
+    data = {
+        po: model.stan_data_for(prior_only=po, threads=threads, pointwise=False, draw_effects=False)
+        for po in (False, True)
+    }
+    out: dict[str, list[float]] = {"stan": [], "stan_prior": [], "ref_prior": [], "ref_lik": []}
+    for _ in range(n_points):
+        pt = random_point(model, rng)
+        params = stan_params(model, pt, names)
+        for key, po in (("stan", False), ("stan_prior", True)):
+            lp = compiled.log_prob(params=params, data=data[po], jacobian=False, sig_figs=16)
+            out[key].append(float(lp["lp__"].iloc[0]))
+        out["ref_prior"].append(log_prior(model, pt, names))
+        out["ref_lik"].append(log_lik(model, pt, names, offset=offset, trials=trials))
+    return Check(**{k: np.asarray(v) for k, v in out.items()})
+
+
+def grid_data(n: int = 160, seed: int = 5) -> Any:
+    """A small data set with a response for every family, predictors, groups and offsets.
+
+    Columns: ``x``, ``x2`` (numbers), ``c`` (3 categories), ``g`` (12 groups) with group-level
+    predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
+    responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts).
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    J, H = 12, 5
+    g = np.arange(n) % J
+    h = rng.integers(0, H, n)
+    u = np.linspace(-1, 1, J)
+    x = rng.normal(size=n)
+    eta = 0.4 + 0.5 * x + rng.normal(0, 0.5, J)[g] + rng.normal(0, 0.3, H)[h] + 0.3 * u[g]
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "x2": rng.normal(size=n),
+            "c": rng.choice(["lo", "mid", "hi"], n),
+            "g": [f"g{j:02d}" for j in g],
+            "h": [f"h{k}" for k in h],
+            "u": u[g],
+            "off": rng.normal(0, 0.3, n),
+            "t": rng.uniform(0.5, 2.0, n),
+        }
+    )
+    df["y"] = eta + rng.normal(0, 1, n)
+    df["yb"] = (rng.random(n) < expit(eta)).astype(int)
+    df["nt"] = rng.integers(1, 12, n)
+    df["yk"] = rng.binomial(df["nt"], expit(eta))
+    df["yp"] = rng.poisson(df["t"] * np.exp(eta))
+    return df

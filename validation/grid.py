@@ -1,0 +1,105 @@
+"""The option grid of hbstan's rendered programs, for the log-density validation.
+
+A *variant* is one program structure: family, design of the group terms, with or without an
+intercept, group-level predictors, threads (reduce_sum). Predictors and offsets are Stan data,
+so each program is checked on four data sets (with and without population-level predictors,
+with and without an offset) without compiling again.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import hbstan
+
+# response and options of each family entry (bernoulli twice: row by row and summed into counts)
+FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "gaussian": ("y", {}),
+    "gaussian_known_sigma": ("y", {"sigma": 1.1}),
+    "bernoulli": ("yb", {"family": "bernoulli", "aggregate": False}),
+    "bernoulli_aggregated": ("yb", {"family": "bernoulli", "aggregate": True}),
+    "binomial": ("yk | trials(nt)", {"family": "binomial"}),
+    "poisson": ("yp", {"family": "poisson"}),
+}
+
+# group terms and options of each design; the Gaussian-only ones use sufficient statistics
+DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pooled": ("", {}),
+    "unpooled": ("(1 | g)", {"pooling": "unpooled"}),
+    "hierarchical": ("(1 | g)", {"centered": False}),
+    "hierarchical_centered": ("(1 | g)", {"centered": True}),
+    "independent_slopes": ("(1 + x || g)", {"centered": False}),
+    "correlated": ("(1 + x | g)", {"centered": False}),
+    "correlated_centered": ("(1 + x | g)", {"centered": True}),
+    "crossed": ("(1 | g) + (1 + x || h)", {"centered": {"g": True, "h": False}}),
+    "suff_pooled": ("", {"suff_stats": True}),
+    "suff_sampled": ("(1 + x | g)", {"suff_stats": True, "marginalize": False, "centered": False}),
+    "marginal": ("(1 | g)", {"marginalize": True}),
+    "marginal_correlated": ("(1 + x | g)", {"marginalize": True}),
+}
+SUFF_DESIGNS = {"suff_pooled", "suff_sampled", "marginal", "marginal_correlated"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One program structure of the grid."""
+
+    family: str
+    design: str
+    intercept: bool
+    group_predictors: bool
+    threads: bool
+
+    @property
+    def name(self) -> str:
+        """A readable label."""
+        parts = [self.family, self.design, "intercept" if self.intercept else "no intercept"]
+        if self.group_predictors:
+            parts.append("group predictor")
+        if self.threads:
+            parts.append("threads")
+        return ", ".join(parts)
+
+    def model(self, df: pd.DataFrame, *, predictors: bool, offset: bool) -> tuple[hbstan.Model, np.ndarray | None, np.ndarray | None]:
+        """The model on ``df``, and the offset (log exposure included) and trials it was given."""
+        y, fam_kw = FAMILIES[self.family]
+        terms, design_kw = DESIGNS[self.design]
+        rhs = ["1" if self.intercept else "0"] + (["x", "c"] if predictors else []) + ([terms] if terms else [])
+        kw: dict[str, Any] = {**fam_kw, **design_kw}
+        if self.family.startswith("gaussian") and self.design not in SUFF_DESIGNS:
+            kw["suff_stats"] = False  # the row-by-row likelihood (normal_id_glm)
+        if self.group_predictors:
+            kw["group_predictors"] = {"g": ["u"]}
+        off = None
+        if offset and self.family == "poisson":
+            kw["exposure"] = "t"
+            off = np.log(df["t"].to_numpy())
+        elif offset:
+            kw["offset"] = "off"
+            off = df["off"].to_numpy()
+        trials = df["nt"].to_numpy() if self.family == "binomial" else None
+        return hbstan.Model(f"{y} ~ {' + '.join(rhs)}", df, **kw), off, trials
+
+
+def variants() -> list[Variant]:
+    """The grid: every family x design x intercept, each with two of the four combinations of
+    group predictors and threads (FF and TT with an intercept, FT and TF without), so every
+    pair of options meets somewhere; combinations a design does not have are left out."""
+    out = []
+    for fam, design, intercept in itertools.product(FAMILIES, DESIGNS, (True, False)):
+        if design in SUFF_DESIGNS and not fam.startswith("gaussian"):
+            continue
+        has_g_intercept = design not in ("pooled", "suff_pooled", "unpooled")
+        combos = [(False, False), (True, True)] if intercept else [(False, True), (True, False)]
+        for gp, threads in combos:
+            gp = gp and has_g_intercept
+            threads = threads and design not in SUFF_DESIGNS  # sufficient statistics: no reduce_sum
+            v = Variant(fam, design, intercept, gp, threads)
+            if v not in out:
+                out.append(v)
+    return out

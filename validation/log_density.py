@@ -1,0 +1,193 @@
+"""Log density of every program of the option grid against an independent NumPy/SciPy one.
+
+    python validation/log_density.py [--jobs 2] [--only SUBSTRING]
+
+For every variant of ``validation/grid.py`` (family x design x intercept x group predictors x
+threads) and four data sets each (with / without population-level predictors, with / without
+an offset), CmdStan's log density at four random parameter values must equal the reference
+density of ``tests/reference_density.py`` up to a constant, with and without the likelihood,
+and the likelihood must move with the parameters. Two deliberately broken templates must
+fail: the binomial GLM without its no-predictor branch (issue 13's bug) and the skeleton with
+its row-by-row likelihood statement dropped.
+
+Writes ``validation/results/log_density.md`` and ``.json``. Compiling the ~160 programs takes
+about an hour on 2 cores with an empty cache (each is compiled once, into hbstan's cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "validation"))
+
+import hbstan  # noqa: E402
+from grid import Variant, variants  # noqa: E402
+from hbstan.backend import compiled_model  # noqa: E402
+from hbstan.render import render_program, templates_dir  # noqa: E402
+from tests.reference_density import check_program, grid_data  # noqa: E402
+
+DATA_SETS = [(p, o) for p in (False, True) for o in (False, True)]
+
+
+def _cpp(v: Variant) -> dict | None:
+    return {"STAN_THREADS": True} if v.threads else None
+
+
+def _broken_templates(tmp: Path) -> dict[str, tuple[Path, Variant]]:
+    """Two broken copies of the templates, each with the variant it breaks."""
+    out = {}
+    a = tmp / "binomial_glm_alone"
+    shutil.copytree(templates_dir(), a)
+    fam = a / "families" / "binomial.stan.j2"
+    text = fam.read_text()
+    start = text.index("cols(Xc) > 0 ? ")
+    end = text.index(" : binomial_logit_lupmf", start)
+    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("{% endmacro %}", end):])
+    out["binomial_logit_glm alone (issue 13's bug)"] = (a, Variant("binomial", "hierarchical", True, False, False))
+    b = tmp / "likelihood_dropped"
+    shutil.copytree(templates_dir(), b)
+    skel = b / "model.stan.j2"
+    text = skel.read_text()
+    line = "    target += {{ fam.glm(m) }};\n"
+    assert line in text
+    skel.write_text(text.replace(line, ""))
+    out["row-by-row likelihood statement dropped"] = (b, Variant("poisson", "hierarchical", True, False, False))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--jobs", type=int, default=2, help="programs compiled at once")
+    ap.add_argument("--only", default=None, help="only variants whose name contains this")
+    ap.add_argument("--out", default=str(ROOT / "validation" / "results" / "log_density"))
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    df = grid_data()
+    grid = [v for v in variants() if args.only is None or args.only in v.name]
+    t0 = time.perf_counter()
+    # every (variant, data set): its model and program; each distinct program compiled once
+    jobs = []
+    for v in grid:
+        for predictors, offset in DATA_SETS:
+            m, off, trials = v.model(df, predictors=predictors, offset=offset)
+            jobs.append((v, predictors, offset, m, off, trials, m.program(threads=v.threads)))
+    programs = sorted({(j[-1], j[0].threads) for j in jobs})
+    print(f"{len(grid)} variants, {len(jobs)} checks, {len(programs)} distinct programs", flush=True)
+
+    def compile_one(item: tuple[str, bool]) -> None:
+        code, threads = item
+        compiled_model(code, cpp_options={"STAN_THREADS": True} if threads else None)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for k, _ in enumerate(pool.map(compile_one, programs), start=1):
+            if k % 10 == 0:
+                print(f"  compiled {k}/{len(programs)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    t_compile = time.perf_counter() - t0
+    rows = []
+    for v, predictors, offset, m, off, trials, code in jobs:
+        cm = compiled_model(code, cpp_options=_cpp(v))
+        res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+        rows.append(
+            {
+                "variant": v.name,
+                "formula": m.formula,
+                "predictors": predictors,
+                "offset": offset,
+                "ok": res.ok(),
+                "spread": res.spread,
+                "prior_spread": res.prior_spread,
+                "likelihood_range": res.lik_range,
+            }
+        )
+        if not res.ok():
+            print(f"FAIL {v.name} predictors={predictors} offset={offset}: {res.describe()}", flush=True)
+    broken_rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for what, (folder, v) in _broken_templates(Path(tmp)).items():
+            for predictors, offset in DATA_SETS:
+                m, off, trials = v.model(df, predictors=predictors, offset=offset)
+                code = render_program(m._structure(v.threads)[0], templates=folder)
+                cm = compiled_model(code, cpp_options=_cpp(v))
+                res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+                broken_rows.append(
+                    {"broken": what, "variant": v.name, "predictors": predictors, "offset": offset,
+                     "ok": res.ok(), "spread": res.spread, "likelihood_range": res.lik_range}
+                )
+    n_fail = sum(not r["ok"] for r in rows)
+    caught = {w: any(not r["ok"] for r in broken_rows if r["broken"] == w) for w in {r["broken"] for r in broken_rows}}
+    elapsed = time.perf_counter() - t0
+    meta = {
+        "hbstan": hbstan.__version__,
+        "cmdstan": _cmdstan_version(),
+        "python": platform.python_version(),
+        "variants": len(grid),
+        "checks": len(rows),
+        "programs": len(programs),
+        "failures": n_fail,
+        "broken_templates_caught": caught,
+        "compile_s": round(t_compile, 1),
+        "total_s": round(elapsed, 1),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "checks": rows, "broken": broken_rows}, indent=1))
+    out.with_suffix(".md").write_text(_markdown(meta, rows, broken_rows))
+    print(f"{len(rows) - n_fail}/{len(rows)} checks pass; broken templates caught: {caught}; {elapsed:.0f} s")
+    return 0 if n_fail == 0 and all(caught.values()) else 1
+
+
+def _cmdstan_version() -> str:
+    import cmdstanpy
+
+    v = cmdstanpy.cmdstan_version()
+    return ".".join(map(str, v)) if v else "unknown"
+
+
+def _markdown(meta: dict, rows: list[dict], broken: list[dict]) -> str:
+    lines = [
+        "# Log density of every program against an independent reference",
+        "",
+        "`python validation/log_density.py`: CmdStan's `log_prob` (constrained scale, no Jacobian) at four random",
+        "parameter values against the NumPy/SciPy density of `tests/reference_density.py`, with and without the",
+        "likelihood. *spread*: how much Stan minus the reference moves across the points (0 up to rounding when",
+        "they are the same density up to a constant); *likelihood range*: how much the reference likelihood",
+        "moves (the data speak).",
+        "",
+        f"hbstan {meta['hbstan']}, CmdStan {meta['cmdstan']}, {meta['date']}: **{meta['checks'] - meta['failures']} of "
+        f"{meta['checks']} checks pass** ({meta['variants']} variants x 4 data sets, {meta['programs']} distinct "
+        f"programs; {meta['total_s']:.0f} s, of which compiling {meta['compile_s']:.0f} s).",
+        "",
+        "Deliberately broken templates (each must fail somewhere):",
+        "",
+    ]
+    for what, ok in meta["broken_templates_caught"].items():
+        lines.append(f"- {what}: {'caught' if ok else 'NOT caught'}")
+        for r in broken:
+            if r["broken"] == what:
+                lines.append(
+                    f"  - {r['variant']}, predictors {r['predictors']}, offset {r['offset']}: "
+                    f"{'passes' if r['ok'] else 'fails'} (spread {r['spread']:.3g})"
+                )
+    lines += ["", "| variant | predictors | offset | result | spread | prior-only spread | likelihood range |", "|---|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {'yes' if r['predictors'] else 'no'} | {'yes' if r['offset'] else 'no'} | "
+            f"{'ok' if r['ok'] else '**FAIL**'} | {r['spread']:.1e} | {r['prior_spread']:.1e} | {r['likelihood_range']:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
