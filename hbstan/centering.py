@@ -21,14 +21,15 @@ NumPy with no sampling:
    (Q-profile, Viechtbauer 2007) from those estimates.
 
 A term is centered when its groups are many enough for tau to be estimated (at least 8) and
-kappa at the lower bound of tau^2 exceeds 1 at the median group for every effect of the term:
+kappa at the lower bound of tau^2 exceeds 2 at the median group for every effect of the term:
 centered only where the data leave little doubt, since a wrong "centered" diverges and a wrong
-"non-centered" only mixes more slowly.
+"non-centered" only mixes more slowly. Of several crossed terms with a varying intercept, only
+the best identified one is centered (see :func:`term_evidence`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class TermEvidence:
     kappa_low: tuple[float, ...]  # the same at the lower 95% bound of tau^2
     groups: int  # groups with information about every effect
     centered: bool  # the choice
+    note: str = ""  # why a term that qualified was left non-centered
 
     def reason(self) -> str:
         """Why the term was (not) centered, in one phrase."""
@@ -55,7 +57,8 @@ class TermEvidence:
         if self.groups < MIN_GROUPS:
             return f"{self.groups} groups (< {MIN_GROUPS}): the SD is too uncertain to center"
         word = "centered" if self.centered else "non-centered"
-        return f"{word}: tau^2/v at the median group is {min(self.kappa):.2g} (lower bound {k:.2g})"
+        why = f" ({self.note})" if self.note else ""
+        return f"{word}: tau^2/v at the median group is {min(self.kappa):.2g} (lower bound {k:.2g}){why}"
 
 
 def _link_fit(family: str, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,4 +200,14 @@ def term_evidence(
         kappa_low = tuple(float(x) for x in tau2[:, 1] / v_med)
         centered = groups >= MIN_GROUPS and min(kappa_low) > KAPPA_CENTERED
         out.append(TermEvidence(blk.factor, tuple(float(x) for x in np.sqrt(tau2[:, 0])), kappa, kappa_low, groups, centered))
+    # Crossed terms: of the terms with a varying intercept, only the best identified one is
+    # centered (on the intercept). Two centered sets of group intercepts each trade their mean
+    # off against the intercept, a ridge on which the intercept mixes slowly (R-hat 1.01-1.02
+    # at 4 x 1000 draws on simulated crossed designs where one centered term gave 1.003-1.006).
+    with_intercept = [t for t, blk in enumerate(blocks) if out[t].centered and blk.has_intercept]
+    if len(with_intercept) > 1:
+        keep = max(with_intercept, key=lambda t: min(out[t].kappa_low))
+        for t in with_intercept:
+            if t != keep:
+                out[t] = replace(out[t], centered=False, note=f"the intercepts of {blocks[keep].factor} are the centered ones")
     return out

@@ -1,0 +1,194 @@
+"""Centered or non-centered group effects, chosen from the data (``hbstan.centering``).
+
+* The between-group variance it estimates equals the closed-form ANOVA estimator on a balanced
+  Gaussian one-way design, and recovers the truth of simulated Poisson and Bernoulli data.
+* Default fits of the models the old rule (an assumed group SD of 0.5) got wrong have no
+  divergences and R-hat <= 1.01, and agree with the other parameterization run long: a
+  Poisson model with a tiny group SD, a binomial model with one effect per row, a Gaussian
+  model with two crossed factors.
+* When a centered term does diverge, the warning names it and ``fit.refit()`` switches it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hbstan
+from hbstan.centering import term_evidence
+from hbstan.compare import compare_fits
+from hbstan.fit import SamplingWarning
+
+cmdstan = pytest.mark.cmdstan
+
+
+# ------------------------------------------------------------------ generators
+def poisson_tiny_sd(seed: int = 1, J: int = 40, years: int = 15, sd: float = 0.035) -> pd.DataFrame:
+    """Counts per site and year: a quadratic trend and site effects of SD 0.035 (log scale)."""
+    rng = np.random.default_rng(seed)
+    site = np.repeat(np.arange(J), years)
+    yr = np.tile(np.arange(years), J)
+    t = (yr - yr.mean()) / yr.std()
+    a = rng.normal(0, sd, J)
+    y = rng.poisson(np.exp(np.log(5) + 0.3 * t - 0.15 * t**2 + a[site]))
+    return pd.DataFrame({"y": y, "t": t, "t2": t**2, "site": [f"s{j}" for j in site]})
+
+
+def binomial_per_row(seed: int = 2, n: int = 120, sd: float = 0.2) -> pd.DataFrame:
+    """Successes out of 30-80 trials with one effect per row (overdispersion, SD 0.2)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    trials = rng.integers(30, 80, n)
+    e = rng.normal(0, sd, n)
+    y = rng.binomial(trials, 1 / (1 + np.exp(-(-0.5 + 0.4 * x + e))))
+    return pd.DataFrame({"y": y, "n": trials, "x": x, "obs": [f"o{i}" for i in range(n)]})
+
+
+def gaussian_crossed(seed: int = 1, S: int = 20, I: int = 10, per: int = 4) -> pd.DataFrame:
+    """Each of S subjects answers `per` of I items: crossed, unbalanced, SDs 0.3 and 0.3."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, it) for s in range(S) for it in rng.choice(I, per, replace=False)]
+    s = np.array([r[0] for r in rows])
+    it = np.array([r[1] for r in rows])
+    y = 1 + rng.normal(0, 0.3, S)[s] + rng.normal(0, 0.3, I)[it] + rng.normal(0, 0.5, len(rows))
+    return pd.DataFrame({"y": y, "subj": [f"s{j}" for j in s], "item": [f"i{j}" for j in it]})
+
+
+CASES = {
+    "poisson, tiny group SD": ("y ~ t + t2 + (1 | site)", "poisson", poisson_tiny_sd),
+    "binomial, one effect per row": ("y | trials(n) ~ x + (1 | obs)", "binomial", binomial_per_row),
+    "gaussian, two crossed factors": ("y ~ 1 + (1 | subj) + (1 | item)", "gaussian", gaussian_crossed),
+}
+
+
+# ------------------------------------------------------------------ no sampling
+def test_tau_equals_anova_estimator_on_balanced_gaussian() -> None:
+    rng = np.random.default_rng(4)
+    J, n = 30, 12
+    g = np.repeat(np.arange(J), n)
+    y = 2 + rng.normal(0, 0.6, J)[g] + rng.normal(0, 1.5, J * n)
+    df = pd.DataFrame({"y": y, "g": g.astype(str)})
+    m = hbstan.Model("y ~ 1 + (1 | g)", df)
+    # closed form: tau^2 = (MSB - MSW) / n
+    means = df.groupby("g")["y"].mean()
+    msb = n * means.var(ddof=1)
+    msw = df.groupby("g")["y"].var(ddof=1).mean()
+    tau2 = (msb - msw) / n
+    est = m.term_evidence[0].tau[0] ** 2
+    assert est == pytest.approx(tau2, rel=0.05), (est, tau2)
+
+
+@pytest.mark.parametrize("family", ["poisson", "bernoulli"])
+def test_tau_recovers_truth_of_glm_data(family: str) -> None:
+    rng = np.random.default_rng(7)
+    J, n, tau = 300, 40, 0.4
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    eta = 0.2 + 0.5 * x + rng.normal(0, tau, J)[g]
+    y = rng.poisson(np.exp(eta)) if family == "poisson" else (rng.random(J * n) < 1 / (1 + np.exp(-eta))).astype(int)
+    m = hbstan.Model("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}), family=family)
+    est = m.term_evidence[0].tau[0]
+    assert abs(est - tau) < 0.1 * tau, est  # working-residual estimates shrink a little on logit
+
+
+def test_choices_follow_the_evidence() -> None:
+    for name, (formula, family, make) in CASES.items():
+        m = hbstan.Model(formula, make(), family=family)
+        ev = {e.factor: e for e in m.term_evidence}
+        for blk in m.design.blocks:
+            assert blk.centered == ev[blk.factor].centered, name
+    # the tiny site SD and the weak per-row effects: non-centered
+    assert not hbstan.Model("y ~ t + t2 + (1 | site)", poisson_tiny_sd(), family="poisson").design.blocks[0].centered
+    ev = hbstan.Model("y | trials(n) ~ x + (1 | obs)", binomial_per_row(), family="binomial").term_evidence[0]
+    assert not ev.centered and ev.kappa_low[0] < 2, ev
+    # data-rich groups with a clear spread: centered
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(20), 60)
+    df = pd.DataFrame({"g": g, "x": rng.normal(size=1200)})
+    df["y"] = rng.poisson(np.exp(1 + rng.normal(0, 0.5, 20)[g] + 0.3 * df["x"]))
+    ev = hbstan.Model("y ~ x + (1 | g)", df, family="poisson").term_evidence[0]
+    assert ev.centered and "centered" in ev.reason()
+    # too few groups: never centered, whatever the data per group
+    small = df[df["g"] < 6]
+    ev = hbstan.Model("y ~ x + (1 | g)", small, family="poisson").term_evidence[0]
+    assert not ev.centered and "groups" in ev.reason()
+
+
+def test_crossed_terms_center_at_most_one_set_of_intercepts() -> None:
+    rng = np.random.default_rng(5)
+    s, it = np.repeat(np.arange(30), 20), np.tile(np.arange(20), 30)
+    y = rng.normal(0, 1, 30)[s] + rng.normal(0, 1, 20)[it] + rng.normal(0, 0.3, 600)
+    m = hbstan.Model("y ~ 1 + (1 | s) + (1 | it)", pd.DataFrame({"y": y, "s": s, "it": it}))
+    ev = m.term_evidence
+    assert [e.centered for e in ev].count(True) == 1
+    assert all(min(e.kappa_low) > 2 for e in ev)  # both qualified on their own
+    assert "are the centered ones" in next(e for e in ev if not e.centered).reason()
+
+
+def test_term_evidence_handles_slopes_and_unpooled_terms() -> None:
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(12), 30)
+    x = rng.normal(size=360)
+    y = 1 + rng.normal(0, 0.5, 12)[g] + (0.5 + rng.normal(0, 0.3, 12)[g]) * x + rng.normal(0, 0.5, 360)
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    m = hbstan.Model("y ~ x + (1 + x | g)", df, marginalize=False)
+    assert len(m.term_evidence[0].tau) == 2
+    assert m.term_evidence[0].tau == pytest.approx((0.5, 0.3), abs=0.2)
+    unpooled = hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled")
+    assert unpooled.term_evidence[0].centered is False
+    # the function works on the design alone (family, response, predictors, offset, terms)
+    d = m.design
+    assert term_evidence("gaussian", d.y, d.X, np.zeros(d.N), d.blocks) == m.term_evidence
+
+
+# ------------------------------------------------------------------ with CmdStan
+def _other_parameterization_long(m: hbstan.Model) -> hbstan.Fit:
+    flipped = {blk.factor: not blk.centered for blk in m.design.blocks}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        return m.replace(centered=flipped).sample(seed=2, warmup=2000, draws=5000, adapt_delta=0.99)
+
+
+@cmdstan
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_fits_do_not_diverge_and_agree_with_the_other_parameterization(name: str) -> None:
+    formula, family, make = CASES[name]
+    m = hbstan.Model(formula, make(), family=family)
+    fit = m.sample(seed=1)
+    d = fit.diagnose()
+    assert sum(d.divergences) == 0, d
+    assert d.max_rhat <= 1.01, d
+    ref = _other_parameterization_long(m)
+    cmp = compare_fits(fit, ref, labels=("default", "other"))
+    assert cmp.verdict == "agree", cmp.table.sort_values("z", key=abs).tail()
+
+
+@cmdstan
+def test_divergences_name_the_centered_term_and_refit_switches_it() -> None:
+    m = hbstan.Model("y ~ t + t2 + (1 | site)", poisson_tiny_sd(), family="poisson", centered=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = m.sample(seed=1)
+    assert sum(fit.diagnose().divergences) > 0  # the funnel the old rule walked into
+    assert fit.suggestion == {"centered": {"site": False}}
+    msg = next(str(w.message) for w in caught if "divergent" in str(w.message))
+    assert "(1 | site)" in msg and "fit.refit()" in msg, msg
+    refit = fit.refit()
+    assert not refit.model.design.blocks[0].centered
+    assert refit.settings["seed"] == 1 and refit.settings["draws"] == fit.settings["draws"]
+    assert sum(refit.diagnose().divergences) == 0
+
+
+def test_refit_without_a_suggestion_says_what_to_pass() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.normal(size=20), "x": rng.normal(size=20)})
+    m = hbstan.Model("y ~ x", df)
+    fit = hbstan.Fit(m, None, run_dir=None, settings={})
+    with pytest.raises(ValueError, match="suggest no change"):
+        fit.refit()
+    with pytest.raises(ValueError, match="unknown model options"):
+        m.replace(centred=True)
