@@ -378,6 +378,11 @@ class Fit:
         the replicated data and ``effects`` drew the integrated-out group effects) and
         ``diagnose`` (the post-fit checks).
         A PyMC fit has ``compile``, ``sample`` and ``convert``.
+    warnings : list of str
+        The sampling problems found right after sampling (also raised as SamplingWarning).
+    suggestion : dict or None
+        Model options that should cure them, where the diagnostics can tell (divergences in
+        a centered term's funnel: ``{"centered": {...}}``); :meth:`refit` applies it.
     """
 
     def __init__(self, model: "Model", idata: "az.InferenceData", *, run_dir: Path | None, settings: dict[str, Any]) -> None:
