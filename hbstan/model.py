@@ -196,19 +196,6 @@ class Model:
         self._offset = off if off is not None else np.zeros(self.design.N)
         self._check_response()
         self._check_predictors()
-        self.term_evidence: list[TermEvidence] = []
-        if any(_option_for(centered, blk.factor) == "auto" for blk in self.design.blocks):
-            self.term_evidence = term_evidence(
-                family, self.design.y, self.design.X, self._offset, self.design.blocks, trials=self._trials
-            )
-        for t, blk in enumerate(self.design.blocks):
-            opt = _option_for(centered, blk.factor)
-            if blk.pooling == "unpooled":
-                blk.centered = False
-            elif opt == "auto":
-                blk.centered = self.term_evidence[t].centered
-            else:
-                blk.centered = bool(opt)
         self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
         if aggregate not in (True, False, "auto"):
             raise ValueError(f"aggregate must be True, False or 'auto', got {aggregate!r}")
@@ -237,6 +224,23 @@ class Model:
             )
         term_auto = bool(blocks) and _option_for(centered, blocks[0].factor) == "auto"
         self.marginalized = bool(can_marginalize and (marginalize is True or (marginalize == "auto" and term_auto)))
+        # parameterization of the sampled terms (an integrated-out term has none: no evidence needed)
+        sampled = [
+            t for t, blk in enumerate(blocks) if blk.pooling != "unpooled" and not (self.marginalized and t == 0)
+        ]
+        self.term_evidence: list[TermEvidence] = []
+        if any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
+            self.term_evidence = term_evidence(
+                family, self.design.y, self.design.X, self._offset, blocks, trials=self._trials
+            )
+        for t, blk in enumerate(blocks):
+            opt = _option_for(centered, blk.factor)
+            if t not in sampled:
+                blk.centered = False if opt == "auto" or blk.pooling == "unpooled" else bool(opt)
+            elif opt == "auto":
+                blk.centered = self.term_evidence[t].centered
+            else:
+                blk.centered = bool(opt)
         self._params = self._param_table()
         self.priors = self._resolve_priors(dict(priors or {}))
         self._code: dict[bool, str] | None = None

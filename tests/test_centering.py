@@ -71,7 +71,8 @@ def test_tau_equals_anova_estimator_on_balanced_gaussian() -> None:
     g = np.repeat(np.arange(J), n)
     y = 2 + rng.normal(0, 0.6, J)[g] + rng.normal(0, 1.5, J * n)
     df = pd.DataFrame({"y": y, "g": g.astype(str)})
-    m = hbstan.Model("y ~ 1 + (1 | g)", df)
+    m = hbstan.Model("y ~ 1 + (1 | g)", df, marginalize=False)  # (integrated out: no choice to make)
+    assert hbstan.Model("y ~ 1 + (1 | g)", df).term_evidence == []
     # closed form: tau^2 = (MSB - MSW) / n
     means = df.groupby("g")["y"].mean()
     msb = n * means.var(ddof=1)
@@ -138,7 +139,9 @@ def test_term_evidence_handles_slopes_and_unpooled_terms() -> None:
     assert len(m.term_evidence[0].tau) == 2
     assert m.term_evidence[0].tau == pytest.approx((0.5, 0.3), abs=0.2)
     unpooled = hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled")
-    assert unpooled.term_evidence[0].centered is False
+    assert unpooled.term_evidence == [] and not unpooled.design.blocks[0].centered  # no SD: nothing to choose
+    d = m.design
+    assert term_evidence("gaussian", d.y, d.X, np.zeros(d.N), unpooled.design.blocks)[0].centered is False
     # the function works on the design alone (family, response, predictors, offset, terms)
     d = m.design
     assert term_evidence("gaussian", d.y, d.X, np.zeros(d.N), d.blocks) == m.term_evidence
