@@ -13,7 +13,6 @@ sampled their prior).
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -23,12 +22,12 @@ import pytest
 
 import hbstan
 from hbstan.backend import compiled_model
-from hbstan.render import render_program, templates_dir
+from hbstan.render import render_program
 
 from .reference_density import check_program, grid_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
-from grid import Variant  # noqa: E402
+from grid import BINOMIAL_GLM_ALONE, Variant, broken_templates  # noqa: E402
 
 cmdstan = pytest.mark.cmdstan
 
@@ -70,14 +69,7 @@ def test_log_density_equals_reference(df: pd.DataFrame, v: Variant) -> None:
 def test_broken_template_fails_the_check(df: pd.DataFrame, tmp_path: Path) -> None:
     """The templates as they were before the fix (binomial_logit_glm alone, which returns 0
     without predictors): the check fails without predictors and passes with them."""
-    broken = tmp_path / "templates"
-    shutil.copytree(templates_dir(), broken)
-    fam = broken / "families" / "binomial.stan.j2"
-    text = fam.read_text()
-    start = text.index("cols(Xc) > 0 ? ")
-    end = text.index(" : binomial_logit_lupmf", start)
-    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("{% endmacro %}", end):])
-    v = SUBSET[0]
+    broken, v = broken_templates(tmp_path)[BINOMIAL_GLM_ALONE]
     without = _check(v, df, predictors=False, offset=False, templates=broken)
     assert not without.ok() and without.spread > 1, without.describe()
     assert _check(v, df, predictors=True, offset=False, templates=broken).ok()

@@ -9,13 +9,16 @@ with and without an offset) without compiling again.
 from __future__ import annotations
 
 import itertools
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import hbstan
+from hbstan.render import templates_dir
 
 # response and options of each family entry (bernoulli twice: row by row and summed into counts)
 FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -102,4 +105,35 @@ def variants() -> list[Variant]:
             v = Variant(fam, design, intercept, gp, threads)
             if v not in out:
                 out.append(v)
+    return out
+
+
+BINOMIAL_GLM_ALONE = "binomial_logit_glm alone (issue 13's bug)"
+LIKELIHOOD_DROPPED = "row-by-row likelihood statement dropped"
+
+
+def broken_templates(tmp: Path) -> dict[str, tuple[Path, Variant]]:
+    """Deliberately broken copies of the templates under ``tmp``, each with a variant it breaks.
+
+    ``BINOMIAL_GLM_ALONE``: the binomial family without its no-predictor branch (the templates
+    before issue 13's fix); ``LIKELIHOOD_DROPPED``: the skeleton without its row-by-row
+    likelihood statement.
+    """
+    out = {}
+    a = tmp / "binomial_glm_alone"
+    shutil.copytree(templates_dir(), a)
+    fam = a / "families" / "binomial.stan.j2"
+    text = fam.read_text()
+    start = text.index("cols(Xc) > 0 ? ")
+    end = text.index(" : binomial_logit_lupmf", start)
+    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("{% endmacro %}", end):])
+    out[BINOMIAL_GLM_ALONE] = (a, Variant("binomial", "hierarchical", True, False, False))
+    b = tmp / "likelihood_dropped"
+    shutil.copytree(templates_dir(), b)
+    skel = b / "model.stan.j2"
+    text = skel.read_text()
+    line = "    target += {{ fam.glm(m) }};\n"
+    assert line in text
+    skel.write_text(text.replace(line, ""))
+    out[LIKELIHOOD_DROPPED] = (b, Variant("poisson", "hierarchical", True, False, False))
     return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -32,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "validation"))
 
 import hbstan  # noqa: E402
-from grid import Variant, variants  # noqa: E402
+from grid import Variant, broken_templates, variants  # noqa: E402
 from hbstan.backend import compiled_model  # noqa: E402
-from hbstan.render import render_program, templates_dir  # noqa: E402
+from hbstan.render import render_program  # noqa: E402
 from tests.reference_density import check_program, grid_data  # noqa: E402
 
 DATA_SETS = [(p, o) for p in (False, True) for o in (False, True)]
@@ -42,28 +41,6 @@ DATA_SETS = [(p, o) for p in (False, True) for o in (False, True)]
 
 def _cpp(v: Variant) -> dict | None:
     return {"STAN_THREADS": True} if v.threads else None
-
-
-def _broken_templates(tmp: Path) -> dict[str, tuple[Path, Variant]]:
-    """Two broken copies of the templates, each with the variant it breaks."""
-    out = {}
-    a = tmp / "binomial_glm_alone"
-    shutil.copytree(templates_dir(), a)
-    fam = a / "families" / "binomial.stan.j2"
-    text = fam.read_text()
-    start = text.index("cols(Xc) > 0 ? ")
-    end = text.index(" : binomial_logit_lupmf", start)
-    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("{% endmacro %}", end):])
-    out["binomial_logit_glm alone (issue 13's bug)"] = (a, Variant("binomial", "hierarchical", True, False, False))
-    b = tmp / "likelihood_dropped"
-    shutil.copytree(templates_dir(), b)
-    skel = b / "model.stan.j2"
-    text = skel.read_text()
-    line = "    target += {{ fam.glm(m) }};\n"
-    assert line in text
-    skel.write_text(text.replace(line, ""))
-    out["row-by-row likelihood statement dropped"] = (b, Variant("poisson", "hierarchical", True, False, False))
-    return out
 
 
 def main() -> int:
@@ -119,7 +96,7 @@ def main() -> int:
             print(f"FAIL {v.name} predictors={predictors} offset={offset}: {res.describe()}", flush=True)
     broken_rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for what, (folder, v) in _broken_templates(Path(tmp)).items():
+        for what, (folder, v) in broken_templates(Path(tmp)).items():
             for predictors, offset in DATA_SETS:
                 m, off, trials = v.model(df, predictors=predictors, offset=offset)
                 code = render_program(m._structure(v.threads)[0], templates=folder)
