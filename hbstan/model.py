@@ -242,6 +242,11 @@ class Model:
             else:
                 blk.centered = bool(opt)
         self._params = self._param_table()
+        if not self._params:
+            raise FormulaError(
+                f"formula {formula!r} leaves nothing to estimate (no intercept, predictors, group terms "
+                "or residual SD): add an intercept ('1') or predictors"
+            )
         self.priors = self._resolve_priors(dict(priors or {}))
         self._code: dict[bool, str] | None = None
 

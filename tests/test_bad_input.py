@@ -67,6 +67,7 @@ CASES = [
     ("unknown-pooling", "y ~ x", toy, {"pooling": "partial"}, ValueError, r"unknown pooling 'partial'; valid values"),
     ("sigma-non-gaussian", "yb ~ x", toy, {"family": "bernoulli", "sigma": 1.0}, ValueError, r"only applies to family='gaussian'"),
     ("sigma-negative", "y ~ x", toy, {"sigma": -1.0}, ValueError, r"sigma must be a positive number"),
+    ("nothing-to-estimate", "yb ~ 0", toy, {"family": "bernoulli"}, FormulaError, r"leaves nothing to estimate .* add an intercept"),
     ("exposure-zero", "yc ~ x", lambda: with_("t", [4], 0.0), {"family": "poisson", "exposure": "t"}, DataError, r"exposure must be positive; rows \[4\]"),
     ("group-predictor-varies", "y ~ x + (1 | g)", toy, {"group_predictors": {"g": ["x"]}}, DataError, r"'x' is not constant within g"),
     ("categorical-response", "cat ~ x", toy, {}, DataError, r"response 'cat' must be a single numeric column"),

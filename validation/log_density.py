@@ -79,7 +79,14 @@ def main() -> int:
     rows = []
     for v, predictors, offset, m, off, trials, code in jobs:
         cm = compiled_model(code, cpp_options=_cpp(v))
-        res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+        try:
+            res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+        except RuntimeError as err:  # CmdStan could not evaluate it: a failure, reported
+            rows.append({"variant": v.name, "formula": m.formula, "predictors": predictors, "offset": offset,
+                         "ok": False, "spread": float("nan"), "prior_spread": float("nan"),
+                         "likelihood_range": float("nan"), "error": str(err)})
+            print(f"FAIL {v.name} predictors={predictors} offset={offset}: {err}", flush=True)
+            continue
         rows.append(
             {
                 "variant": v.name,
