@@ -25,12 +25,16 @@ from .priors import (  # noqa: E402
 from .io import load, save_fit  # noqa: E402
 from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
 from . import datasets  # noqa: E402
+from . import families  # noqa: E402
+from .families import Family  # noqa: E402
 from . import plots  # noqa: E402
 from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 
 __all__ = [
     # models and results
     "Model",
+    "Family",
+    "families",
     "Fit",
     "Diagnostics",
     # comparing fits (Stan vs PyMC)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .families import Family, get_family
+
 __all__ = ["TermEvidence", "term_evidence", "MIN_GROUPS", "KAPPA_CENTERED"]
 
 MIN_GROUPS = 8  # fewer groups: tau is too uncertain for a centered term
@@ -61,19 +63,16 @@ class TermEvidence:
         return f"{word}: tau^2/v at the median group is {min(self.kappa):.2g} (lower bound {k:.2g}){why}"
 
 
-def _link_fit(family: str, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _link_fit(family: Family, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pooled fit of y on A: linear predictor, working weights and working residuals."""
-    if family == "gaussian":
+    if family.link == "identity":
         coef, *_ = np.linalg.lstsq(A, y - offset, rcond=None)
         eta = offset + A @ coef
-        e = y - eta
-        return eta, np.full(y.shape, 1.0 / max(float(np.var(e)), 1e-12)), e
-    if family == "poisson":
-        eta = np.log(y + 0.5)
-    else:
-        eta = np.log((y + 0.5) / (n - y + 0.5))
-    for _ in range(25):
-        w, e = _working(family, y, n, eta)
+        w, e = family.working(y, n, eta)
+        return eta, w, e
+    eta = family.initial_eta(y, n)
+    for _ in range(25):  # iteratively reweighted least squares
+        w, e = family.working(y, n, eta)
         z = eta - offset + e
         sw = np.sqrt(w)
         coef, *_ = np.linalg.lstsq(A * sw[:, None], z * sw, rcond=None)
@@ -82,20 +81,8 @@ def _link_fit(family: str, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: 
         eta = new
         if done:
             break
-    w, e = _working(family, y, n, eta)
+    w, e = family.working(y, n, eta)
     return eta, w, e
-
-
-def _working(family: str, y: np.ndarray, n: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """GLM working weights (information per row) and residuals on the link scale."""
-    if family == "poisson":
-        mu = np.exp(eta)
-        return mu, (y - mu) / mu
-    p = np.clip(1 / (1 + np.exp(-eta)), 1e-6, 1 - 1e-6)
-    w = n * p * (1 - p)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = np.where(w > 0, (y - n * p) / w, 0.0)
-    return w, e
 
 
 def _group_estimates(
@@ -151,7 +138,7 @@ def _tau2(est: np.ndarray, v: np.ndarray) -> tuple[float, float]:
 
 
 def term_evidence(
-    family: str,
+    family: Family | str,
     y: np.ndarray,
     X: np.ndarray,
     offset: np.ndarray,
@@ -162,9 +149,11 @@ def term_evidence(
 ) -> list[TermEvidence]:
     """Evidence for each varying term of ``blocks`` (design blocks: ``index``, ``Z``, ``J``, ``U``).
 
-    ``family`` is "gaussian", "bernoulli", "binomial" or "poisson"; ``trials`` the binomial
+    ``family`` is a :class:`~hbstan.families.Family` or its name; ``trials`` the binomial
     trials. Unpooled terms get an entry with ``centered=False`` (they have no population SD).
     """
+    family = get_family(family)
+    gaussian = family.link == "identity"
     N = y.shape[0]
     n = np.ones(N) if trials is None else np.asarray(trials, float)
     cols = [np.ones(N), X] + [blk.U[blk.index] for blk in blocks if blk.U is not None]
@@ -172,7 +161,7 @@ def term_evidence(
     eta, w, e0 = _link_fit(family, y, n, A, offset)
     fitted = [np.zeros(N) for _ in blocks]
     found: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0))] * len(blocks)
-    for _ in range(passes if len(blocks) > 1 or family == "gaussian" else 1):
+    for _ in range(passes if len(blocks) > 1 or gaussian else 1):
         for t, blk in enumerate(blocks):
             if blk.pooling == "unpooled":
                 continue
@@ -182,7 +171,7 @@ def term_evidence(
             shrink = np.where(ok[:, None], tau2[:, 0] / (tau2[:, 0] + var), 0.0)
             fitted[t] = np.sum((est * shrink)[blk.index] * blk.Z, axis=1)
             found[t] = (tau2, var[ok])
-        if family == "gaussian":  # the residual variance left by all terms
+        if gaussian:  # the residual variance left by all terms
             w = np.full(N, 1.0 / max(float(np.var(e0 - sum(fitted))), 1e-12))
     out = []
     for t, blk in enumerate(blocks):
@@ -190,7 +179,7 @@ def term_evidence(
             out.append(TermEvidence(blk.factor, (), (), (), blk.J, False))
             continue
         tau2, var = found[t]
-        if family == "gaussian" and var.size:  # variances on the final residual scale
+        if gaussian and var.size:  # variances on the final residual scale
             est, var, ok = _group_estimates(blk.index, blk.Z, w, e0 - sum(f for s, f in enumerate(fitted) if s != t), blk.J)
             tau2 = np.array([_tau2(est[ok, m], var[ok, m]) for m in range(blk.M)])
             var = var[ok]

@@ -63,7 +63,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="TOML model spec (formula, data, family, pooling, group_predictors, priors, sampler); "
         "command-line options override it",
     )
-    p.add_argument("--family", help="gaussian (default), bernoulli, binomial or poisson")
+    p.add_argument("--family", help="response family: gaussian (default), bernoulli, binomial, poisson")
     p.add_argument("--pooling", help="pooled, unpooled, hierarchical or correlated (default: from the formula)")
     p.add_argument(
         "--group-predictor",
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("precompile", help="compile the common model structures ahead of time")
     p.add_argument("--family", action="append", dest="families", metavar="FAMILY",
-                   help="only this family (repeatable; default: all four)")
+                   help="only this family (repeatable; default: all)")
     p.add_argument("--design", action="append", dest="designs", metavar="DESIGN",
                    help="only this design (repeatable): pooled, intercept, intercept+gp, slopes, "
                         "correlated, correlated+gp, unpooled")
@@ -494,7 +494,7 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     from .priors import Prior
 
     model, spec = _build_model(args)
-    kwargs: dict[str, Any] = {"family": model.family}
+    kwargs: dict[str, Any] = {"family": model.family.name}
     # the model options the user gave (not the ones resolved for this design): every design
     # of the comparison gets them
     for key in ("group_predictors", "sigma", "trials", "offset", "exposure", "centered", "marginalize", "dropna"):
@@ -518,7 +518,7 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_precompile(args: argparse.Namespace) -> int:
-    from .model import FAMILIES
+    from .families import FAMILIES
     from .precompile import DESIGNS, precompile
 
     for name, what, valid in (("families", "family", FAMILIES), ("designs", "design", DESIGNS)):

@@ -300,7 +300,7 @@ class _CmdStanConverter:
             sample_stats=stats,
             coords=coords,
             dims=dims,
-            attrs={"inference_library": "cmdstanpy", "hbstan_formula": m.formula, "family": m.family},
+            attrs={"inference_library": "cmdstanpy", "hbstan_formula": m.formula, "family": m.family.name},
         )
 
 

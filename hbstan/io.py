@@ -398,7 +398,7 @@ def model_spec(model: Model) -> dict[str, Any]:
         a model cannot be rebuilt from its data; pass column names instead.
     """
     d = model.design
-    spec: dict[str, Any] = {"formula": model.formula, "family": model.family}
+    spec: dict[str, Any] = {"formula": model.formula, "family": model.family.name}
     if model.pooling is not None:
         spec["pooling"] = model.pooling
     gp = {blk.factor: list(blk.U_names) for blk in d.blocks if blk.U is not None}
@@ -410,7 +410,7 @@ def model_spec(model: Model) -> dict[str, Any]:
     if model.known_sigma is not None:
         spec["sigma"] = model.known_sigma
     opts = dict(model._options)
-    if model.family == "binomial":
+    if model.family.trials:
         if "trials" not in opts:
             raise ValueError(
                 "the binomial trials were given as an array: a saved model must find them in its "

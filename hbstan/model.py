@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .design import Block, DataError, Design, FormulaError, parse_formula
 from .backend import cached_program
 from .centering import TermEvidence, term_evidence
-from .priors import LKJ, Exponential, HalfNormal, Normal, Prior
+from .design import Block, DataError, Design, FormulaError, parse_formula
+from .families import FAMILIES, Family, get_family
+from .priors import LKJ, HalfNormal, Normal, Prior
 from .render import render_program
 
-__all__ = ["Model", "FAMILIES", "POOLINGS", "ParamInfo"]
+__all__ = ["Model", "POOLINGS", "ParamInfo"]
 
 log = logging.getLogger("hbstan")
 
-FAMILIES = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit", "poisson": "log"}
 POOLINGS = ("pooled", "unpooled", "hierarchical", "correlated")
 
 
@@ -47,6 +47,11 @@ def _sd(x: np.ndarray) -> float:
     return float(np.std(x)) if x.size > 1 else 0.0
 
 
+def _families_with(test: Any) -> str:
+    """``family='a' or family='b'``: the registered families that pass ``test``."""
+    return " or ".join(f"family={f.name!r}" for f in FAMILIES.values() if test(f))
+
+
 def _option_for(option: Any, factor: str) -> Any:
     """A per-grouping-factor option: the dict's entry for ``factor`` ("auto" if absent), or the value."""
     return option.get(factor, "auto") if isinstance(option, Mapping) else option
@@ -64,8 +69,10 @@ class Model:
         ``"successes | trials(n) ~ ..."``.
     data : pandas.DataFrame
         One row per observation.
-    family : {"gaussian", "bernoulli", "binomial", "poisson"}, default "gaussian"
-        Response distribution; links are identity, logit, logit and log.
+    family : str or Family, default "gaussian"
+        Response distribution, one of ``hbstan.families.FAMILIES`` ("gaussian", "bernoulli",
+        "binomial", "poisson"; links identity, logit, logit and log). ``Model.family`` is
+        the :class:`~hbstan.families.Family` object.
     pooling : {None, "pooled", "unpooled", "hierarchical", "correlated"}, default None
         How group effects are tied. None reads it from the formula. "pooled" drops the group
         terms; "unpooled" gives every group independent priors (no hyperprior, no global
@@ -113,7 +120,7 @@ class Model:
         self,
         formula: str,
         data: pd.DataFrame,
-        family: str = "gaussian",
+        family: str | Family = "gaussian",
         pooling: str | None = None,
         group_predictors: Mapping[str, list[str] | str] | None = None,
         priors: Mapping[str, Prior] | None = None,
@@ -128,13 +135,14 @@ class Model:
         aggregate: bool | str = "auto",
         dropna: bool = False,
     ) -> None:
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
+        fam = get_family(family)
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; valid values: None, {list(POOLINGS)}")
         if sigma is not None:
-            if family != "gaussian":
-                raise ValueError("sigma= (a known residual SD) only applies to family='gaussian'")
+            if "sigma" not in [a.name for a in fam.aux]:
+                raise ValueError(
+                    f"sigma= (a known residual SD) only applies to {_families_with(lambda f: 'sigma' in [a.name for a in f.aux])}"
+                )
             if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
                 raise ValueError(f"sigma must be a positive number, got {sigma!r}")
         self.formula = formula
@@ -145,18 +153,22 @@ class Model:
             trials=trials, offset=offset, exposure=exposure, centered=centered, suff_stats=suff_stats,
             marginalize=marginalize, aggregate=aggregate, dropna=dropna,
         )
-        self.family = family
-        self.link = FAMILIES[family]
+        self.family: Family = fam
+        self.link = fam.link
         self.known_sigma = None if sigma is None else float(sigma)
+        # auxiliary parameters given as known values (data, not parameters)
+        self.fixed_aux: dict[str, float] = {} if sigma is None else {"sigma": float(sigma)}
         parsed = parse_formula(formula)
-        if parsed.trials and family != "binomial":
-            raise FormulaError(f"trials() in the response needs family='binomial', not {family!r}")
+        if parsed.trials and not fam.trials:
+            raise FormulaError(
+                f"trials() in the response needs {_families_with(lambda f: f.trials)}, not {fam.name!r}"
+            )
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         data = self._check_missing(parsed, data, group_predictors, dropna)
         self.data = data
         self.design = Design(
-            parsed, data, family=family, pooling=pooling, group_predictors=dict(group_predictors or {})
+            parsed, data, family=fam.name, pooling=pooling, group_predictors=dict(group_predictors or {})
         )
         self.pooling = pooling
         for blk in self.design.blocks:
@@ -181,9 +193,9 @@ class Model:
             if isinstance(v, str)
         }
         self._trials = self._vector_arg(trials if trials is not None else parsed.trials, "trials")
-        if family == "binomial" and self._trials is None:
+        if fam.trials and self._trials is None:
             raise ValueError(
-                "family='binomial' needs the number of trials: write 'successes | trials(n) ~ ...' "
+                f"family={fam.name!r} needs the number of trials: write 'successes | trials(n) ~ ...' "
                 "or pass trials='column'"
             )
         off = self._vector_arg(offset, "offset")
@@ -199,9 +211,11 @@ class Model:
         self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
         if aggregate not in (True, False, "auto"):
             raise ValueError(f"aggregate must be True, False or 'auto', got {aggregate!r}")
-        if aggregate is True and family != "bernoulli":
-            raise ValueError(f"aggregate=True applies to family='bernoulli' only, not {family!r}")
-        self._patterns = self._row_patterns() if family == "bernoulli" and aggregate is not False else None
+        if aggregate is True and not fam.aggregates_to:
+            raise ValueError(
+                f"aggregate=True applies to {_families_with(lambda f: bool(f.aggregates_to))} only, not {fam.name!r}"
+            )
+        self._patterns = self._row_patterns() if fam.aggregates_to and aggregate is not False else None
         n_pat = 0 if self._patterns is None else int(self._patterns.max()) + 1
         self.aggregated = bool(
             self._patterns is not None and (aggregate is True or n_pat <= self.design.N // 2)
@@ -209,7 +223,7 @@ class Model:
         if self.suff_stats and not self._suff_eligible(strict=True):
             raise ValueError(
                 "suff_stats=True needs family='gaussian' and at most one grouping term; "
-                f"this model has family={family!r} and {len(self.design.blocks)} grouping terms"
+                f"this model has family={fam.name!r} and {len(self.design.blocks)} grouping terms"
             )
         if marginalize not in (True, False, "auto"):
             raise ValueError(f"marginalize must be True, False or 'auto', got {marginalize!r}")
@@ -231,7 +245,7 @@ class Model:
         self.term_evidence: list[TermEvidence] = []
         if any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
             self.term_evidence = term_evidence(
-                family, self.design.y, self.design.X, self._offset, blocks, trials=self._trials
+                fam, self.design.y, self.design.X, self._offset, blocks, trials=self._trials
             )
         for t, blk in enumerate(blocks):
             opt = _option_for(centered, blk.factor)
@@ -332,33 +346,7 @@ class Model:
         return arr
 
     def _check_response(self) -> None:
-        y, name = self.design.y, self.design.response
-        if self.family == "gaussian":
-            return
-        nonint = np.flatnonzero((y != np.round(y)) | (y < 0))
-        if self.family == "bernoulli":
-            bad = np.flatnonzero((y != 0) & (y != 1))
-            if bad.size:
-                raise DataError(
-                    f"response {name!r} must be 0 or 1 for family='bernoulli'; rows {bad[:5].tolist()} "
-                    f"have {y[bad[:5]].tolist()}"
-                )
-        elif nonint.size:
-            raise DataError(
-                f"response {name!r} must hold non-negative whole numbers for family={self.family!r}; "
-                f"rows {nonint[:5].tolist()} have {y[nonint[:5]].tolist()}"
-            )
-        if self.family == "binomial":
-            n = self._trials
-            bad = np.flatnonzero((n != np.round(n)) | (n < 0))
-            if bad.size:
-                raise DataError(f"trials must be non-negative whole numbers; rows {bad[:5].tolist()} are not")
-            over = np.flatnonzero(y > n)
-            if over.size:
-                raise DataError(
-                    f"response {name!r} exceeds the number of trials in rows {over[:5].tolist()} "
-                    f"(successes {y[over[:5]].tolist()} > trials {n[over[:5]].tolist()})"
-                )
+        self.family.check_response(self.design.y, self.design.response, self._trials)
 
     def _check_predictors(self) -> None:
         d = self.design
@@ -391,8 +379,9 @@ class Model:
                 out.append(ParamInfo(name, "b", "vector", sl, (f"{name}_dim",), {f"{name}_dim": levels}))
             else:
                 out.append(ParamInfo(name, "b", "vector", sl))
-        if self.family == "gaussian" and self.known_sigma is None:
-            out.append(ParamInfo("sigma", "sigma", "scalar"))
+        for a in self.family.aux:
+            if a.name not in self.fixed_aux:
+                out.append(ParamInfo(a.name, a.name, "scalar"))
         taken = {p.name for p in out}
         corr_names: set[str] = set()
         for i, blk in enumerate(d.blocks, start=1):
@@ -434,17 +423,9 @@ class Model:
     def _default_priors(self) -> dict[str, Prior]:
         d = self.design
         y = d.y
-        gaussian = self.family == "gaussian"
-        s_y = _sd(y) if gaussian else 1.0
+        loc, s_y = self.family.response_scale(y, self._offset, self._trials)
         if s_y == 0:
             raise DataError(f"response {d.response!r} is constant: there is nothing to model")
-        if gaussian:
-            loc = float(np.mean(y))
-        elif self.family == "poisson":
-            rate = np.mean(y / np.exp(self._offset))
-            loc = float(np.log(rate)) if rate > 0 else 0.0
-        else:
-            loc = 0.0
         pri: dict[str, Prior] = {}
         if d.has_intercept:
             pri["Intercept"] = Normal(loc, 2.5 * s_y)
@@ -452,8 +433,9 @@ class Model:
             for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
                 key = name if lab is None else f"{name}[{lab}]"
                 pri[key] = Normal(0.0, 2.5 * s_y / _sd(d.X[:, c]))
-        if gaussian and self.known_sigma is None:
-            pri["sigma"] = Exponential(1.0 / s_y)
+        for a in self.family.aux:
+            if a.name not in self.fixed_aux:
+                pri[a.name] = a.default_prior(s_y)
         for blk in d.blocks:
             for term, levels, sl in blk.effects:
                 ename = blk.effect_name(term)
@@ -583,7 +565,7 @@ class Model:
 
     def _suff_eligible(self, strict: bool = False) -> bool:
         d = self.design
-        if self.family != "gaussian" or len(d.blocks) > 1:
+        if not self.family.suff_stats or len(d.blocks) > 1:
             return False
         cells = d.blocks[0].J if d.blocks else 1
         return strict or d.N >= 2 * cells
@@ -662,11 +644,15 @@ class Model:
                 hyper[f"prior_{name}_{a}"] = values[a] if vector else values[a][0]
             return {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()), "family": prior.family}
 
+        # the family whose template writes the likelihood: Bernoulli rows summed into binomial
+        # counts are binomial data
+        fam = get_family(self.family.aggregates_to) if (self.aggregated and not threads) else self.family
         ctx: dict[str, Any] = {
             "version": __version__,
-            "family": "binomial" if (self.aggregated and not threads) else self.family,
-            "link": self.link,
-            "known_sigma": self.known_sigma is not None,
+            "family": fam.name,
+            "link": fam.link,
+            "integer_response": fam.integer_response,
+            "aux": [],
             "has_intercept": d.has_intercept,
             "suff": self.suff_stats,
             "marginal": self.marginalized,
@@ -681,9 +667,12 @@ class Model:
         bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
         p, v = self._class_prior(bkeys, "the coefficients (class 'b')")
         ctx["priors"]["b"] = add("b", p, v, True)
-        if self.family == "gaussian" and self.known_sigma is None:
-            p, v = self._class_prior(["sigma"], "sigma")
-            ctx["priors"]["sigma"] = add("sigma", p, v, False)
+        for a in fam.aux:
+            entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}", "fixed": a.name in self.fixed_aux}
+            if not entry["fixed"]:
+                p, v = self._class_prior([a.name], a.name)
+                entry["prior"] = add(a.name, p, v, False)
+            ctx["aux"].append(entry)
         # the first centered (sampled) term with a varying intercept is centered on the Intercept
         on_intercept = next(
             (
@@ -758,13 +747,9 @@ class Model:
         if self.suff_stats:  # the template's m.suff
             n = d.N if pointwise else 0
             data["N_rows"] = n
-        if self.family == "gaussian":
-            data["y"] = d.y[:n]
-            if self.known_sigma is not None:
-                data["sigma"] = self.known_sigma
-        else:
-            data["y"] = d.y[:n].astype(int)
-        if self.family == "binomial":
+        data["y"] = d.y[:n].astype(int) if self.family.integer_response else d.y[:n]
+        data.update(self.fixed_aux)
+        if self.family.trials:
             data["trials"] = self._trials[:n].astype(int)
         data.update(K=d.K, X=d.X[:n], offsets=self._offset[:n])
         if d.has_intercept:
@@ -832,7 +817,7 @@ class Model:
 
     def __repr__(self) -> str:
         designs = ", ".join(f"{b.factor}: {b.pooling}" for b in self.design.blocks) or "pooled"
-        return f"hbstan.Model({self.formula!r}, family={self.family!r}, {designs}, N={self.design.N})"
+        return f"hbstan.Model({self.formula!r}, family={self.family.name!r}, {designs}, N={self.design.N})"
 
     # ------------------------------------------------------------------ sampling
     def sample(

@@ -325,7 +325,7 @@ def plot_ppc(
             "Model.sample (or sample_pymc) have them"
         )
     total = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-    if fit.model.family != "gaussian":  # discrete data: integer dtype makes ArviZ use histograms
+    if fit.model.family.integer_response:  # discrete data: integer dtype makes ArviZ use histograms
         idata = az.InferenceData(
             posterior_predictive=idata.posterior_predictive.astype(np.int64),
             observed_data=idata.observed_data.astype(np.int64),
@@ -408,24 +408,7 @@ def _empirical(fit: "Fit", blk: Any) -> tuple[np.ndarray, np.ndarray, str, str]:
     y = m.design.y
     idx = blk.index
     J = blk.J
-    rows = np.bincount(idx, minlength=J).astype(float)
-    resp = m.design.response
-    if m.family == "gaussian":
-        est = np.bincount(idx, weights=y, minlength=J) / rows
-        return est, rows, f"{resp} (group mean / intercept)", "observations in the group"
-    if m.family in ("bernoulli", "binomial"):
-        n = m._trials if m.family == "binomial" else np.ones_like(y)
-        s_j = np.bincount(idx, weights=y, minlength=J)
-        n_j = np.bincount(idx, weights=n, minlength=J)
-        est = np.log((s_j + 0.5) / (n_j - s_j + 0.5))  # empirical logit, finite at 0 and n
-        size_label = "trials in the group" if m.family == "binomial" else "observations in the group"
-        return est, (n_j if m.family == "binomial" else rows), f"logit P({resp}) (empirical logit / intercept)", size_label
-    # poisson, log link: log of the rate per unit exposure
-    expo = np.exp(m._offset)
-    y_j = np.bincount(idx, weights=y, minlength=J)
-    e_j = np.bincount(idx, weights=expo, minlength=J)
-    est = np.log(np.maximum(y_j, 0.5) / e_j)
-    return est, rows, f"log rate of {resp} (empirical / intercept)", "observations in the group"
+    return m.family.empirical(y, idx, J, m._offset, m._trials, m.design.response)
 
 
 def shrinkage_table(

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import gammaln, log_expit
 
 if TYPE_CHECKING:
     from .model import Model
@@ -120,7 +119,7 @@ def log_lik_and_y_rep(
     C, D, N = first.shape[0], first.shape[1], model.design.N
     # every chain's arrays are written in place: no per-chain temporaries, no final stacking
     lls = np.empty((C, D, N))
-    reps = np.empty((C, D, N), dtype=float if model.family == "gaussian" else np.int64)
+    reps = np.empty((C, D, N), dtype=np.int64 if model.family.integer_response else float)
     rngs = rng.spawn(C)
 
     run_per_chain(lambda c: _chain_pointwise(model, post, c, rngs[c], lls[c], reps[c]), C)
@@ -143,40 +142,30 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
             chain(c)
 
 
+def aux_values(model: "Model", post: Mapping[str, np.ndarray], c: int | None = None) -> dict[str, Any]:
+    """The family's auxiliary parameters: known values, or draws shaped to broadcast over rows.
+
+    With ``c``, chain ``c``'s draws (draw, 1); without, all draws (chain, draw, 1).
+    """
+    out: dict[str, Any] = {}
+    for a in model.family.aux:
+        if a.name in model.fixed_aux:
+            out[a.name] = model.fixed_aux[a.name]
+        else:
+            v = np.asarray(post[a.name])
+            out[a.name] = (v if c is None else v[c])[..., None]
+    return out
+
+
 def _chain_pointwise(
     model: "Model", post: Mapping[str, np.ndarray], c: int, rng: np.random.Generator, ll: np.ndarray, rep: np.ndarray
 ) -> None:
     """Chain ``c``'s log-likelihood and replicated data, written into ``ll`` and ``rep`` (draw, N)."""
-    y = model.design.y
-    fam = model.family
-    # rep's memory (8-byte floats or ints) is the linear predictor's scratch until it is drawn
+    # rep's memory (8-byte floats or ints) is the linear predictor's scratch until it is drawn,
+    # and the linear predictor is built in ll's memory, which then becomes the log-likelihood
     scratch = rep if rep.dtype == np.float64 else rep.view(np.float64)
-    if fam == "gaussian":
-        # the linear predictor is built in ll's memory, which then becomes the log-likelihood
-        eta = linear_predictor_draws(model, post, c, out=ll, scratch=scratch)
-        sigma: Any = model.known_sigma if model.known_sigma is not None else post["sigma"][c][:, None]
-        # eta + sigma * z: the very draws rng.normal(eta, sigma) gives, without its broadcasting
-        rng.standard_normal(out=rep)
-        rep *= sigma
-        rep += eta
-        # ll = -0.5 * z * z - log(sigma) - 0.5 * log(2 pi), z = (y - eta) / sigma
-        z = np.subtract(y, eta, out=ll)
-        z /= sigma
-        np.square(z, out=ll)
-        ll *= -0.5
-        ll -= np.log(sigma) + 0.5 * np.log(2 * np.pi)
-        return
-    eta = linear_predictor_draws(model, post, c, scratch=scratch)
-    if fam == "bernoulli":
-        ll[...] = np.where(y == 1, log_expit(eta), log_expit(-eta))
-        rep[...] = rng.binomial(1, np.exp(log_expit(eta)))
-    elif fam == "binomial":
-        n = model._trials
-        ll[...] = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + y * log_expit(eta) + (n - y) * log_expit(-eta)
-        rep[...] = rng.binomial(n.astype(int), np.exp(log_expit(eta)))
-    else:
-        ll[...] = y * eta - np.exp(eta) - gammaln(y + 1)
-        rep[...] = rng.poisson(np.exp(np.minimum(eta, 20.0)))
+    eta = linear_predictor_draws(model, post, c, out=ll, scratch=scratch)
+    model.family.fill_pointwise(model.design.y, eta, aux_values(model, post, c), model._trials, rng, ll, rep)
 
 
 def pointwise_groups(

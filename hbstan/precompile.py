@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from .backend import compiled_model
+from .families import FAMILIES, get_family
 from .model import Model
 
 __all__ = ["common_models", "precompile"]
 
 log = logging.getLogger("hbstan")
 
-FAMILY_LHS = {"gaussian": "y", "bernoulli": "yb", "binomial": "yc | trials(n)", "poisson": "yc"}
 DESIGNS = {
     "pooled": ("y ~ x", {}),
     "intercept": ("y ~ x + (1 | g)", {}),
@@ -39,18 +39,19 @@ def _data(seed: int = 0, n: int = 200, J: int = 10) -> pd.DataFrame:
     df = pd.DataFrame({"x": rng.normal(size=n), "g": [f"g{j}" for j in g], "n": rng.integers(3, 9, n)})
     df["u"] = np.linspace(-1, 1, J)[g]
     df["y"] = rng.normal(size=n)
-    df["yb"] = rng.integers(0, 2, n)
-    df["yc"] = rng.integers(0, 3, n)
+    df["yb"] = rng.integers(0, 2, n)  # 0/1: valid counts for every integer family
     return df
 
 
 def common_models(families: list[str] | None = None, designs: list[str] | None = None) -> Iterator[tuple[str, Model]]:
     """(label, Model) for each common structure, in both parameterizations."""
     df = _data()
-    for family, design in itertools.product(families or list(FAMILY_LHS), designs or list(DESIGNS)):
+    for family, design in itertools.product(families or list(FAMILIES), designs or list(DESIGNS)):
         formula, kw = DESIGNS[design]
-        formula = FAMILY_LHS[family] + formula[1:]
-        if family == "gaussian" and design not in ("pooled", "unpooled"):
+        fam = get_family(family)
+        lhs = ("yb | trials(n)" if fam.trials else "yb") if fam.integer_response else "y"
+        formula = lhs + formula[1:]
+        if fam.suff_stats and design not in ("pooled", "unpooled"):
             # the default for these: group effects integrated out of the likelihood
             yield f"{family}/{design}/integrated out", Model(formula, data=df, family=family, **kw)
         for centered in ([False, True] if design != "pooled" and design != "unpooled" else [False]):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError, _group_labels
-from .pointwise import group_effects
+from .pointwise import aux_values, group_effects
 from .pointwise import linear_predictor as linear_predictor_rows
 
 if TYPE_CHECKING:
@@ -123,28 +123,14 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
     if exposure is not None:
         eta = eta + np.log(exposure)
     fam = m.family
-    if fam == "gaussian":
-        mean = eta
-    elif fam in ("bernoulli", "binomial"):
-        mean = 1.0 / (1.0 + np.exp(-eta))
-    else:
-        mean = np.exp(eta)
-    if fam == "binomial":
+    trials = None
+    if fam.trials:
         trials = _column(data, "trials", opts.get("trials"), n)
         if trials is None:
-            raise DataError("binomial predictions need the number of trials: include the trials column")
-    if kind == "mean":
-        out = mean * trials if fam == "binomial" else mean
-    elif fam == "gaussian":
-        sigma = m.known_sigma if m.known_sigma is not None else fit.idata.posterior["sigma"].values[..., None]
-        out = rng.normal(mean, sigma)
-    elif fam == "bernoulli":
-        out = rng.binomial(1, mean)
-    elif fam == "binomial":
-        out = rng.binomial(trials.astype(int), mean)
-    else:
-        out = rng.poisson(mean)
+            raise DataError(f"{fam.name} predictions need the number of trials: include the trials column")
     post = fit.idata.posterior
+    aux = aux_values(m, {a.name: post[a.name].values for a in fam.aux if a.name not in m.fixed_aux})
+    out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return xr.DataArray(
         out,
         dims=("chain", "draw", "__obs__"),

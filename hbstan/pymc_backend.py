@@ -359,11 +359,14 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
             bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
             b = _class_rv(m, pmodel, f"{PREFIX}b", bkeys, "the coefficients (class 'b')", positive=False, shape=(d.K,))
             stan["b"] = b
-        if m.family == "gaussian" and m.known_sigma is None:
-            sigma: Any = _class_rv(m, pmodel, f"{PREFIX}sigma", ["sigma"], "sigma", positive=True, shape=())
-            stan["sigma"] = sigma
-        else:
-            sigma = m.known_sigma
+        aux: dict[str, Any] = {}  # the family's auxiliary parameters: known values or free variables
+        for a in m.family.aux:
+            if a.name in m.fixed_aux:
+                aux[a.name] = m.fixed_aux[a.name]
+            else:
+                aux[a.name] = stan[a.name] = _class_rv(
+                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=a.lower == 0, shape=()
+                )
 
         eta: Any = pt.as_tensor_variable(np.asarray(m._offset, dtype=float))
         if intercept is not None:
@@ -438,18 +441,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
 
         # --- likelihood ----------------------------------------------------------------------
         if not prior_only:
-            obs = _obs_name(m)
-            y = d.y
-            if m.family == "gaussian":
-                pm.Normal(obs, mu=eta, sigma=sigma, observed=y, dims=OBS_DIM)
-            elif m.family == "bernoulli":
-                pm.Bernoulli(obs, logit_p=eta, observed=y.astype(int), dims=OBS_DIM)
-            elif m.family == "binomial":
-                pm.Binomial(obs, n=m._trials.astype(int), logit_p=eta, observed=y.astype(int), dims=OBS_DIM)
-            elif m.family == "poisson":
-                pm.Poisson(obs, mu=pt.exp(eta), observed=y.astype(int), dims=OBS_DIM)
-            else:  # pragma: no cover - Model validates the family
-                raise ValueError(f"unknown family {m.family!r}")
+            m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m._trials, OBS_DIM)
     return pmodel
 
 
@@ -550,7 +542,7 @@ def to_inference_data(
         from .pointwise import pointwise_groups
 
         groups = pointwise_groups(m, post, rng)
-    base_attrs = {"inference_library": "pymc", "hbstan_formula": m.formula, "family": m.family}
+    base_attrs = {"inference_library": "pymc", "hbstan_formula": m.formula, "family": m.family.name}
     base_attrs.update(attrs or {})
     return az.from_dict(
         posterior={p.name: post[p.name] for p in m._params},

@@ -65,7 +65,7 @@ def _random_cholesky_corr(M: int, rng: np.random.Generator) -> np.ndarray:
 def random_point(model: Any, rng: np.random.Generator) -> Point:
     """Random parameter values in the support, at the scale of a typical posterior."""
     d = model.design
-    gaussian = model.family == "gaussian"
+    gaussian = getattr(model.family, "name", model.family) == "gaussian"
     sd, L, r, gamma = {}, {}, {}, {}
     for i, blk in enumerate(d.blocks, start=1):
         if blk.pooling != "unpooled":
@@ -241,7 +241,7 @@ def log_lik(
             eta += np.sum(pt.r[i][blk.index] * blk.Z, axis=1)
         else:
             marginal.append((i, blk))
-    fam = model.family
+    fam = getattr(model.family, "name", model.family)
     if marginal:
         assert fam == "gaussian" and len(marginal) == 1, "only Gaussian models integrate effects out"
         i, blk = marginal[0]

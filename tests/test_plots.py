@@ -37,7 +37,7 @@ def _fake_fit(model: hbstan.Model, post: dict[str, np.ndarray], rng: np.random.G
     coords[OBS_DIM] = list(range(d.N))
     resp = d.response
     y_rep = d.y[None, None, :] + rng.normal(0, 1, (C, D, d.N))
-    if model.family != "gaussian":
+    if model.family.integer_response:
         y_rep = rng.integers(0, 2, (C, D, d.N)).astype(float)
     idata = az.from_dict(
         posterior=post,

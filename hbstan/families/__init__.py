@@ -1,0 +1,38 @@
+"""Response families: one module each, and the registry that ``Model(family=...)`` reads.
+
+A new family is a subclass of :class:`Family` in a module of its own, registered here with
+:func:`register`, plus its template ``stan_templates/families/<name>.stan.j2`` (see the README's
+"Adding a family").
+"""
+
+from __future__ import annotations
+
+from .base import AuxParam, Family
+from .bernoulli import Bernoulli
+from .binomial import Binomial
+from .gaussian import Gaussian
+from .poisson import Poisson
+
+__all__ = ["AuxParam", "Family", "FAMILIES", "register", "get_family"]
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (its ``name`` becomes a valid ``family=``)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+for _fam in (Gaussian(), Bernoulli(), Binomial(), Poisson()):
+    register(_fam)
+
+
+def get_family(name: str | Family) -> Family:
+    """The registered family of that name (a Family is returned as it is)."""
+    if isinstance(name, Family):
+        return name
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown family {name!r}; valid families: {sorted(FAMILIES)}") from None

@@ -1,0 +1,143 @@
+"""What a response family is: the one place that knows a distribution and its link."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..design import DataError
+from ..priors import Prior
+
+__all__ = ["AuxParam", "Family"]
+
+
+@dataclass(frozen=True)
+class AuxParam:
+    """An auxiliary (distributional) parameter of a family, such as the Gaussian residual SD.
+
+    It is one scalar, named ``name`` in the Stan program, the posterior and ``priors=``; a
+    model may fix it as known data instead (``sigma=`` for the Gaussian).
+    """
+
+    name: str
+    doc: str  # what it is, for the program's comments and the docs
+    lower: float = 0.0  # lower bound of its support
+
+    def default_prior(self, s_y: float) -> Prior:  # pragma: no cover - every family overrides
+        """Data-scaled default prior; ``s_y`` is the family's response scale."""
+        raise NotImplementedError
+
+
+class Family:
+    """A response distribution with its link, as every layer of hbstan needs it.
+
+    Subclasses (one module each under ``hbstan/families/``) set the class attributes and
+    implement the methods; the template ``stan_templates/families/<name>.stan.j2`` holds the
+    Stan side (data declarations, the likelihood, log_lik and y_rep). Nothing else in hbstan
+    tests a family's name: code asks the family.
+
+    Attributes
+    ----------
+    name : str
+        ``family=`` value and template name.
+    link : str
+        The link function (``"identity"``, ``"logit"``, ``"log"``).
+    integer_response : bool
+        Whether the response holds counts (Stan ``int``) rather than reals.
+    trials : bool
+        Whether the response is successes out of a number of trials (``trials()``).
+    aux : tuple of AuxParam
+        Auxiliary parameters, in the order the program declares them.
+    suff_stats : bool
+        Capability: the likelihood has per-group sufficient statistics, and the group effects
+        of one term can be integrated out (Gaussian).
+    aggregates_to : str or None
+        Capability: rows with identical predictors can be summed into this family's counts
+        (Bernoulli rows into binomial ones: the same likelihood up to a constant).
+    """
+
+    name: ClassVar[str]
+    link: ClassVar[str]
+    integer_response: ClassVar[bool] = True
+    trials: ClassVar[bool] = False
+    aux: ClassVar[tuple[AuxParam, ...]] = ()
+    suff_stats: ClassVar[bool] = False
+    aggregates_to: ClassVar[str | None] = None
+
+    def __repr__(self) -> str:
+        return f"<hbstan family {self.name!r} ({self.link} link)>"
+
+    # ------------------------------------------------------------------ data
+    def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:
+        """Raise :class:`~hbstan.DataError` naming the rows where ``y`` is not valid."""
+        if self.integer_response:
+            bad = np.flatnonzero((y != np.round(y)) | (y < 0))
+            if bad.size:
+                raise DataError(
+                    f"response {name!r} must hold non-negative whole numbers for family={self.name!r}; "
+                    f"rows {bad[:5].tolist()} have {y[bad[:5]].tolist()}"
+                )
+
+    def response_scale(self, y: np.ndarray, offset: np.ndarray, trials: np.ndarray | None) -> tuple[float, float]:
+        """(m_y, s_y): location and scale on the link scale that the default priors use."""
+        return 0.0, 1.0
+
+    # ------------------------------------------------------------------ NumPy
+    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        """The mean parameter from the linear predictor."""
+        raise NotImplementedError
+
+    def mean(self, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
+        """Expected response given the linear predictor (and trials)."""
+        return self.inverse_link(eta)
+
+    def log_lik(self, y: np.ndarray, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
+        """Pointwise log-likelihood (with every constant), broadcast over draws."""
+        raise NotImplementedError
+
+    def draw(
+        self, rng: np.random.Generator, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None
+    ) -> np.ndarray:
+        """Replicated responses, one per entry of ``eta``."""
+        raise NotImplementedError
+
+    def fill_pointwise(
+        self,
+        y: np.ndarray,
+        eta: np.ndarray,
+        aux: Mapping[str, Any],
+        trials: np.ndarray | None,
+        rng: np.random.Generator,
+        ll: np.ndarray,
+        rep: np.ndarray,
+    ) -> None:
+        """Write log_lik into ``ll`` and replicated data into ``rep``; ``eta`` may be ``ll`` itself."""
+        rep[...] = self.draw(rng, eta, aux, trials)
+        ll[...] = self.log_lik(y, eta, aux, trials)
+
+    def working(self, y: np.ndarray, trials: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """GLM working weights (information per row) and residuals on the link scale.
+
+        Used by :mod:`hbstan.centering`; Gaussian families return constant weights.
+        """
+        raise NotImplementedError
+
+    def initial_eta(self, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
+        """A starting linear predictor for iteratively reweighted least squares."""
+        raise NotImplementedError
+
+    def empirical(
+        self, y: np.ndarray, index: np.ndarray, J: int, offset: np.ndarray, trials: np.ndarray | None, response: str
+    ) -> tuple[np.ndarray, np.ndarray, str, str]:
+        """Each group's estimate from its own data on the link scale, its size, and axis labels."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ PyMC
+    def pymc_likelihood(
+        self, name: str, eta: Any, aux: Mapping[str, Any], y: np.ndarray, trials: np.ndarray | None, dims: str
+    ) -> Any:
+        """The observed variable of the PyMC model (inside a ``pm.Model`` context)."""
+        raise NotImplementedError

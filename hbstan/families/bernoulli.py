@@ -1,0 +1,28 @@
+"""Bernoulli response (0/1), logit link."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..design import DataError
+from ._logit import LogitFamily
+
+
+class Bernoulli(LogitFamily):
+    """y ~ Bernoulli(logit^-1(eta)); rows with identical predictors can be summed into binomial counts."""
+
+    name = "bernoulli"
+    aggregates_to = "binomial"
+
+    def check_response(self, y, name, trials):  # noqa: D102
+        bad = np.flatnonzero((y != 0) & (y != 1))
+        if bad.size:
+            raise DataError(
+                f"response {name!r} must be 0 or 1 for family='bernoulli'; rows {bad[:5].tolist()} "
+                f"have {y[bad[:5]].tolist()}"
+            )
+
+    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+        import pymc as pm
+
+        return pm.Bernoulli(name, logit_p=eta, observed=y.astype(int), dims=dims)

@@ -1,0 +1,90 @@
+"""Response families as objects (``hbstan.families``): each is checked against SciPy, and the
+rest of hbstan asks the family instead of testing its name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import expit
+
+import hbstan
+from hbstan.families import FAMILIES, Family, get_family
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reference(name: str, y, eta, aux, trials):
+    """(log-likelihood, mean) of each family from scipy.stats."""
+    if name == "gaussian":
+        return stats.norm.logpdf(y, eta, aux["sigma"]), eta
+    if name == "bernoulli":
+        return stats.bernoulli.logpmf(y, expit(eta)), expit(eta)
+    if name == "binomial":
+        return stats.binom.logpmf(y, trials, expit(eta)), trials * expit(eta)
+    if name == "poisson":
+        return stats.poisson.logpmf(y, np.exp(eta)), np.exp(eta)
+    raise AssertionError(f"no reference for {name}")
+
+
+def _data(fam: Family, rng: np.random.Generator, n: int = 200):
+    eta = rng.normal(0.3, 0.8, n)
+    trials = rng.integers(1, 15, n).astype(float) if fam.trials else None
+    aux = {a.name: 1.3 for a in fam.aux}
+    y = fam.draw(rng, eta, aux, trials)
+    return y, eta, aux, trials
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_numpy_side_equals_scipy(name: str) -> None:
+    fam = get_family(name)
+    rng = np.random.default_rng(1)
+    y, eta, aux, trials = _data(fam, rng)
+    ll_ref, mean_ref = _reference(name, y, eta, aux, trials)
+    np.testing.assert_allclose(fam.log_lik(y, eta, aux, trials), ll_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fam.mean(eta, aux, trials), mean_ref, rtol=1e-12)
+    # fill_pointwise (in place, eta sharing the log-likelihood's memory) gives the same numbers
+    ll = np.array(eta, dtype=float)
+    rep = np.empty(y.shape, dtype=np.int64 if fam.integer_response else float)
+    fam.fill_pointwise(y, ll, aux, trials, np.random.default_rng(2), ll, rep)
+    np.testing.assert_allclose(ll, ll_ref, rtol=1e-10, atol=1e-10)
+    fam.check_response(y.astype(float), "y", trials)  # its own draws are valid responses
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_draws_have_the_family_mean(name: str) -> None:
+    fam = get_family(name)
+    rng = np.random.default_rng(3)
+    eta = np.full(200_000, 0.4)
+    trials = np.full(eta.shape, 7.0) if fam.trials else None
+    aux = {a.name: 1.3 for a in fam.aux}
+    draws = fam.draw(rng, eta, aux, trials)
+    mean = fam.mean(eta, aux, trials)[0]
+    sd = np.std(draws)
+    assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(draws.size)
+
+
+def test_unknown_family_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="valid families: \\['bernoulli', 'binomial', 'gaussian', 'poisson'\\]"):
+        get_family("gamma")
+    assert get_family(FAMILIES["poisson"]) is FAMILIES["poisson"]
+    assert hbstan.Family is Family
+
+
+def test_no_module_outside_families_tests_a_family_name() -> None:
+    """The seam: code asks the family (capabilities, aux parameters, methods); only
+    ``hbstan/families/`` knows which family is which."""
+    pattern = re.compile(r"family(\.name)?\s*(==|!=|in)\s*[\(\"']")
+    hits = []
+    for path in (ROOT / "hbstan").rglob("*.py"):
+        if "families" in path.parts:
+            continue
+        for k, line in enumerate(path.read_text().splitlines(), start=1):
+            if pattern.search(line):
+                hits.append(f"{path.relative_to(ROOT)}:{k}: {line.strip()}")
+    assert not hits, "\n".join(hits)
+    for path in (ROOT / "stan_templates").rglob("*.j2"):
+        assert 'family ==' not in path.read_text(), path
