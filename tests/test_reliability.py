@@ -137,7 +137,8 @@ KILLER = textwrap.dedent(
     n = 5000
     df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice([f"g{i}" for i in range(50)], n)})
     df["y"] = df["x"] + rng.normal(size=n)
-    m = hbstan.Model("y ~ x + (1 + x | g)", data=df)
+    # group effects sampled (not integrated out), so the run lasts well past the kill
+    m = hbstan.Model("y ~ x + (1 + x | g)", data=df, marginalize=False)
     out = sys.argv[2]
     def kill_first_chain():
         while not any(f.endswith(".csv") for f in os.listdir(out)):
