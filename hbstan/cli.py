@@ -48,6 +48,11 @@ class UsageError(Exception):
 
 
 # ------------------------------------------------------------------------------------ arguments
+# model options that the command line, a spec file and compare-pooling pass through by name
+MODEL_OPTION_KEYS = (
+    "trials", "offset", "exposure", "sigma", "centered", "marginalize", "suff_stats", "aggregate", "dropna",
+)
+
 def _common(p: argparse.ArgumentParser) -> None:
     # accepted after the subcommand too; SUPPRESS keeps the top-level value when absent
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="only print errors")
@@ -87,6 +92,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-marginalize", dest="marginalize", action="store_false", default=None,
         help="sample the group effects of a Gaussian model instead of integrating them out",
+    )
+    p.add_argument(
+        "--no-suff-stats", dest="suff_stats", action="store_false", default=None,
+        help="evaluate a Gaussian likelihood row by row instead of from sufficient statistics",
+    )
+    p.add_argument(
+        "--no-aggregate", dest="aggregate", action="store_false", default=None,
+        help="keep Bernoulli rows as rows instead of summing identical ones into binomial counts",
     )
     p.add_argument("--dropna", action="store_true", default=None, help="drop rows with missing values in model columns")
 
@@ -239,7 +252,7 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["formula"] = args.formula
     if args.data:
         spec["data"] = args.data
-    for key in ("family", "pooling", "trials", "offset", "exposure", "sigma", "centered", "marginalize", "dropna"):
+    for key in ("family", "pooling", *MODEL_OPTION_KEYS):
         value = getattr(args, key)
         if value is not None:
             spec[key] = value
@@ -497,7 +510,7 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"family": model.family.name}
     # the model options the user gave (not the ones resolved for this design): every design
     # of the comparison gets them
-    for key in ("group_predictors", "sigma", "trials", "offset", "exposure", "centered", "marginalize", "dropna"):
+    for key in ("group_predictors", *MODEL_OPTION_KEYS):
         if spec.get(key) is not None:
             kwargs[key] = spec[key]
     if spec.get("priors"):

@@ -108,6 +108,8 @@ SPEC_KEYS: dict[str, tuple[type, ...]] = {
     "exposure": (str,),
     "centered": (bool, dict),
     "marginalize": (bool,),
+    "suff_stats": (bool,),
+    "aggregate": (bool,),
     "dropna": (bool,),
     "sampler": (dict,),
     "columns": (dict,),
@@ -389,7 +391,9 @@ def model_spec(model: Model) -> dict[str, Any]:
 
     Keys: ``formula``, ``family``, ``pooling`` (when set), ``group_predictors``, ``priors``
     (those that differ from the defaults, as strings), ``sigma``, ``trials``, ``offset``,
-    ``exposure`` (column names), ``centered``, ``marginalize`` and ``dropna``.
+    ``exposure`` (column names), ``centered``, ``marginalize``, ``suff_stats``, ``aggregate``
+    (families whose rows can be summed) and ``dropna``: the options as resolved for this model,
+    so the spec rebuilds the very program that ran.
 
     Raises
     ------
@@ -436,6 +440,9 @@ def model_spec(model: Model) -> dict[str, Any]:
     else:
         spec["centered"] = next(iter(flags.values()), False)
     spec["marginalize"] = bool(model.marginalized)
+    spec["suff_stats"] = bool(model.suff_stats)
+    if model.family.aggregates_to:
+        spec["aggregate"] = bool(model.aggregated)
     spec["dropna"] = False  # the data a model keeps are already complete
     return spec
 
@@ -462,6 +469,8 @@ def model_from_spec(spec: Mapping[str, Any], data: pd.DataFrame) -> Model:
         exposure=spec.get("exposure"),
         centered=spec.get("centered", "auto"),
         marginalize=spec.get("marginalize", "auto"),
+        suff_stats=spec.get("suff_stats", "auto"),
+        aggregate=spec.get("aggregate", "auto"),
         dropna=spec.get("dropna", False),
     )
 

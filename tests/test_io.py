@@ -141,6 +141,10 @@ MODELS = [
     ("cnt ~ x + (1 | g)", {"family": "poisson", "exposure": "expo", "offset": "off"}),
     ("bin ~ x + z + (1 + x | g)", {"family": "bernoulli", "pooling": "unpooled"}),
     ("y ~ x + (1 + x | g)", {"pooling": "hierarchical", "priors": {"x|g_sigma": HalfNormal(0.5)}}),
+    # options whose "auto" would resolve otherwise: the spec must record them
+    ("y ~ x + (1 | g)", {"suff_stats": False}),
+    ("bin ~ c + (1 | g)", {"family": "bernoulli", "aggregate": False}),
+    ("bin ~ x + (1 | g)", {"family": "bernoulli", "aggregate": True}),
 ]
 
 

@@ -137,8 +137,9 @@ KILLER = textwrap.dedent(
     n = 5000
     df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice([f"g{i}" for i in range(50)], n)})
     df["y"] = df["x"] + rng.normal(size=n)
-    # group effects sampled (not integrated out), so the run lasts well past the kill
-    m = hbstan.Model("y ~ x + (1 + x | g)", data=df, marginalize=False)
+    # group effects sampled, row by row (no integrating out, no sufficient statistics), and far
+    # more draws than it gets to: the run lasts well past the signal on any machine
+    m = hbstan.Model("y ~ x + (1 + x | g)", data=df, marginalize=False, suff_stats=False)
     out = sys.argv[2]
     def kill_first_chain():
         while not any(f.endswith(".csv") for f in os.listdir(out)):
@@ -152,7 +153,7 @@ KILLER = textwrap.dedent(
     m.stan_code and hbstan.backend.compiled_model(m.stan_code)
     threading.Thread(target=kill_first_chain, daemon=True).start()
     try:
-        m.sample(chains=1, draws=20000, warmup=1000, seed=1, output_dir=out)
+        m.sample(chains=1, draws=200000, warmup=1000, seed=1, output_dir=out)
     except hbstan.SamplingError as e:
         print("SAMPLING_ERROR", e)
     except KeyboardInterrupt:
