@@ -132,6 +132,9 @@ def test_initialization_failure_names_chains_and_files() -> None:
 KILLER = textwrap.dedent(
     """
     import os, signal, subprocess, sys, threading, time
+    # Ctrl-C must reach this process and CmdStan even where the test run was started in the
+    # background, which leaves SIGINT ignored (inherited, and kept across exec)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np, pandas as pd, hbstan
     rng = np.random.default_rng(0)
     n = 5000
