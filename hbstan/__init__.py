@@ -15,6 +15,7 @@ from .priors import (  # noqa: E402
     LKJ,
     Cauchy,
     Exponential,
+    Gamma,
     HalfCauchy,
     HalfNormal,
     HalfStudentT,
@@ -50,6 +51,7 @@ __all__ = [
     "HalfCauchy",
     "HalfStudentT",
     "Exponential",
+    "Gamma",
     "LKJ",
     # errors and warnings
     "DataError",

@@ -68,7 +68,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help="TOML model spec (formula, data, family, pooling, group_predictors, priors, sampler); "
         "command-line options override it",
     )
-    p.add_argument("--family", help="response family: gaussian (default), bernoulli, binomial, poisson")
+    from .families import FAMILIES
+
+    p.add_argument("--family", help=f"response family: {', '.join(FAMILIES)} (default: gaussian)")
     p.add_argument("--pooling", help="pooled, unpooled, hierarchical or correlated (default: from the formula)")
     p.add_argument(
         "--group-predictor",

@@ -20,6 +20,7 @@ __all__ = [
     "HalfCauchy",
     "HalfStudentT",
     "Exponential",
+    "Gamma",
     "LKJ",
 ]
 
@@ -218,6 +219,27 @@ class Exponential(Prior):
 
     def mean_sd(self) -> tuple[float, float]:  # noqa: D102
         return 1 / self.lam, 1 / self.lam
+
+
+@dataclass(frozen=True)
+class Gamma(Prior):
+    """Gamma prior with positive shape ``alpha`` and rate ``beta`` (mean ``alpha/beta``)."""
+
+    alpha: float = 2.0
+    beta: float = 0.1
+    stan_fn: ClassVar[str] = "gamma"
+    args: ClassVar[tuple[str, ...]] = ("shape", "rate")
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_positive("alpha", self.alpha, "Gamma"))
+        object.__setattr__(self, "beta", _check_positive("beta", self.beta, "Gamma"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"shape": self.alpha, "rate": self.beta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return self.alpha / self.beta, math.sqrt(self.alpha) / self.beta
 
 
 @dataclass(frozen=True)

@@ -235,13 +235,17 @@ def _centered_mvnormal(name: str, chol: Any, J: int, M: int) -> Any:
 # ---------------------------------------------------------------------------------------------
 # priors
 # ---------------------------------------------------------------------------------------------
-def _prior_dist(prior: Prior, vals: dict[str, Any], *, positive: bool, shape: tuple[int, ...]) -> Any:
+def _prior_dist(
+    prior: Prior, vals: dict[str, Any], *, positive: bool, shape: tuple[int, ...], lower: float = 0.0
+) -> Any:
     """An unregistered PyMC distribution with the density Stan gives ``prior``.
 
-    ``vals`` maps the prior's Stan argument names (``loc``, ``scale``, ``nu``, ``rate``) to
-    scalars or arrays broadcasting against ``shape``. ``positive`` says whether the Stan
-    parameter is declared ``<lower=0>``.
+    ``vals`` maps the prior's Stan argument names (``loc``, ``scale``, ``nu``, ``rate``,
+    ``shape``) to scalars or arrays broadcasting against ``shape``. ``positive`` says whether
+    the Stan parameter is declared with a lower bound, ``lower`` (0 unless given).
     """
+    if positive and lower != 0.0:  # a bound above 0 (e.g. a Student-t's nu > 1): truncate there
+        return pm.Truncated.dist(_prior_dist(prior, vals, positive=False, shape=shape), lower=lower)
     fam = prior.family
     kw: dict[str, Any] = {"shape": shape}
     if fam == "Normal":
@@ -265,8 +269,10 @@ def _prior_dist(prior: Prior, vals: dict[str, Any], *, positive: bool, shape: tu
     elif fam == "Exponential":
         # Stan rejects negative values of an unconstrained parameter: the same support
         return pm.Exponential.dist(lam=vals["rate"], **kw)
+    elif fam == "Gamma":
+        return pm.Gamma.dist(alpha=vals["shape"], beta=vals["rate"], **kw)
     else:
-        valid = ["Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential"]
+        valid = ["Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma"]
         raise ValueError(f"prior family {fam!r} has no PyMC translation here; valid families: {valid}")
     if positive:
         return pm.Truncated.dist(base, lower=0.0)
@@ -286,6 +292,7 @@ def _class_rv(
     *,
     positive: bool,
     shape: tuple[int, ...],
+    lower: float = 0.0,
 ) -> Any:
     """A (vector) parameter whose elements have the priors ``m.priors[key]`` of one family."""
     prior, values = m._class_prior(keys, what)
@@ -293,7 +300,7 @@ def _class_rv(
     vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
     if not shape:
         vals = {a: float(v[0]) for a, v in vals.items()}
-    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape))
+    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape, lower=lower))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +372,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                 aux[a.name] = m.fixed_aux[a.name]
             else:
                 aux[a.name] = stan[a.name] = _class_rv(
-                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=a.lower == 0, shape=()
+                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower
                 )
 
         eta: Any = pt.as_tensor_variable(np.asarray(m._offset, dtype=float))

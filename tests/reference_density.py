@@ -17,7 +17,7 @@ The model's definition, as the README states it:
 
 * eta = offset + Intercept + (X - mean(X)) b + sum over terms of r_g[group] . Z
   + (U - mean over groups of U)[group] gamma  (no centering of X without an intercept);
-* gaussian: y ~ N(eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
+* gaussian: y ~ N(eta, sigma); student: y ~ t(nu, eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
   y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
@@ -44,6 +44,7 @@ class Point:
     Intercept: float | None
     b: np.ndarray
     sigma: float | None
+    nu: float | None
     sd: dict[int, np.ndarray]
     L: dict[int, np.ndarray]
     r: dict[int, np.ndarray]
@@ -65,7 +66,7 @@ def _random_cholesky_corr(M: int, rng: np.random.Generator) -> np.ndarray:
 def random_point(model: Any, rng: np.random.Generator) -> Point:
     """Random parameter values in the support, at the scale of a typical posterior."""
     d = model.design
-    gaussian = getattr(model.family, "name", model.family) == "gaussian"
+    family = getattr(model.family, "name", model.family)
     sd, L, r, gamma = {}, {}, {}, {}
     for i, blk in enumerate(d.blocks, start=1):
         if blk.pooling != "unpooled":
@@ -77,12 +78,14 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         if blk.U is not None:
             gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
     sigma = None
-    if gaussian and model.known_sigma is None:
+    if family in ("gaussian", "student") and model.known_sigma is None:
         sigma = float(np.exp(rng.normal(0, 0.3)))
+    nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
         b=rng.normal(0, 0.3, d.K),
         sigma=sigma,
+        nu=nu,
         sd=sd,
         L=L,
         r=r,
@@ -98,6 +101,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
     out["b"] = pt.b
     if pt.sigma is not None:
         out["sigma"] = pt.sigma
+    if pt.nu is not None:
+        out["nu"] = pt.nu
     for i in pt.r:
         if i in pt.sd:
             out[f"sd_{i}"] = pt.sd[i]
@@ -137,6 +142,8 @@ def _prior_logpdf(prior: Any, x: Any) -> float:
         dist = stats.t(v["nu"], 0, v["scale"])  # half: a factor 2, a constant
     elif fam == "Exponential":
         dist = stats.expon(scale=1 / v["rate"])
+    elif fam == "Gamma":
+        dist = stats.gamma(v["shape"], scale=1 / v["rate"])
     else:
         raise AssertionError(f"no reference density for prior {prior}")
     return float(np.sum(dist.logpdf(x)))
@@ -189,6 +196,8 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
     if pt.sigma is not None:
         lp += _prior_logpdf(keys.take("sigma"), pt.sigma)
+    if pt.nu is not None:
+        lp += _prior_logpdf(keys.take("nu"), pt.nu)
     for i, blk in enumerate(d.blocks, start=1):
         r = pt.r[i]
         if blk.pooling == "unpooled":
@@ -257,6 +266,9 @@ def log_lik(
     if fam == "gaussian":
         sigma = pt.sigma if pt.sigma is not None else model.known_sigma
         return float(stats.norm.logpdf(y, eta, sigma).sum())
+    if fam == "student":
+        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+        return float(stats.t.logpdf(y, pt.nu, eta, sigma).sum())
     if fam == "bernoulli":
         return float(stats.bernoulli.logpmf(y, expit(eta)).sum())
     if fam == "binomial":

@@ -21,6 +21,8 @@ def _reference(name: str, y, eta, aux, trials):
     """(log-likelihood, mean) of each family from scipy.stats."""
     if name == "gaussian":
         return stats.norm.logpdf(y, eta, aux["sigma"]), eta
+    if name == "student":
+        return stats.t.logpdf(y, aux["nu"], eta, aux["sigma"]), eta
     if name == "bernoulli":
         return stats.bernoulli.logpmf(y, expit(eta)), expit(eta)
     if name == "binomial":
@@ -33,7 +35,7 @@ def _reference(name: str, y, eta, aux, trials):
 def _data(fam: Family, rng: np.random.Generator, n: int = 200):
     eta = rng.normal(0.3, 0.8, n)
     trials = rng.integers(1, 15, n).astype(float) if fam.trials else None
-    aux = {a.name: 1.3 for a in fam.aux}
+    aux = {a.name: 1.3 + a.lower for a in fam.aux}
     y = fam.draw(rng, eta, aux, trials)
     return y, eta, aux, trials
 
@@ -60,7 +62,7 @@ def test_draws_have_the_family_mean(name: str) -> None:
     rng = np.random.default_rng(3)
     eta = np.full(200_000, 0.4)
     trials = np.full(eta.shape, 7.0) if fam.trials else None
-    aux = {a.name: 1.3 for a in fam.aux}
+    aux = {a.name: 3.0 + a.lower for a in fam.aux}  # nu = 4: a finite variance
     draws = fam.draw(rng, eta, aux, trials)
     mean = fam.mean(eta, aux, trials)[0]
     sd = np.std(draws)
@@ -68,7 +70,7 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 
 def test_unknown_family_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="valid families: \\['bernoulli', 'binomial', 'gaussian', 'poisson'\\]"):
+    with pytest.raises(ValueError, match="valid families: \\['bernoulli', 'binomial', 'gaussian', 'poisson', 'student'\\]"):
         get_family("gamma")
     assert get_family(FAMILIES["poisson"]) is FAMILIES["poisson"]
     assert hbstan.Family is Family

@@ -41,6 +41,7 @@ SUBSET = [
     Variant("gaussian", "marginal_correlated", True, True, False),
     Variant("gaussian_known_sigma", "crossed", False, False, True),
     Variant("bernoulli", "unpooled", False, False, True),
+    Variant("student", "correlated", True, True, True),
 ]
 
 

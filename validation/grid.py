@@ -24,6 +24,7 @@ from hbstan.render import templates_dir
 FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "gaussian": ("y", {}),
     "gaussian_known_sigma": ("y", {"sigma": 1.1}),
+    "student": ("y", {"family": "student"}),
     "bernoulli": ("yb", {"family": "bernoulli", "aggregate": False}),
     "bernoulli_aggregated": ("yb", {"family": "bernoulli", "aggregate": True}),
     "binomial": ("yk | trials(nt)", {"family": "binomial"}),

@@ -12,6 +12,7 @@ from .bernoulli import Bernoulli
 from .binomial import Binomial
 from .gaussian import Gaussian
 from .poisson import Poisson
+from .student import Student
 
 __all__ = ["AuxParam", "Family", "FAMILIES", "register", "get_family"]
 
@@ -24,7 +25,7 @@ def register(family: Family) -> Family:
     return family
 
 
-for _fam in (Gaussian(), Bernoulli(), Binomial(), Poisson()):
+for _fam in (Gaussian(), Student(), Bernoulli(), Binomial(), Poisson()):
     register(_fam)
 
 
