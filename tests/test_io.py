@@ -47,7 +47,7 @@ def test_parse_prior(text: str, expected: hbstan.Prior) -> None:
     [
         ("__import__('os').system('true')", "cannot read"),
         ("Normal(0, 1) + 1", "cannot read"),
-        ("Gamma(2, 1)", "unknown prior family 'Gamma'"),
+        ("Weibull(2, 1)", "unknown prior family 'Weibull'"),
         ("Normal(0, -1)", "positive"),
         ("Normal(0, 1, 2)", "at most 2"),
         ("Normal(mu=0, mu=1)", "given twice"),
@@ -230,7 +230,7 @@ adapt_delta = 0.95
         ('formula = "y ~ x"\ndropna = "yes"', "'dropna' must be true or false"),
         ('formula = "y ~ x"\n[sampler]\nchains = 2.5', "sampler.chains must be an integer"),
         ('formula = "y ~ x"\n[sampler]\niterations = 2', "unknown sampler setting 'iterations'"),
-        ('formula = "y ~ x"\n[priors]\nIntercept = "Gamma(1, 1)"', "prior for 'Intercept': unknown prior family"),
+        ('formula = "y ~ x"\n[priors]\nIntercept = "Weibull(1, 1)"', "prior for 'Intercept': unknown prior family"),
         ('formula = "y ~ x\n', "not valid TOML"),
     ],
 )
