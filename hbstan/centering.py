@@ -30,6 +30,7 @@ the best identified one is centered (see :func:`term_evidence`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -63,13 +64,11 @@ class TermEvidence:
         return f"{word}: tau^2/v at the median group is {min(self.kappa):.2g} (lower bound {k:.2g}){why}"
 
 
-def _link_fit(family: Family, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pooled fit of y on A: linear predictor, working weights and working residuals."""
+def _link_fit(family: Family, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled fit of y on A: working weights and working residuals."""
     if family.link == "identity":
         coef, *_ = np.linalg.lstsq(A, y - offset, rcond=None)
-        eta = offset + A @ coef
-        w, e = family.working(y, n, eta)
-        return eta, w, e
+        return family.working(y, n, offset + A @ coef)
     eta = family.initial_eta(y, n)
     for _ in range(25):  # iteratively reweighted least squares
         w, e = family.working(y, n, eta)
@@ -81,8 +80,7 @@ def _link_fit(family: Family, y: np.ndarray, n: np.ndarray, A: np.ndarray, offse
         eta = new
         if done:
             break
-    w, e = family.working(y, n, eta)
-    return eta, w, e
+    return family.working(y, n, eta)
 
 
 def _group_estimates(
@@ -158,16 +156,21 @@ def term_evidence(
     n = np.ones(N) if trials is None else np.asarray(trials, float)
     cols = [np.ones(N), X] + [blk.U[blk.index] for blk in blocks if blk.U is not None]
     A = np.column_stack(cols)
-    eta, w, e0 = _link_fit(family, y, n, A, offset)
+    w, e0 = _link_fit(family, y, n, A, offset)
     fitted = [np.zeros(N) for _ in blocks]
+
+    def estimate(t: int, blk: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Term t's group estimates from the residuals the other terms leave, and tau^2 (M, 2)."""
+        e = e0 - sum(f for s, f in enumerate(fitted) if s != t)
+        est, var, ok = _group_estimates(blk.index, blk.Z, w, e, blk.J)
+        return est, var, ok, np.array([_tau2(est[ok, m], var[ok, m]) for m in range(blk.M)])
+
     found: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0))] * len(blocks)
     for _ in range(passes if len(blocks) > 1 or gaussian else 1):
         for t, blk in enumerate(blocks):
             if blk.pooling == "unpooled":
                 continue
-            e = e0 - sum(f for s, f in enumerate(fitted) if s != t)
-            est, var, ok = _group_estimates(blk.index, blk.Z, w, e, blk.J)
-            tau2 = np.array([_tau2(est[ok, m], var[ok, m]) for m in range(blk.M)])  # (M, 2)
+            est, var, ok, tau2 = estimate(t, blk)
             shrink = np.where(ok[:, None], tau2[:, 0] / (tau2[:, 0] + var), 0.0)
             fitted[t] = np.sum((est * shrink)[blk.index] * blk.Z, axis=1)
             found[t] = (tau2, var[ok])
@@ -180,8 +183,7 @@ def term_evidence(
             continue
         tau2, var = found[t]
         if gaussian and var.size:  # variances on the final residual scale
-            est, var, ok = _group_estimates(blk.index, blk.Z, w, e0 - sum(f for s, f in enumerate(fitted) if s != t), blk.J)
-            tau2 = np.array([_tau2(est[ok, m], var[ok, m]) for m in range(blk.M)])
+            _, var, ok, tau2 = estimate(t, blk)
             var = var[ok]
         groups = int(var.shape[0])
         v_med = np.median(var, axis=0) if groups else np.full(blk.M, np.inf)

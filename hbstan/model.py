@@ -70,8 +70,8 @@ class Model:
     data : pandas.DataFrame
         One row per observation.
     family : str or Family, default "gaussian"
-        Response distribution, one of ``hbstan.families.FAMILIES`` ("gaussian", "bernoulli",
-        "binomial", "poisson"; links identity, logit, logit and log). ``Model.family`` is
+        Response distribution, one of ``hbstan.families.FAMILIES`` ("gaussian", "student",
+        "bernoulli", "binomial", "poisson"; links identity, identity, logit, logit and log). ``Model.family`` is
         the :class:`~hbstan.families.Family` object.
     pooling : {None, "pooled", "unpooled", "hierarchical", "correlated"}, default None
         How group effects are tied. None reads it from the formula. "pooled" drops the group
@@ -155,7 +155,6 @@ class Model:
         )
         self.family: Family = fam
         self.link = fam.link
-        self.known_sigma = None if sigma is None else float(sigma)
         # auxiliary parameters given as known values (data, not parameters)
         self.fixed_aux: dict[str, float] = {} if sigma is None else {"sigma": float(sigma)}
         parsed = parse_formula(formula)
@@ -706,6 +705,11 @@ class Model:
                 b["gamma_prior"] = add(f"gamma_{i}", p, v, True)
             ctx["blocks"].append(b)
         return ctx, hyper
+
+    @property
+    def known_sigma(self) -> float | None:
+        """The residual SD given as known (``sigma=``), or None when it is estimated."""
+        return self.fixed_aux.get("sigma")
 
     @property
     def stan_code(self) -> str:

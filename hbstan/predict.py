@@ -129,7 +129,7 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
         if trials is None:
             raise DataError(f"{fam.name} predictions need the number of trials: include the trials column")
     post = fit.idata.posterior
-    aux = aux_values(m, {a.name: post[a.name].values for a in fam.aux if a.name not in m.fixed_aux})
+    aux = aux_values(m, post)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return xr.DataArray(
         out,

@@ -10,7 +10,9 @@ from ..priors import Exponential, Prior
 from .base import AuxParam, Family
 
 
-class _Sigma(AuxParam):
+class Sigma(AuxParam):
+    """The residual SD (or scale) of an identity-link family, scaled to the response."""
+
     def default_prior(self, s_y: float) -> Prior:
         """Exponential(1 / s_y): mean s_y, the SD of the response."""
         return Exponential(1.0 / s_y)
@@ -22,7 +24,7 @@ class Gaussian(Family):
     name = "gaussian"
     link = "identity"
     integer_response = False
-    aux = (_Sigma("sigma", "residual SD"),)
+    aux = (Sigma("sigma", "residual SD"),)
     suff_stats = True
 
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:  # noqa: D102

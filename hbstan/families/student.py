@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from ..priors import Exponential, Gamma, Prior
-from .base import AuxParam
-from .gaussian import Gaussian
-
-
-class _Sigma(AuxParam):
-    def default_prior(self, s_y: float) -> Prior:
-        """Exponential(1 / s_y), as the Gaussian residual SD."""
-        return Exponential(1.0 / s_y)
+from ..priors import Gamma, Prior
+from .base import AuxParam, Family
+from .gaussian import Gaussian, Sigma
 
 
 class _Nu(AuxParam):
@@ -30,7 +24,7 @@ class Student(Gaussian):
     """
 
     name = "student"
-    aux = (_Sigma("sigma", "residual scale"), _Nu("nu", "degrees of freedom", lower=1.0))
+    aux = (Sigma("sigma", "residual scale"), _Nu("nu", "degrees of freedom", lower=1.0))
     suff_stats = False
 
     def log_lik(self, y, eta, aux, trials):  # noqa: D102
@@ -45,9 +39,8 @@ class Student(Gaussian):
         nu = np.broadcast_to(aux["nu"], np.shape(eta))
         return eta + aux["sigma"] * rng.standard_t(nu)
 
-    def fill_pointwise(self, y, eta, aux, trials, rng, ll, rep):  # noqa: D102
-        rep[...] = self.draw(rng, eta, aux, trials)
-        ll[...] = self.log_lik(y, eta, aux, trials)
+    # the Gaussian's in-place version is the normal density's: back to the generic one
+    fill_pointwise = Family.fill_pointwise
 
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
