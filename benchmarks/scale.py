@@ -103,7 +103,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     # a few hundred draws, even for independent draws; the iid reference shows by how much
     import numpy as np
 
-    group_vars = {p.name for p in m._params if p.kind == "matrix_cols"}
+    group_vars = {p.name for p in m.params if p.kind == "matrix_cols"}
     pop = bl.ess_rhat({k: v for k, v in post.items() if k not in group_vars})
     n_group = sum(int(np.prod(post[k].shape[2:])) for k in post if k in group_vars)
     diag["population_max_rhat"], diag["population_min_ess_bulk"] = pop["max_rhat"], pop["min_ess_bulk"]

@@ -5,12 +5,20 @@
 >>> fit = m.sample(seed=1)                                                # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from . import (
+    datasets,  # noqa: E402
+    families,  # noqa: E402
+    plots,  # noqa: E402
+)
+from ._version import __version__
 from .backend import CmdStanNotFoundError, CompileError, find_cmdstan, install_cmdstan  # noqa: E402
+from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
 from .design import DataError, FormulaError  # noqa: E402
+from .families import Family  # noqa: E402
 from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
+from .io import load, save_fit  # noqa: E402
 from .model import Model  # noqa: E402
+from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 from .priors import (  # noqa: E402
     LKJ,
     Cauchy,
@@ -23,13 +31,6 @@ from .priors import (  # noqa: E402
     Prior,
     StudentT,
 )
-from .io import load, save_fit  # noqa: E402
-from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
-from . import datasets  # noqa: E402
-from . import families  # noqa: E402
-from .families import Family  # noqa: E402
-from . import plots  # noqa: E402
-from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 
 __all__ = [
     # models and results

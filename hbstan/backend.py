@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import json
 import logging
@@ -26,7 +25,6 @@ __all__ = [
     "compiled_model",
     "new_run_dir",
     "install_cmdstan",
-    "cached_program",
 ]
 
 log = logging.getLogger("hbstan")
@@ -225,50 +223,3 @@ def new_run_dir(key: str, output_dir: str | os.PathLike[str] | None = None) -> P
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def _program_sources() -> str:
-    """Digest of everything a rendered program depends on besides its template context: the
-    templates, the modules that render them and build the context, and Jinja's version
-    (read once per process, not once per model)."""
-    import jinja2
-
-    from . import __version__
-    from .render import templates_dir
-
-    h = hashlib.sha256(f"{__version__}|{jinja2.__version__}".encode())
-    here = Path(__file__).resolve().parent
-    tdir = templates_dir()
-    files = [here / "render.py", here / "model.py"] + sorted(p for p in tdir.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(tdir) if f.is_relative_to(tdir) else f.name).encode())
-        h.update(b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def cached_program(context: dict[str, Any], render: Any) -> str:
-    """The Stan program for a template ``context``: read back from the cache of rendered
-    programs (``cache_dir()/programs``) when this context was rendered before with the same
-    templates and code, else ``render()`` (and stored).
-
-    Rendering is cheap once Jinja has compiled the templates, but compiling them is not (tens
-    of milliseconds, on the first fit of every process); a program only depends on its
-    context, the templates and the rendering code, all of which are in the key.
-    """
-    try:
-        payload = json.dumps({"context": context, "sources": _program_sources()}, sort_keys=True)
-    except (TypeError, ValueError, OSError):
-        return str(render())
-    path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
-    try:
-        return path.read_text()
-    except OSError:
-        pass
-    code = str(render())
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        tmp.write_text(code)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return code

@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .options import MODEL_OPTIONS
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("hbstan")
@@ -49,9 +51,8 @@ class UsageError(Exception):
 
 # ------------------------------------------------------------------------------------ arguments
 # model options that the command line, a spec file and compare-pooling pass through by name
-MODEL_OPTION_KEYS = (
-    "trials", "offset", "exposure", "sigma", "centered", "marginalize", "suff_stats", "aggregate", "dropna",
-)
+# (all but group_predictors and priors, which the command line takes as KEY=VALUE pairs)
+MODEL_OPTION_KEYS = tuple(o.name for o in MODEL_OPTIONS if o.cli != "pairs")
 
 def _common(p: argparse.ArgumentParser) -> None:
     # accepted after the subcommand too; SUPPRESS keeps the top-level value when absent
@@ -70,40 +71,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     from .families import FAMILIES
 
-    p.add_argument("--family", help=f"response family: {', '.join(FAMILIES)} (default: gaussian)")
-    p.add_argument("--pooling", help="pooled, unpooled, hierarchical or correlated (default: from the formula)")
-    p.add_argument(
-        "--group-predictor",
-        action="append",
-        default=[],
-        metavar="GROUP=COLUMN",
-        help="a group-level predictor of GROUP's mean, e.g. county=log_uppm (repeatable)",
-    )
-    p.add_argument(
-        "--prior",
-        action="append",
-        default=[],
-        metavar="NAME=PRIOR",
-        help="a prior, e.g. 'Intercept=Normal(0, 10)' or 'sd=HalfNormal(1)' (repeatable)",
-    )
-    p.add_argument("--trials", metavar="COLUMN", help="binomial trials column (or 'y | trials(n) ~ ...')")
-    p.add_argument("--offset", metavar="COLUMN", help="offset column added to the linear predictor")
-    p.add_argument("--exposure", metavar="COLUMN", help="exposure column (poisson: its log is added)")
-    p.add_argument("--sigma", type=float, help="known residual SD (gaussian): sigma is data, not estimated")
-    p.add_argument("--centered", action="store_true", default=None, help="centered parameterization of group effects")
-    p.add_argument(
-        "--no-marginalize", dest="marginalize", action="store_false", default=None,
-        help="sample the group effects of a Gaussian model instead of integrating them out",
-    )
-    p.add_argument(
-        "--no-suff-stats", dest="suff_stats", action="store_false", default=None,
-        help="evaluate a Gaussian likelihood row by row instead of from sufficient statistics",
-    )
-    p.add_argument(
-        "--no-aggregate", dest="aggregate", action="store_false", default=None,
-        help="keep Bernoulli rows as rows instead of summing identical ones into binomial counts",
-    )
-    p.add_argument("--dropna", action="store_true", default=None, help="drop rows with missing values in model columns")
+    for o in MODEL_OPTIONS:  # one table: hbstan.spec.MODEL_OPTIONS
+        help_ = f"{o.help}: {', '.join(FAMILIES)} (default: {o.default})" if o.name == "family" else o.help
+        if o.cli == "value":
+            p.add_argument(o.flag, dest=o.name, type=o.cli_type, metavar=o.metavar, help=help_)
+        elif o.cli == "flag":
+            p.add_argument(o.flag, dest=o.name, action="store_true", default=None, help=help_)
+        elif o.cli == "no":
+            p.add_argument(o.flag, dest=o.name, action="store_false", default=None, help=help_)
+        else:  # KEY=VALUE pairs
+            p.add_argument(o.flag, dest=o.name, action="append", default=[], metavar=o.metavar, help=help_)
 
 
 def _sampler_args(p: argparse.ArgumentParser) -> None:
@@ -119,7 +96,7 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``hbstan`` command."""
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="hbstan",
@@ -254,17 +231,17 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["formula"] = args.formula
     if args.data:
         spec["data"] = args.data
-    for key in ("family", "pooling", *MODEL_OPTION_KEYS):
+    for key in MODEL_OPTION_KEYS:
         value = getattr(args, key)
         if value is not None:
             spec[key] = value
-    if args.group_predictor:
+    if args.group_predictors:
         gp: dict[str, list[str]] = {}
-        for g, cols in _pairs(args.group_predictor, "--group-predictor", "GROUP=COLUMN", "county=log_uppm"):
+        for g, cols in _pairs(args.group_predictors, "--group-predictor", "GROUP=COLUMN", "county=log_uppm"):
             gp.setdefault(g, []).extend(c.strip() for c in cols.split(",") if c.strip())
         spec["group_predictors"] = gp
-    if args.prior:
-        spec["priors"] = {**spec.get("priors", {}), **dict(_pairs(args.prior, "--prior", "NAME=PRIOR", "'Intercept=Normal(0, 10)'"))}
+    if args.priors:
+        spec["priors"] = {**spec.get("priors", {}), **dict(_pairs(args.priors, "--prior", "NAME=PRIOR", "'Intercept=Normal(0, 10)'"))}
     sampler = dict(spec.get("sampler", {}))
     for key in ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only"):
         value = getattr(args, key, None)
@@ -354,7 +331,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .backend import find_cmdstan
-    from .io import CMDSTAN_DIR, _headline_vars, prepare_run_dir, save_fit
+    from .io import CMDSTAN_DIR, prepare_run_dir, save_fit
+    from .plots import headline_vars
 
     model, spec = _build_model(args)
     s = _sampler_settings(spec)
@@ -379,7 +357,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     save_fit(fit, out, spec={"dropna": bool(spec.get("dropna", False))}, figures=not args.no_figures, overwrite=args.overwrite)
     if not args.quiet:
-        print(fit.summary(var_names=_headline_vars(fit)).to_string())
+        print(fit.summary(var_names=headline_vars(fit)).to_string())
         print()
         print(fit.diagnose())
         print(f"\nrun saved in {out}")
@@ -389,14 +367,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .io import IDATA_FILE, SUMMARY_FILE, _from_netcdf, _run_spec
+    from .io import IDATA_FILE, SUMMARY_FILE, read_idata, run_spec
 
     run = Path(args.run_dir)
-    _run_spec(run)
+    run_spec(run)
     if args.var or not (run / SUMMARY_FILE).is_file():
         import arviz as az
 
-        idata = _from_netcdf(run / IDATA_FILE)
+        idata = read_idata(run / IDATA_FILE)
         missing = [v for v in args.var if v not in idata.posterior]
         if missing:
             raise ValueError(
@@ -513,6 +491,8 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     # the model options the user gave (not the ones resolved for this design): every design
     # of the comparison gets them
     for key in ("group_predictors", *MODEL_OPTION_KEYS):
+        if key in ("family", "pooling"):  # the family is set above; the designs are compared
+            continue
         if spec.get(key) is not None:
             kwargs[key] = spec[key]
     if spec.get("priors"):

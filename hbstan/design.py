@@ -232,7 +232,7 @@ def factor_columns(factor: str) -> list[str]:
     return [_unquote(f) for f in _split_top_level(factor, ":")]
 
 
-def _group_labels(data: pd.DataFrame, names: list[str]) -> pd.Series:
+def group_labels(data: pd.DataFrame, names: list[str]) -> pd.Series:
     for name in names:
         if name not in data.columns:
             raise DataError(
@@ -318,7 +318,7 @@ class Design:
         self.blocks: list[Block] = []
         for g in parsed.groups:
             columns = factor_columns(g.factor)
-            labels = _group_labels(data, columns)
+            labels = group_labels(data, columns)
             levels = _ordered_levels(data, columns, labels)
             pos = {lab: i for i, lab in enumerate(levels)}
             index = labels.map(pos).to_numpy(dtype=int)

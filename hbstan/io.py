@@ -38,16 +38,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
 from . import priors as _priors
+from ._version import __version__
 from .design import DataError
+from .plots import headline_vars
 from .priors import Prior
+from .options import MODEL_OPTIONS
 
 if TYPE_CHECKING:
     import arviz as az
 
     from .fit import Fit
     from .model import Model
+    from .spec import ModelSpec
 
 __all__ = [
     "save_fit",
@@ -94,23 +97,13 @@ SAMPLER_KEYS: dict[str, tuple[type, ...]] = {
     "prior_only": (bool,),
 }
 
+# the keys of a spec file: the model options of hbstan.spec.MODEL_OPTIONS, with the formula,
+# the data, the sampler settings and what hbstan records of the run
 SPEC_KEYS: dict[str, tuple[type, ...]] = {
     "hbstan_version": (str,),
     "formula": (str,),
     "data": (str,),
-    "family": (str,),
-    "pooling": (str,),
-    "group_predictors": (dict,),
-    "priors": (dict,),
-    "sigma": (float, int),
-    "trials": (str,),
-    "offset": (str,),
-    "exposure": (str,),
-    "centered": (bool, dict),
-    "marginalize": (bool,),
-    "suff_stats": (bool,),
-    "aggregate": (bool,),
-    "dropna": (bool,),
+    **{o.name: o.toml for o in MODEL_OPTIONS},
     "sampler": (dict,),
     "columns": (dict,),
 }
@@ -386,14 +379,12 @@ def write_spec(spec: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     Path(path).write_text(dumps_toml(doc, header=header), encoding="utf-8")
 
 
-def model_spec(model: Model) -> dict[str, Any]:
+def model_spec(model: ModelSpec) -> dict[str, Any]:
     """Everything needed, with the data, to rebuild ``model``: a TOML-ready dict.
 
-    Keys: ``formula``, ``family``, ``pooling`` (when set), ``group_predictors``, ``priors``
-    (those that differ from the defaults, as strings), ``sigma``, ``trials``, ``offset``,
-    ``exposure`` (column names), ``centered``, ``marginalize``, ``suff_stats``, ``aggregate``
-    (families whose rows can be summed) and ``dropna``: the options as resolved for this model,
-    so the spec rebuilds the very program that ran.
+    The formula and every option of :data:`hbstan.spec.MODEL_OPTIONS` that is set, as
+    :meth:`~hbstan.spec.ModelSpec.resolved_options` resolves it for this model (priors that
+    differ from the defaults, as strings), so the spec rebuilds the very program that ran.
 
     Raises
     ------
@@ -401,49 +392,12 @@ def model_spec(model: Model) -> dict[str, Any]:
         When trials, offset or exposure were given as arrays rather than column names: such
         a model cannot be rebuilt from its data; pass column names instead.
     """
-    d = model.design
-    spec: dict[str, Any] = {"formula": model.formula, "family": model.family.name}
-    if model.pooling is not None:
-        spec["pooling"] = model.pooling
-    gp = {blk.factor: list(blk.U_names) for blk in d.blocks if blk.U is not None}
-    if gp:
-        spec["group_predictors"] = gp
-    pri = {k: format_prior(p) for k, p in model.priors.items() if model._defaults.get(k) != p}
-    if pri:
-        spec["priors"] = pri
-    if model.known_sigma is not None:
-        spec["sigma"] = model.known_sigma
-    opts = dict(model._options)
-    if model.family.trials:
-        if "trials" not in opts:
-            raise ValueError(
-                "the binomial trials were given as an array: a saved model must find them in its "
-                "data; add them as a column and pass trials='column' (or write 'y | trials(n) ~ ...')"
-            )
-        if d.parsed.trials is None or d.parsed.trials != opts["trials"]:
-            spec["trials"] = opts["trials"]
-    off = np.zeros(d.N)
-    if "offset" in opts:
-        off = off + model.data[opts["offset"]].to_numpy(dtype=float)
-        spec["offset"] = opts["offset"]
-    if "exposure" in opts:
-        off = off + np.log(model.data[opts["exposure"]].to_numpy(dtype=float))
-        spec["exposure"] = opts["exposure"]
-    if not np.allclose(off, model._offset, rtol=0, atol=1e-12):
-        raise ValueError(
-            "the offset or exposure was given as an array: a saved model must find it in its data; "
-            "add it as a column and pass offset='column' (or exposure='column')"
-        )
-    flags = {blk.factor: bool(blk.centered) for blk in d.blocks}
-    if len(set(flags.values())) > 1:
-        spec["centered"] = flags
-    else:
-        spec["centered"] = next(iter(flags.values()), False)
-    spec["marginalize"] = bool(model.marginalized)
-    spec["suff_stats"] = bool(model.suff_stats)
-    if model.family.aggregates_to:
-        spec["aggregate"] = bool(model.aggregated)
-    spec["dropna"] = False  # the data a model keeps are already complete
+    spec: dict[str, Any] = {"formula": model.formula}
+    for name, value in model.resolved_options().items():
+        if value is not None:
+            spec[name] = value
+    if "priors" in spec:
+        spec["priors"] = {k: format_prior(p) for k, p in spec["priors"].items()}
     return spec
 
 
@@ -452,27 +406,16 @@ def model_from_spec(spec: Mapping[str, Any], data: pd.DataFrame) -> Model:
     from .model import Model
 
     spec = check_spec(spec)
-    priors = {
-        k: v if isinstance(v, Prior) else parse_prior(v, name=k) for k, v in spec.get("priors", {}).items()
-    }
-    gp = {g: [c] if isinstance(c, str) else list(c) for g, c in spec.get("group_predictors", {}).items()}
-    return Model(
-        spec["formula"],
-        data=data,
-        family=spec.get("family", "gaussian"),
-        pooling=spec.get("pooling"),
-        group_predictors=gp or None,
-        priors=priors or None,
-        sigma=spec.get("sigma"),
-        trials=spec.get("trials"),
-        offset=spec.get("offset"),
-        exposure=spec.get("exposure"),
-        centered=spec.get("centered", "auto"),
-        marginalize=spec.get("marginalize", "auto"),
-        suff_stats=spec.get("suff_stats", "auto"),
-        aggregate=spec.get("aggregate", "auto"),
-        dropna=spec.get("dropna", False),
-    )
+    options = {o.name: spec[o.name] for o in MODEL_OPTIONS if o.name in spec}
+    if "priors" in options:
+        options["priors"] = {
+            k: v if isinstance(v, Prior) else parse_prior(v, name=k) for k, v in options["priors"].items()
+        } or None
+    if "group_predictors" in options:
+        options["group_predictors"] = {
+            g: [c] if isinstance(c, str) else list(c) for g, c in options["group_predictors"].items()
+        } or None
+    return Model(spec["formula"], data=data, **options)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -697,7 +640,7 @@ def _to_netcdf(idata: az.InferenceData, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _from_netcdf(path: Path) -> az.InferenceData:
+def read_idata(path: Path) -> az.InferenceData:
     import arviz as az
 
     with az.rc_context({"data.load": "eager"}):
@@ -712,14 +655,6 @@ def _from_netcdf(path: Path) -> az.InferenceData:
 
 
 # --------------------------------------------------------------------------------------- figures
-def _headline_vars(fit: Fit, limit: int = 12) -> list[str]:
-    """Population-level parameters and hyperparameters (no per-group effects)."""
-    post = fit.idata.posterior
-    factors = {blk.factor for blk in fit.model.design.blocks}
-    names = [str(v) for v in post.data_vars if not (set(map(str, post[v].dims)) & factors)]
-    return (names or [str(v) for v in post.data_vars])[:limit]
-
-
 def save_figures(fit: Fit, run_dir: str | os.PathLike[str], *, dpi: int = 100) -> list[Path]:
     """Trace and forest plots of the headline parameters, as PNG (matplotlib Agg canvas).
 
@@ -737,7 +672,7 @@ def _draw_figures(fit: Fit, run_dir: Path, dpi: int) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    names = _headline_vars(fit)
+    names = headline_vars(fit)
     post = fit.idata.posterior
     written = []
     fig = Figure(figsize=(10, 2.2 * len(names)))
@@ -904,7 +839,7 @@ def save_fit(
     return run_dir
 
 
-def _run_spec(run_dir: Path) -> dict[str, Any]:
+def run_spec(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist")
     if not (run_dir / SPEC_FILE).is_file():
@@ -918,7 +853,7 @@ def _run_spec(run_dir: Path) -> dict[str, Any]:
 def load_model(run_dir: str | os.PathLike[str]) -> Model:
     """Rebuild the model of a run directory from its spec.toml and data.csv."""
     run_dir = Path(run_dir)
-    spec = _run_spec(run_dir)
+    spec = run_spec(run_dir)
     data = read_data_csv(spec.get("data") or run_dir / DATA_CSV, spec.get("columns"))
     return model_from_spec(spec, data)
 
@@ -942,7 +877,7 @@ def load(run_dir: str | os.PathLike[str]) -> Fit:
     from .fit import Fit
 
     run_dir = Path(run_dir)
-    spec = _run_spec(run_dir)
+    spec = run_spec(run_dir)
     data = read_data_csv(spec.get("data") or run_dir / DATA_CSV, spec.get("columns"))
     model = model_from_spec(spec, data)
     stan_file = run_dir / STAN_FILE
@@ -955,7 +890,7 @@ def load(run_dir: str | os.PathLike[str]) -> Fit:
         )
     if not (run_dir / IDATA_FILE).is_file():
         raise RunDirError(f"run directory {str(run_dir)!r} has no {IDATA_FILE}: the run was not saved completely")
-    idata = _from_netcdf(run_dir / IDATA_FILE)
+    idata = read_idata(run_dir / IDATA_FILE)
     extra: dict[str, Any] = {}
     if (run_dir / DIAGNOSTICS_FILE).is_file():
         extra = json.loads((run_dir / DIAGNOSTICS_FILE).read_text())
@@ -977,7 +912,7 @@ def load_diagnostics(run_dir: str | os.PathLike[str]) -> Any:
     from .fit import Diagnostics
 
     run_dir = Path(run_dir)
-    _run_spec(run_dir)
+    run_spec(run_dir)
     path = run_dir / DIAGNOSTICS_FILE
     if not path.is_file():
         return load(run_dir).diagnose()

@@ -54,7 +54,7 @@ def group_effect_draws(
     """
     d = model.design
     blk = d.blocks[0]
-    data = model._suff_data()
+    data = model.suff_data()
     S, P, M = int(data["S"]), int(data["P"]), blk.M
     Ax, Az, Wy = data["Ax"], data["Az"], data["Wy"]
     WW = _unpack_upper(data["WW"], P)

@@ -70,7 +70,7 @@ def new_figure(figsize: tuple[float, float] = (7.0, 4.5)) -> "matplotlib.figure.
     return fig
 
 
-def _finish(fig: "matplotlib.figure.Figure", save: PathLike | None, dpi: int, *, tight: bool = True) -> "matplotlib.figure.Figure":
+def finish_figure(fig: "matplotlib.figure.Figure", save: PathLike | None, dpi: int, *, tight: bool = True) -> "matplotlib.figure.Figure":
     if tight:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "not compatible with tight_layout"
@@ -185,7 +185,7 @@ def plot_trace(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         az.plot_trace(fit.idata, var_names=names, axes=axes, compact=compact, **kwargs)
-    return _finish(fig, save, dpi)
+    return finish_figure(fig, save, dpi)
 
 
 # ---------------------------------------------------------------------------------- forest
@@ -271,7 +271,7 @@ def plot_forest(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         az.plot_forest(data, var_names=names, combined=combined, hdi_prob=hdi_prob, ax=ax, **extra, **kwargs)
-    return _finish(fig, save, dpi)
+    return finish_figure(fig, save, dpi)
 
 
 # ---------------------------------------------------------------------------------- PPC
@@ -345,7 +345,7 @@ def plot_ppc(
             ax=ax,
             **kwargs,
         )
-    return _finish(fig, save, dpi)
+    return finish_figure(fig, save, dpi)
 
 
 # ---------------------------------------------------------------------------------- shrinkage
@@ -393,7 +393,7 @@ def _group_intercept_draws(fit: "Fit", i: int, blk: Any) -> tuple[np.ndarray, np
     group = base[:, None] + r
     pop: np.ndarray | None = base.copy()
     if blk.U is not None:
-        names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
+        names = [p.name for p in model.params if p.stan == f"gamma_{i}"]
         gamma = np.stack([post[n].values.reshape(S) for n in names], axis=-1)  # (S, P)
         group = group + gamma @ blk.U.T
         pop = pop + gamma @ blk.U.mean(axis=0)
@@ -408,7 +408,7 @@ def _empirical(fit: "Fit", blk: Any) -> tuple[np.ndarray, np.ndarray, str, str]:
     y = m.design.y
     idx = blk.index
     J = blk.J
-    return m.family.empirical(y, idx, J, m._offset, m._trials, m.design.response)
+    return m.family.empirical(y, idx, J, m.offset, m.trials, m.design.response)
 
 
 def shrinkage_table(
@@ -614,4 +614,4 @@ def plot_shrinkage(
     ax.legend(loc="best", fontsize="small", frameon=False)
     ax.autoscale_view()
     fig.shrinkage_table = table  # type: ignore[attr-defined]
-    return _finish(fig, save, dpi, tight=own)
+    return finish_figure(fig, save, dpi, tight=own)

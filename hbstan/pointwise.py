@@ -82,7 +82,7 @@ def linear_predictor(
         else:
             eta += np.einsum("dnm,nm->dn", r[:, index, :], Z, out=tmp)
         if U is not None:
-            names = [p.name for p in model._params if p.stan == f"gamma_{i}"]
+            names = [p.name for p in model.params if p.stan == f"gamma_{i}"]
             Uc = U if d.has_intercept else U - blk.U.mean(axis=0)
             eta += np.matmul(_coef(draws, names), Uc.T, out=tmp)
     return eta
@@ -98,7 +98,7 @@ def linear_predictor_draws(
         (group_effects(model, chain, i), blk.index, blk.Z, None if blk.U is None else blk.U[blk.index])
         for i, blk in enumerate(d.blocks, start=1)
     ]
-    return linear_predictor(model, chain, d.X, model._offset, terms, out=out, scratch=scratch)
+    return linear_predictor(model, chain, d.X, model.offset, terms, out=out, scratch=scratch)
 
 
 # pointwise="auto" computes log_lik and y_rep at fit time only up to this many values each
@@ -165,7 +165,7 @@ def _chain_pointwise(
     # and the linear predictor is built in ll's memory, which then becomes the log-likelihood
     scratch = rep if rep.dtype == np.float64 else rep.view(np.float64)
     eta = linear_predictor_draws(model, post, c, out=ll, scratch=scratch)
-    model.family.fill_pointwise(model.design.y, eta, aux_values(model, post, c), model._trials, rng, ll, rep)
+    model.family.fill_pointwise(model.design.y, eta, aux_values(model, post, c), model.trials, rng, ll, rep)
 
 
 def pointwise_groups(

@@ -309,7 +309,7 @@ class PoolingComparison:
                 log.warning("hbstan: shrinkage panel drawn from the data alone (%s)", err)
                 axes[1].cla()
                 plots.plot_shrinkage(partial, group, pooled=pooled, ax=axes[1])
-        return plots._finish(fig, save, dpi)
+        return plots.finish_figure(fig, save, dpi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 
 
 def _valid_prior_names(model: Any) -> set[str]:
-    return set(model.priors) | set(model._prior_classes())
+    return set(model.priors) | set(model.prior_classes())
 
 
 def _build(formula: str, data: pd.DataFrame, family: str, design: str, model_kw: dict[str, Any]) -> Any:

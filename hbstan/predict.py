@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .design import DataError, _group_labels
+from .design import DataError, group_labels
 from .pointwise import aux_values, group_effects
 from .pointwise import linear_predictor as linear_predictor_rows
 
@@ -56,7 +56,7 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
         missing = [c for c in blk.columns if c not in new.columns]
         if missing:
             raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
-        labels = _group_labels(new, blk.columns).to_numpy()
+        labels = group_labels(new, blk.columns).to_numpy()
         pos = {lab: j for j, lab in enumerate(blk.levels)}
         idx = np.array([pos.get(lab, -1) for lab in labels], dtype=int)
         unseen = sorted(set(labels[idx < 0]))
@@ -75,7 +75,7 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
             sds = _stack(fit, [f"{e}_sigma" for e in effects], blk.M).reshape(C * D, blk.M)
             zs = rng.standard_normal((C, D, len(unseen), blk.M)).reshape(C * D, len(unseen), blk.M)
             if blk.pooling == "correlated":
-                cname = next(p.name for p in m._params if p.stan == f"Cor_{i}")
+                cname = next(p.name for p in m.params if p.stan == f"Cor_{i}")
                 L = np.linalg.cholesky(draws[cname] + 1e-12 * np.eye(blk.M))
                 new_r = np.einsum("sm,smk,sjk->sjm", sds, L, zs)
             else:
@@ -115,7 +115,7 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
     rng = np.random.default_rng(seed)
     eta = linear_predictor(fit, data, rng)
     n = len(data)
-    opts = m._options
+    opts = m.column_args
     off = _column(data, "offset", opts.get("offset"), n)
     if off is not None:
         eta = eta + off

@@ -48,13 +48,14 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"({_err})"
     ) from None
 
-from .fit import OBS_DIM, Fit, _resolve_pointwise, obs_coords_dims, param_coords_dims
+from .fit import Fit
+from .idata import OBS_DIM, build_idata, resolve_pointwise
+from .pointwise import log_lik_and_y_rep, pointwise_groups
 from .priors import Prior
 
 if TYPE_CHECKING:
-    import arviz as az
 
-    from .model import Model
+    from .spec import ModelSpec as Model
 
 __all__ = ["build_pymc_model", "sample_pymc", "CholeskyCorrTransform", "NUTS_SAMPLERS"]
 
@@ -295,7 +296,7 @@ def _class_rv(
     lower: float = 0.0,
 ) -> Any:
     """A (vector) parameter whose elements have the priors ``m.priors[key]`` of one family."""
-    prior, values = m._class_prior(keys, what)
+    prior, values = m.class_prior(keys, what)
     assert prior is not None
     vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
     if not shape:
@@ -308,7 +309,7 @@ def _class_rv(
 # ---------------------------------------------------------------------------------------------
 def _obs_name(m: "Model") -> str:
     resp = m.design.response
-    taken = {p.name for p in m._params}
+    taken = {p.name for p in m.params}
     return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
 
 
@@ -341,14 +342,14 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
     install it (``pip install 'hbstan[pymc]'``).
     """
     d = m.design
-    for p in m._params:
+    for p in m.params:
         if p.name.startswith(PREFIX):
             raise ValueError(
                 f"parameter name {p.name!r} starts with {PREFIX!r}, which the PyMC backend keeps "
                 "for its internal variables; rename the column"
             )
     coords: dict[str, Any] = {OBS_DIM: np.arange(d.N)}
-    for p in m._params:
+    for p in m.params:
         for dim, labels in (p.coords or {}).items():
             coords[dim] = list(labels)
 
@@ -375,7 +376,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                     m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower
                 )
 
-        eta: Any = pt.as_tensor_variable(np.asarray(m._offset, dtype=float))
+        eta: Any = pt.as_tensor_variable(np.asarray(m.offset, dtype=float))
         if intercept is not None:
             eta = eta + intercept
         if b is not None:
@@ -389,17 +390,17 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
             J, M = blk.J, blk.M
             if blk.pooling == "unpooled":
                 r = _class_rv(
-                    m, pmodel, f"{PREFIX}r_{i}", m._block_keys(blk, ""), f"the effects of {blk.factor}",
+                    m, pmodel, f"{PREFIX}r_{i}", m.block_keys(blk, ""), f"the effects of {blk.factor}",
                     positive=False, shape=(J, M),
                 )
             else:
                 sd = _class_rv(
-                    m, pmodel, f"{PREFIX}sd_{i}", m._block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
+                    m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
                     positive=True, shape=(M,),
                 )
                 stan[f"sd_{i}"] = sd
                 if blk.pooling == "correlated":
-                    cname = next(q.name for q in m._params if q.stan == f"Cor_{i}")
+                    cname = next(q.name for q in m.params if q.stan == f"Cor_{i}")
                     eta_lkj = float(m.priors[cname].values()["eta"])
                     cvec = pm.LKJCorr(
                         f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M)
@@ -424,7 +425,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                 term = r[g, col]
                 eta = eta + (term if np.all(zcol == 1.0) else term * zcol)
             if blk.U is not None:
-                gkeys = [q.name for q in m._params if q.stan == f"gamma_{i}"]
+                gkeys = [q.name for q in m.params if q.stan == f"gamma_{i}"]
                 gamma = _class_rv(
                     m, pmodel, f"{PREFIX}gamma_{i}", gkeys, f"the group-level predictors of {blk.factor}",
                     positive=False, shape=(len(gkeys),),
@@ -438,7 +439,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
             stan["b_Intercept"] = intercept - shift
 
         # --- user-facing quantities, named as in the Stan fit --------------------------------
-        for p in m._params:
+        for p in m.params:
             t = stan[p.stan]
             if p.kind == "vector":
                 t = t[p.cols] if p.dims else t[p.cols.start]
@@ -448,7 +449,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
 
         # --- likelihood ----------------------------------------------------------------------
         if not prior_only:
-            m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m._trials, OBS_DIM)
+            m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m.trials, OBS_DIM)
     return pmodel
 
 
@@ -460,8 +461,6 @@ def pointwise_draws(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(log_lik, y_rep)`` draws, (chain, draw, N), as the Stan program's generated quantities
     (the same NumPy code as for a Stan fit: :func:`hbstan.pointwise.log_lik_and_y_rep`)."""
-    from .pointwise import log_lik_and_y_rep
-
     return log_lik_and_y_rep(m, post, rng)
 
 
@@ -490,76 +489,6 @@ def _stats_from_idata(idata: Any) -> dict[str, np.ndarray]:
         if src is not None:
             out[key] = np.asarray(ss[src].values)
     return out
-
-
-def _fix_stats(stats: dict[str, np.ndarray], shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The seven sample stats of a CmdStan fit, with its dtypes (missing ones as NaN/0)."""
-    out = {}
-    for key in _STAT_ALIASES:
-        v = stats.get(key)
-        if v is None:
-            v = np.zeros(shape) if key in ("diverging", "tree_depth", "n_steps") else np.full(shape, np.nan)
-        if key == "diverging":
-            v = np.asarray(v).astype(bool)
-        elif key in ("tree_depth", "n_steps"):
-            v = np.asarray(v).astype(int)
-        else:
-            v = np.asarray(v, dtype=float)
-        out[key] = v
-    return out
-
-
-def to_inference_data(
-    m: "Model",
-    post: dict[str, np.ndarray],
-    stats: dict[str, np.ndarray],
-    *,
-    rng: np.random.Generator,
-    pointwise: bool = True,
-    attrs: dict[str, Any] | None = None,
-) -> "az.InferenceData":
-    """InferenceData laid out as a CmdStan fit's (see ``hbstan.fit._CmdStanConverter``).
-
-    Parameters
-    ----------
-    m : hbstan.Model
-        The model the draws belong to.
-    post : dict
-        User-facing posterior arrays, (chain, draw, ...), keyed by ``m._params`` names.
-    stats : dict
-        Sample stats under the Stan fit's names (missing ones are filled in).
-    rng : numpy.random.Generator
-        Random numbers of the replicated data.
-    pointwise : bool, default True
-        Add ``log_likelihood`` (``log_lik``) and ``posterior_predictive`` groups.
-    attrs : dict, optional
-        Extra attributes of the InferenceData.
-    """
-    import arviz as az
-
-    d = m.design
-    resp = d.response
-    coords, dims = param_coords_dims(m)  # as a CmdStan fit's
-    obs_coords, obs_dims = obs_coords_dims(m)
-    coords.update(obs_coords)
-    dims.update(obs_dims)
-    C, D = next(iter(post.values())).shape[:2] if post else (0, 0)
-    groups: dict[str, Any] = {}
-    if pointwise:
-        from .pointwise import pointwise_groups
-
-        groups = pointwise_groups(m, post, rng)
-    base_attrs = {"inference_library": "pymc", "hbstan_formula": m.formula, "family": m.family.name}
-    base_attrs.update(attrs or {})
-    return az.from_dict(
-        posterior={p.name: post[p.name] for p in m._params},
-        **groups,
-        observed_data={resp: d.y},
-        sample_stats=_fix_stats(stats, (C, D)),
-        coords=coords,
-        dims=dims,
-        attrs=base_attrs,
-    )
 
 
 def _sample_nutpie(
@@ -715,7 +644,7 @@ def sample_pymc(
     t0 = time.perf_counter()
     pmodel = build_pymc_model(m, prior_only=prior_only)
     t_built = time.perf_counter()
-    names = [p.name for p in m._params]
+    names = [p.name for p in m.params]
     nuts: dict[str, Any] = dict(kwargs.pop("nuts", {}) or {})
     if adapt_delta is not None:
         nuts["target_accept"] = adapt_delta
@@ -776,19 +705,18 @@ def sample_pymc(
     else:  # InferenceData from an external sampler
         post = {n: np.asarray(result.posterior[n].values) for n in names}
         stats = _stats_from_idata(result)
-    settings["pointwise"] = _resolve_pointwise(pointwise, m, chains, draws)
-    idata = to_inference_data(
+    settings["pointwise"] = resolve_pointwise(pointwise, m, chains, draws)
+    idata = build_idata(
         m,
         post,
         stats,
-        rng=np.random.default_rng(seed),
-        pointwise=bool(settings["pointwise"]),
-        attrs={"inference_library_version": pm.__version__, "nuts_sampler": nuts_sampler},
+        pointwise=pointwise_groups(m, post, np.random.default_rng(seed)) if settings["pointwise"] else None,
+        attrs={"inference_library": "pymc", "inference_library_version": pm.__version__, "nuts_sampler": nuts_sampler},
     )
     fit = Fit(m, idata, run_dir=None, settings=settings)
     fit.backend = "pymc"
     fit.pymc_model = pmodel  # type: ignore[attr-defined]
     timings["convert"] = time.perf_counter() - t2
     fit.timings = timings
-    fit._warn_if_unhealthy()
+    fit.warn_if_unhealthy()
     return fit

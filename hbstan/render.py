@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-__all__ = ["templates_dir", "render_program"]
+from .backend import cache_dir
+
+__all__ = ["templates_dir", "render_program", "program"]
 
 
 def templates_dir() -> Path:
@@ -67,3 +73,48 @@ def render_program(context: dict[str, Any], *, templates: str | Path | None = No
     directory = str(templates if templates is not None else templates_dir())
     template = _environment(directory).get_template("model.stan.j2")
     return _tidy(template.render(m=context))
+
+
+@lru_cache(maxsize=1)
+def _inputs_digest() -> str:
+    """Digest of every input of :func:`render_program` besides its context.
+
+    Those are the files under the templates directory, this module's own source and Jinja's
+    version (read once per process). The context is the rest of the key: a rendered program
+    is a function of these and nothing else, whichever module built the context.
+    """
+    h = hashlib.sha256(f"jinja2 {jinja2.__version__}".encode())
+    h.update(Path(__file__).read_bytes())
+    tdir = templates_dir()
+    for f in sorted(p for p in tdir.rglob("*") if p.is_file()):
+        h.update(b"\0" + str(f.relative_to(tdir)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def program(context: dict[str, Any]) -> str:
+    """The Stan program for a template ``context``, rendered once and then read back.
+
+    Programs are stored in ``cache_dir()/programs``.
+
+    Rendering is cheap once Jinja has compiled the templates, but compiling them is not (tens
+    of milliseconds, on the first fit of every process). The key covers every input of the
+    rendering by construction: the context, the templates' contents and the rendering code.
+    """
+    try:
+        payload = json.dumps({"context": context, "inputs": _inputs_digest()}, sort_keys=True)
+    except (TypeError, ValueError, OSError):
+        return render_program(context)
+    path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    code = render_program(context)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        tmp.write_text(code)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return code

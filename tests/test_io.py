@@ -145,7 +145,29 @@ MODELS = [
     ("y ~ x + (1 | g)", {"suff_stats": False}),
     ("bin ~ c + (1 | g)", {"family": "bernoulli", "aggregate": False}),
     ("bin ~ x + (1 | g)", {"family": "bernoulli", "aggregate": True}),
+    ("y ~ x + (1 | g)", {"marginalize": False, "dropna": True}),
+    ("cnt ~ x + (1 | g)", {"family": "poisson", "offset": "off"}),
 ]
+
+
+def test_every_model_option_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
+    """The options table drives Model's keywords, the spec file and the CLI: each option is in
+    the round trip above with a value other than its default, and is a keyword of Model and
+    a flag of `hbstan fit`."""
+    import inspect
+
+    from hbstan.cli import build_parser
+    from hbstan.options import MODEL_OPTIONS
+
+    names = [o.name for o in MODEL_OPTIONS]
+    assert list(inspect.signature(hbstan.Model).parameters)[2:] == names
+    assert set(names) <= set(io.SPEC_KEYS)
+    set_in_round_trip = {k for _, kw in MODELS for k, v in kw.items() if v != MODEL_OPTIONS[names.index(k)].default}
+    assert set_in_round_trip == set(names)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "--help"])
+    fit_help = capsys.readouterr().out
+    assert all(o.flag in fit_help for o in MODEL_OPTIONS)
 
 
 def _same_model(a: hbstan.Model, b: hbstan.Model) -> None:
@@ -255,7 +277,7 @@ def test_netcdf_escapes_slashes(tmp_path: Path) -> None:
         attrs={"hbstan_formula": "y ~ I(x / 2)"},
     )
     io._to_netcdf(idata, tmp_path / "i.nc")
-    back = io._from_netcdf(tmp_path / "i.nc")
+    back = io.read_idata(tmp_path / "i.nc")
     assert back.posterior.identical(idata.posterior)
 
 

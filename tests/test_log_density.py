@@ -52,7 +52,7 @@ def df() -> pd.DataFrame:
 
 def _check(v: Variant, df: pd.DataFrame, predictors: bool, offset: bool, templates: Path | None = None):
     m, off, trials = v.model(df, predictors=predictors, offset=offset)
-    code = m.program(threads=v.threads) if templates is None else render_program(m._structure(v.threads)[0], templates=templates)
+    code = m.program(threads=v.threads) if templates is None else render_program(m.structure(v.threads)[0], templates=templates)
     cm = compiled_model(code, cpp_options={"STAN_THREADS": True} if v.threads else None)
     return check_program(m, cm, threads=v.threads, offset=off, trials=trials)
 

@@ -61,7 +61,7 @@ def _marginal_loglik(m: hbstan.Model, p: dict[str, np.ndarray]) -> float:
     d = m.design
     blk = d.blocks[0]
     X = d.X - d.X.mean(axis=0) if d.has_intercept else d.X
-    mean = m._offset + X @ p["b"] + (p["Intercept"] if d.has_intercept else 0.0)
+    mean = m.offset + X @ p["b"] + (p["Intercept"] if d.has_intercept else 0.0)
     if blk.U is not None:
         Uc = blk.U - blk.U.mean(axis=0)
         mean = mean + (Uc @ p["gamma_1"])[blk.index]

@@ -49,7 +49,7 @@ def test_trials_in_formula() -> None:
 
 def test_categorical_coding_like_r_and_bambi() -> None:
     m = hbstan.Model("y ~ x + cat + (1 | g)", data=toy())
-    names = {p.name: p for p in m._params}
+    names = {p.name: p for p in m.params}
     assert names["cat"].coords == {"cat_dim": ["b", "c"]}  # treatment coding, 'a' is the reference
     assert m.design.K == 3
     assert set(m.priors) >= {"cat[b]", "cat[c]"}

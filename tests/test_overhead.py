@@ -24,16 +24,43 @@ def test_rendered_program_cache_gives_the_rendered_program(
             m = hbstan.Model(formula, radon)
             first = m.program(threads=threads)  # renders and stores
             again = hbstan.Model(formula, radon).program(threads=threads)  # read back
-            fresh = render_program(m._structure(threads)[0])  # straight from the templates
+            fresh = render_program(m.structure(threads)[0])  # straight from the templates
             assert first == again == fresh
     assert len(list((tmp_path / "programs").glob("*.stan"))) == 4
+
+
+def test_rendered_program_cache_key_covers_the_templates(
+    radon: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited template (any file under the templates directory) is never served a stale program."""
+    import shutil
+
+    from hbstan import render
+
+    monkeypatch.setenv("HBSTAN_CACHE_DIR", str(tmp_path / "cache"))
+    templates = tmp_path / "templates"
+    shutil.copytree(render.templates_dir(), templates)
+    monkeypatch.setattr(render, "templates_dir", lambda: templates)
+    render._inputs_digest.cache_clear()
+    monkeypatch.setattr(render, "_inputs_digest", render._inputs_digest)  # cleared again on exit
+    m = hbstan.Model("log_radon ~ floor + (1 | county)", radon)
+    ctx = m.structure()[0]
+    before = render.program(ctx)
+    assert render.program(ctx) == before  # read back
+    family = templates / "families" / "gaussian.stan.j2"
+    family.write_text(family.read_text() + "{#- edited -#}\n{% macro y_rep(m) %}normal_rng(mu, 2 * sigma){% endmacro %}\n")
+    render._inputs_digest.cache_clear()
+    after = render.program(ctx)
+    assert after != before and "normal_rng(mu, 2 * sigma)" in after
+    assert after == render.render_program(ctx, templates=templates)
+    render._inputs_digest.cache_clear()
 
 
 def test_diagnostics_without_numba_equal_arviz_defaults(rng: np.random.Generator) -> None:
     import arviz as az
     from arviz.utils import Numba
 
-    from hbstan.fit import _arviz_without_numba
+    from hbstan.fit import arviz_without_numba
 
     draws = {
         "iid": rng.normal(size=(4, 300, 3)),
@@ -43,7 +70,7 @@ def test_diagnostics_without_numba_equal_arviz_defaults(rng: np.random.Generator
     idata = az.from_dict(posterior=draws, sample_stats={"energy": rng.normal(size=(4, 300))})
     before = Numba.numba_flag
     ref = (az.rhat(idata), az.ess(idata, method="bulk"), az.ess(idata, method="tail"), az.bfmi(idata))
-    with _arviz_without_numba():
+    with arviz_without_numba():
         assert Numba.numba_flag is False
         ours = (az.rhat(idata), az.ess(idata, method="bulk"), az.ess(idata, method="tail"), az.bfmi(idata))
     assert Numba.numba_flag == before  # the user's setting is restored

@@ -14,7 +14,8 @@ import pytest
 
 import hbstan
 from hbstan import plots
-from hbstan.fit import OBS_DIM, Fit
+from hbstan.fit import Fit
+from hbstan.idata import OBS_DIM
 
 C, D = 2, 50  # chains, draws of the synthetic posteriors
 
@@ -30,9 +31,9 @@ def _fake_fit(model: hbstan.Model, post: dict[str, np.ndarray], rng: np.random.G
     import arviz as az
 
     d = model.design
-    dims = {p.name: list(p.dims) for p in model._params if p.dims}
+    dims = {p.name: list(p.dims) for p in model.params if p.dims}
     coords: dict[str, list[str]] = {}
-    for p in model._params:
+    for p in model.params:
         coords.update(p.coords or {})
     coords[OBS_DIM] = list(range(d.N))
     resp = d.response

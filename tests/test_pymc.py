@@ -125,8 +125,8 @@ def test_to_pymc_exposes_the_user_facing_variables(df: pd.DataFrame, name: str) 
     m = {**SAMPLED, **MORE}[name](df)
     pmodel = build_pymc_model(m)
     dets = {v.name: v for v in pmodel.deterministics}
-    assert list(dets) == [p.name for p in m._params]
-    for p in m._params:
+    assert list(dets) == [p.name for p in m.params]
+    for p in m.params:
         assert tuple(pmodel.named_vars_to_dims.get(p.name, ())) == tuple(p.dims)
         for dim, labels in (p.coords or {}).items():
             assert list(pmodel.coords[dim]) == list(labels)
@@ -219,7 +219,7 @@ def _stan_params(m: hbstan.Model, point: dict[str, np.ndarray]) -> dict[str, np.
             v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
         out[name] = v
     # a term centered on the intercept holds a = r + Intercept (first column) in Stan
-    for blk in m._structure()[0]["blocks"]:
+    for blk in m.structure()[0]["blocks"]:
         if blk["on_intercept"]:
             i = blk["i"]
             a = np.array(out.pop(f"r_{i}"), dtype=float)

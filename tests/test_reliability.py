@@ -39,7 +39,7 @@ def test_hostile_column_names_are_only_labels() -> None:
     assert code == plain
     for name in HOSTILE_COLUMNS[:4] + ["resp y", "grp;}"]:
         assert name not in code
-    names = {p.name for p in m._params}
+    names = {p.name for p in m.params}
     assert {"{{ y }}", "x}; target += 1e6; {", "1|grp;}", "x}; target += 1e6; {|grp;}"} <= names
     assert m.priors["{{ y }}"] == hbstan.Normal(0, 5)
     assert set(m.design.blocks[0].levels) == set(HOSTILE)
@@ -242,7 +242,7 @@ def test_labels_round_trip_to_coords(opts) -> None:
         labels = np.array(blk.levels, dtype=object)[blk.index]
         assert list(labels) == list(df[blk.factor].astype(str))
         assert sorted(blk.levels) == sorted(df[blk.factor].astype(str).unique())
-        info = [p for p in m._params if p.stan.startswith("r_") and p.coords]
+        info = [p for p in m.params if p.stan.startswith("r_") and p.coords]
         assert all(p.coords[blk.factor] == blk.levels for p in info if blk.factor in p.coords)
 
 

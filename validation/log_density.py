@@ -106,7 +106,7 @@ def main() -> int:
         for what, (folder, v) in broken_templates(Path(tmp)).items():
             for predictors, offset in DATA_SETS:
                 m, off, trials = v.model(df, predictors=predictors, offset=offset)
-                code = render_program(m._structure(v.threads)[0], templates=folder)
+                code = render_program(m.structure(v.threads)[0], templates=folder)
                 cm = compiled_model(code, cpp_options=_cpp(v))
                 res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
                 broken_rows.append(

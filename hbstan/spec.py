@@ -1,0 +1,811 @@
+"""The model specification: a formula, a DataFrame and options resolved into everything a backend needs.
+
+:class:`ModelSpec` is public and immutable once built: its design matrices and blocks, priors,
+options, parameterization choices and parameter table are what the backends (CmdStan, PyMC)
+and every consumer (predictions, plots, run directories) read. :class:`hbstan.Model` adds
+sampling to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ._version import __version__
+from .centering import TermEvidence, term_evidence
+from .design import Block, DataError, Design, FormulaError, parse_formula
+from .families import FAMILIES, Family, get_family
+from .options import MODEL_OPTIONS
+from .priors import LKJ, HalfNormal, Normal, Prior
+from .render import program as rendered_program
+
+__all__ = ["ModelSpec", "POOLINGS", "ParamInfo"]
+
+log = logging.getLogger("hbstan")
+
+POOLINGS = ("pooled", "unpooled", "hierarchical", "correlated")
+
+
+@dataclass
+class ParamInfo:
+    """How one user-facing posterior variable maps onto the Stan output."""
+
+    name: str  # user-facing name (ArviZ variable)
+    stan: str  # Stan variable it is read from
+    kind: str  # "scalar", "vector", "matrix_cols", "corr"
+    cols: slice | None = None  # which entries of the Stan variable (vector/last axis)
+    dims: tuple[str, ...] = ()
+    coords: dict[str, list[str]] | None = None
+
+
+def _identifiers(text: str) -> set[str]:
+    """Names a formula may refer to: bare identifiers and `backticked` names."""
+    return set(re.findall(r"`([^`]*)`", text)) | set(re.findall(r"[^\W\d][\w.]*", text))
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(np.std(x)) if x.size > 1 else 0.0
+
+
+def _families_with(test: Any) -> str:
+    """``family='a' or family='b'``: the registered families that pass ``test``."""
+    return " or ".join(f"family={f.name!r}" for f in FAMILIES.values() if test(f))
+
+
+def _option_for(option: Any, factor: str) -> Any:
+    """A per-grouping-factor option: the dict's entry for ``factor`` ("auto" if absent), or the value."""
+    return option.get(factor, "auto") if isinstance(option, Mapping) else option
+
+
+class ModelSpec:
+    """A resolved model: formula, data, family, design, priors, options and parameter table.
+
+    Built by :class:`hbstan.Model` (same arguments); read-only once built. Backends take a
+    spec and sampler options and return a :class:`~hbstan.Fit`.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str | Family = "gaussian",
+        pooling: str | None = None,
+        group_predictors: Mapping[str, list[str] | str] | None = None,
+        priors: Mapping[str, Prior] | None = None,
+        sigma: float | None = None,
+        *,
+        trials: Any = None,
+        offset: Any = None,
+        exposure: Any = None,
+        centered: bool | str | Mapping[str, bool | str] = "auto",
+        suff_stats: bool | str = "auto",
+        marginalize: bool | str = "auto",
+        aggregate: bool | str = "auto",
+        dropna: bool = False,
+    ) -> None:
+        fam = get_family(family)
+        if pooling is not None and pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid values: None, {list(POOLINGS)}")
+        if sigma is not None:
+            if "sigma" not in [a.name for a in fam.aux]:
+                raise ValueError(
+                    f"sigma= (a known residual SD) only applies to {_families_with(lambda f: 'sigma' in [a.name for a in f.aux])}"
+                )
+            if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+        self.formula = formula
+        # the constructor's arguments, for Model.replace (data as given, before dropna)
+        self.source_data = data
+        given = locals()
+        self.options: dict[str, Any] = {o.name: given[o.name] for o in MODEL_OPTIONS}
+        self.family: Family = fam
+        self.link = fam.link
+        # auxiliary parameters given as known values (data, not parameters)
+        self.fixed_aux: dict[str, float] = {} if sigma is None else {"sigma": float(sigma)}
+        parsed = parse_formula(formula)
+        if parsed.trials and not fam.trials:
+            raise FormulaError(
+                f"trials() in the response needs {_families_with(lambda f: f.trials)}, not {fam.name!r}"
+            )
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        data = self._check_missing(parsed, data, group_predictors, dropna)
+        self.data = data
+        self.design = Design(
+            parsed, data, family=fam.name, pooling=pooling, group_predictors=dict(group_predictors or {})
+        )
+        self.pooling = pooling
+        for blk in self.design.blocks:
+            if blk.pooling in ("hierarchical", "correlated") and blk.J < 2:
+                raise DataError(
+                    f"grouping factor {blk.factor!r} has a single group ({blk.levels[0]!r}): a "
+                    "hierarchical design needs at least 2 groups; use pooling='pooled' or drop "
+                    "the group term"
+                )
+            choice = _option_for(centered, blk.factor)
+            if choice not in (True, False, "auto"):
+                raise ValueError(f"centered must be True, False or 'auto' (per factor in a dict), got {choice!r}")
+            blk.centered = False
+        if suff_stats not in (True, False, "auto"):
+            raise ValueError(f"suff_stats must be True, False or 'auto', got {suff_stats!r}")
+        self._suff_option = suff_stats
+        self._centered_option = centered
+        # column names of per-row quantities, looked up again in new data by predict()
+        self.column_args = {
+            k: v
+            for k, v in {"trials": trials if trials is not None else parsed.trials, "offset": offset, "exposure": exposure}.items()
+            if isinstance(v, str)
+        }
+        self.trials = self._vector_arg(trials if trials is not None else parsed.trials, "trials")
+        if fam.trials and self.trials is None:
+            raise ValueError(
+                f"family={fam.name!r} needs the number of trials: write 'successes | trials(n) ~ ...' "
+                "or pass trials='column'"
+            )
+        off = self._vector_arg(offset, "offset")
+        exp_ = self._vector_arg(exposure, "exposure")
+        if exp_ is not None:
+            bad = np.flatnonzero(~(exp_ > 0))
+            if bad.size:
+                raise DataError(f"exposure must be positive; rows {bad[:5].tolist()} are not")
+            off = (off if off is not None else 0.0) + np.log(exp_)
+        self.offset = off if off is not None else np.zeros(self.design.N)
+        self._check_response()
+        self._check_predictors()
+        self.suff_stats = self._suff_eligible() if suff_stats == "auto" else bool(suff_stats)
+        if aggregate not in (True, False, "auto"):
+            raise ValueError(f"aggregate must be True, False or 'auto', got {aggregate!r}")
+        if aggregate is True and not fam.aggregates_to:
+            raise ValueError(
+                f"aggregate=True applies to {_families_with(lambda f: bool(f.aggregates_to))} only, not {fam.name!r}"
+            )
+        self._patterns = self._row_patterns() if fam.aggregates_to and aggregate is not False else None
+        n_pat = 0 if self._patterns is None else int(self._patterns.max()) + 1
+        self.aggregated = bool(
+            self._patterns is not None and (aggregate is True or n_pat <= self.design.N // 2)
+        )
+        if self.suff_stats and not self._suff_eligible(strict=True):
+            raise ValueError(
+                "suff_stats=True needs family='gaussian' and at most one grouping term; "
+                f"this model has family={fam.name!r} and {len(self.design.blocks)} grouping terms"
+            )
+        if marginalize not in (True, False, "auto"):
+            raise ValueError(f"marginalize must be True, False or 'auto', got {marginalize!r}")
+        blocks = self.design.blocks
+        can_marginalize = (
+            self.suff_stats and len(blocks) == 1 and blocks[0].pooling in ("hierarchical", "correlated")
+        )
+        if marginalize is True and not can_marginalize:
+            raise ValueError(
+                "marginalize=True needs family='gaussian' with sufficient statistics (suff_stats not "
+                "False) and exactly one grouping term with pooling 'hierarchical' or 'correlated'"
+            )
+        term_auto = bool(blocks) and _option_for(centered, blocks[0].factor) == "auto"
+        self.marginalized = bool(can_marginalize and (marginalize is True or (marginalize == "auto" and term_auto)))
+        # parameterization of the sampled terms (an integrated-out term has none: no evidence needed)
+        sampled = [
+            t for t, blk in enumerate(blocks) if blk.pooling != "unpooled" and not (self.marginalized and t == 0)
+        ]
+        self.term_evidence: list[TermEvidence] = []
+        if any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
+            self.term_evidence = term_evidence(
+                fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials
+            )
+        for t, blk in enumerate(blocks):
+            opt = _option_for(centered, blk.factor)
+            if t not in sampled:
+                blk.centered = False if opt == "auto" or blk.pooling == "unpooled" else bool(opt)
+            elif opt == "auto":
+                blk.centered = self.term_evidence[t].centered
+            else:
+                blk.centered = bool(opt)
+        self.params = self._param_table()
+        if not self.params:
+            raise FormulaError(
+                f"formula {formula!r} leaves nothing to estimate (no intercept, predictors, group terms "
+                "or residual SD): add an intercept ('1') or predictors"
+            )
+        self.priors = self._resolve_priors(dict(priors or {}))
+        self._code: dict[bool, str] | None = None
+        self.params = tuple(self.params)
+        self._frozen = True
+
+    # ------------------------------------------------------------------ input checks
+    def _check_missing(
+        self, parsed: Any, data: pd.DataFrame, group_predictors: Any, dropna: bool
+    ) -> pd.DataFrame:
+        names = _identifiers(parsed.formula)
+        for cols in (group_predictors or {}).values():
+            names |= set([cols] if isinstance(cols, str) else cols)
+        used = [c for c in data.columns if str(c) in names]
+        data = data.copy()
+        for col in used:
+            self._check_type(parsed.formula, data, col)
+            s = data[col]
+            if s.dtype == object and len(s.dropna()) and all(
+                isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in s.dropna()
+            ):
+                data[col] = pd.to_numeric(s)  # numbers held in an object column
+        bad_rows = np.zeros(len(data), bool)
+        for col in used:
+            s = data[col]
+            miss = s.isna().to_numpy().copy()
+            if pd.api.types.is_numeric_dtype(s):
+                with np.errstate(invalid="ignore"):
+                    miss |= ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+            if miss.any():
+                if not dropna:
+                    rows = np.flatnonzero(miss)
+                    raise DataError(
+                        f"column {col!r} has {rows.size} missing or infinite value(s), first in rows "
+                        f"{data.index[rows[:5]].tolist()}; fix or remove them, or pass dropna=True "
+                        "to drop incomplete rows"
+                    )
+                bad_rows |= miss
+        if bad_rows.any():
+            log.warning("hbstan: dropna=True dropped %d of %d rows with missing values", bad_rows.sum(), len(data))
+            data = data.loc[~bad_rows]
+        return data.reset_index(drop=True)
+
+    @staticmethod
+    def _check_type(formula: str, data: pd.DataFrame, col: Any) -> None:
+        s = data[col]
+        if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+            raise DataError(
+                f"column {col!r} holds dates or times, which hbstan cannot use directly; convert it "
+                "to a number (e.g. days since a start date) or to categories (wrap it in C())"
+            )
+        if s.dtype == object:
+            kinds = pd.Series([type(v).__name__ for v in s.dropna()]).value_counts()
+            if len(kinds) > 1:
+                rare = kinds.index[-1]
+                rows = [i for i, v in enumerate(s) if type(v).__name__ == rare and pd.notna(v)][:5]
+                kinds = kinds.index
+                raise DataError(
+                    f"column {col!r} mixes value types {sorted(kinds)} (e.g. rows {rows}); make it "
+                    "all numbers (pd.to_numeric) or all text (categories)"
+                )
+        if (s.dtype == object or pd.api.types.is_string_dtype(s)) and f"C({col}" not in formula:
+            vals = s.dropna().astype(str)
+            as_num = pd.to_numeric(vals, errors="coerce")
+            if len(vals) and as_num.notna().all() and vals.str.contains(r"[.eE]").any():
+                raise DataError(
+                    f"column {col!r} holds numbers stored as text (e.g. {vals.iloc[0]!r}); convert it "
+                    "with pd.to_numeric, or write C(" + str(col) + ") to use it as categories"
+                )
+
+    def _vector_arg(self, value: Any, what: str) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value not in self.data.columns:
+                raise DataError(
+                    f"{what} column {value!r} is not in the data; the data has columns "
+                    f"{list(map(str, self.data.columns))}"
+                )
+            value = self.data[value]
+        arr = np.asarray(value, dtype=float).reshape(-1)
+        if arr.shape[0] != len(self.data):
+            raise DataError(f"{what} has {arr.shape[0]} values but the data has {len(self.data)} rows")
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"{what} has missing or infinite values in rows {np.flatnonzero(~np.isfinite(arr))[:5].tolist()}")
+        return arr
+
+    def _check_response(self) -> None:
+        self.family.check_response(self.design.y, self.design.response, self.trials)
+
+    def _check_predictors(self) -> None:
+        d = self.design
+        for name, _, sl in d.terms:
+            for c in range(sl.start, sl.stop):
+                if _sd(d.X[:, c]) == 0:
+                    raise DataError(
+                        f"predictor {name!r} is constant (every row is {d.X[0, c]:g}): its coefficient "
+                        "cannot be estimated apart from the intercept; remove it from the formula"
+                    )
+        if d.K > 1:
+            # with an intercept the program centers X (columns that add up to a constant are
+            # collinear with the intercept); without one, X is used as given (full dummy coding)
+            Xc = d.X - d.X.mean(axis=0) if d.has_intercept else d.X
+            rank = np.linalg.matrix_rank(Xc)
+            if rank < d.K:
+                raise DataError(
+                    f"the predictors {[t[0] for t in d.terms]} are perfectly collinear (rank {rank} "
+                    f"< {d.K} columns): some are linear combinations of others; remove one"
+                )
+
+    # ------------------------------------------------------------------ parameters
+    def _param_table(self) -> list[ParamInfo]:
+        d = self.design
+        out: list[ParamInfo] = []
+        if d.has_intercept:
+            out.append(ParamInfo("Intercept", "b_Intercept", "scalar"))
+        for name, levels, sl in d.terms:
+            if levels:
+                out.append(ParamInfo(name, "b", "vector", sl, (f"{name}_dim",), {f"{name}_dim": levels}))
+            else:
+                out.append(ParamInfo(name, "b", "vector", sl))
+        for a in self.family.aux:
+            if a.name not in self.fixed_aux:
+                out.append(ParamInfo(a.name, a.name, "scalar"))
+        taken = {p.name for p in out}
+        corr_names: set[str] = set()
+        for i, blk in enumerate(d.blocks, start=1):
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                extra = (f"{ename}_dim",) if levels else ()
+                coords = {blk.factor: blk.levels}
+                if levels:
+                    coords[f"{ename}_dim"] = levels
+                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
+                if blk.pooling != "unpooled":
+                    out.append(
+                        ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None)
+                    )
+            if blk.pooling == "correlated":
+                name = f"{blk.factor}_corr"
+                k = 2
+                while name in corr_names:
+                    name, k = f"{blk.factor}_corr_{k}", k + 1
+                corr_names.add(name)
+                labels = self._effect_labels(blk)
+                dims = (f"{name}_effect", f"{name}_effect_bis")
+                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+            for p, col in enumerate(blk.U_names):
+                name = col if col not in taken else f"{blk.factor}:{col}"
+                out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
+            taken |= {p.name for p in out}
+        return out
+
+    @staticmethod
+    def _effect_labels(blk: Block) -> list[str]:
+        labels = []
+        for term, levels, _ in blk.effects:
+            base = "1" if term == "Intercept" else term
+            labels += [f"{base}[{lv}]" for lv in levels] if levels else [base]
+        return labels
+
+    # ------------------------------------------------------------------ priors
+    def _default_priors(self) -> dict[str, Prior]:
+        d = self.design
+        y = d.y
+        loc, s_y = self.family.response_scale(y, self.offset, self.trials)
+        if s_y == 0:
+            raise DataError(f"response {d.response!r} is constant: there is nothing to model")
+        pri: dict[str, Prior] = {}
+        if d.has_intercept:
+            pri["Intercept"] = Normal(loc, 2.5 * s_y)
+        for name, levels, sl in d.terms:
+            for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
+                key = name if lab is None else f"{name}[{lab}]"
+                pri[key] = Normal(0.0, 2.5 * s_y / _sd(d.X[:, c]))
+        for a in self.family.aux:
+            if a.name not in self.fixed_aux:
+                pri[a.name] = a.default_prior(s_y)
+        for blk in d.blocks:
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
+                    key = ename if lab is None else f"{ename}[{lab}]"
+                    sz = 1.0 if term == "Intercept" else (_sd(blk.Z[:, c]) or 1.0)
+                    if blk.pooling == "unpooled":
+                        pri[key] = Normal(loc if term == "Intercept" else 0.0, 2.5 * s_y / sz)
+                    else:
+                        skey = f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"
+                        pri[skey] = HalfNormal(s_y / sz)
+            if blk.pooling == "correlated":
+                name = next(p.name for p in self.params if p.stan == f"Cor_{d.blocks.index(blk) + 1}")
+                pri[name] = LKJ(2.0)
+            for p, col in enumerate(blk.U_names if blk.U is not None else []):
+                su = _sd(blk.U[:, p])
+                if su == 0:
+                    raise DataError(
+                        f"group predictor {col!r} is the same for every {blk.factor}: remove it"
+                    )
+                pname = next(
+                    q.name for q in self.params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
+                )
+                pri[pname] = Normal(0.0, 2.5 * s_y / su)
+        return pri
+
+    def prior_classes(self) -> dict[str, list[str]]:
+        """Class keys users may give, each with the coefficient keys it covers."""
+        keys = list(self.default_priors)
+        classes: dict[str, list[str]] = {}
+        d = self.design
+        for name, levels, _ in d.terms:
+            if levels:
+                classes[name] = [f"{name}[{lv}]" for lv in levels]
+        classes["b"] = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        sd_keys = [k for k in keys if k.endswith("_sigma") or "_sigma[" in k]
+        classes["sd"] = [k for k in sd_keys if k != "sigma"]
+        classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ)]
+        gam = [p.name for p in self.params if p.stan.startswith("gamma_")]
+        classes["gamma"] = gam
+        for blk in d.blocks:
+            for term, levels, _ in blk.effects:
+                ename = blk.effect_name(term)
+                if levels:
+                    if blk.pooling == "unpooled":
+                        classes[ename] = [f"{ename}[{lv}]" for lv in levels]
+                    else:
+                        classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
+        # the class-wide keys are always accepted (a no-op where the design has no such term,
+        # e.g. "b" in an unpooled model whose slopes all vary by group)
+        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma")}
+
+    def _resolve_priors(self, user: dict[str, Prior]) -> dict[str, Prior]:
+        self.default_priors = self._default_priors()
+        pri = dict(self.default_priors)
+        classes = self.prior_classes()
+        valid = sorted(set(pri) | set(classes))
+        # class-wide keys first, then individual coefficients override them
+        for key in sorted(user, key=lambda k: k in pri):
+            prior = user[key]
+            if not isinstance(prior, Prior):
+                raise ValueError(
+                    f"prior for {key!r} must be an hbstan prior such as hbstan.Normal(0, 1), "
+                    f"got {prior!r}"
+                )
+            targets = classes[key] if key in classes else ([key] if key in pri else None)
+            if targets is None:
+                raise ValueError(f"unknown prior name {key!r}; valid names for this model: {valid}")
+            for t in targets:
+                is_corr = isinstance(self.default_priors[t], LKJ)
+                if is_corr != isinstance(prior, LKJ):
+                    want = "an LKJ prior" if is_corr else "a prior other than LKJ"
+                    raise ValueError(f"prior for {key!r} must be {want}, got {prior}")
+                pri[t] = prior
+        return pri
+
+    # ------------------------------------------------------------------ Stan program
+    def class_prior(self, keys: list[str], what: str) -> tuple[Prior | None, dict[str, list[float]]]:
+        """One family for a vector class: its descriptor and per-element hyperparameters."""
+        if not keys:
+            return None, {}
+        fams = {type(self.priors[k]) for k in keys}
+        if len(fams) > 1:
+            raise ValueError(
+                f"the priors of {what} ({keys}) must share one family (hbstan renders one "
+                f"statement per class); got {sorted(f.__name__ for f in fams)}"
+            )
+        values: dict[str, list[float]] = {}
+        for k in keys:
+            for a, v in self.priors[k].values().items():
+                values.setdefault(a, []).append(v)
+        return self.priors[keys[0]], values
+
+    def block_keys(self, blk: Block, suffix: str) -> list[str]:
+        """Prior keys of a grouping term's effects (``suffix`` "_sigma": of their SDs)."""
+        keys = []
+        for term, levels, _ in blk.effects:
+            ename = blk.effect_name(term) + suffix
+            keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
+        return keys
+
+    def _row_patterns(self) -> np.ndarray:
+        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable."""
+        d = self.design
+        cols = [d.X, self.offset[:, None]]
+        for blk in d.blocks:
+            cols += [blk.index[:, None].astype(float), blk.Z]
+        _, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
+        return inverse.reshape(-1)
+
+    def _aggregate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Bernoulli rows summed into binomial counts per pattern (same likelihood up to a constant)."""
+        pat = self._patterns
+        n_pat = int(pat.max()) + 1
+        first = np.zeros(n_pat, dtype=int)
+        first[pat[::-1]] = np.arange(len(pat))[::-1]  # first row of each pattern
+        out: dict[str, Any] = {
+            "N": n_pat,
+            "y": np.bincount(pat, weights=self.design.y, minlength=n_pat).astype(int),
+            "trials": np.bincount(pat, minlength=n_pat).astype(int),
+            "X": data["X"][first],
+            "offsets": data["offsets"][first],
+        }
+        for i in range(1, len(self.design.blocks) + 1):
+            out[f"g_{i}"] = data[f"g_{i}"][first]
+            out[f"Z_{i}"] = data[f"Z_{i}"][first]
+        return out
+
+    def _suff_eligible(self, strict: bool = False) -> bool:
+        d = self.design
+        if not self.family.suff_stats or len(d.blocks) > 1:
+            return False
+        cells = d.blocks[0].J if d.blocks else 1
+        return strict or d.N >= 2 * cells
+
+    def _suff_columns(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+        """Distinct columns W of [1, X, Z] and the maps from X and Z columns onto them."""
+        d = self.design
+        cols: list[np.ndarray] = []
+        one_col = 0
+        if d.has_intercept or any(b.has_intercept for b in d.blocks):
+            cols.append(np.ones(d.N))
+            one_col = 1
+
+        def place(v: np.ndarray) -> int:
+            for k, c in enumerate(cols):
+                if np.array_equal(c, v):
+                    return k
+            cols.append(v)
+            return len(cols) - 1
+
+        Ax = np.zeros((d.K, 0))
+        x_pos = [place(d.X[:, k]) for k in range(d.K)]
+        z_pos = [[place(b.Z[:, m]) for m in range(b.M)] for b in d.blocks]
+        P = len(cols)
+        Ax = np.zeros((d.K, P))
+        for k, p in enumerate(x_pos):
+            Ax[k, p] = 1.0
+        Azs = []
+        for b, pos in zip(d.blocks, z_pos):
+            Az = np.zeros((b.M, P))
+            for m, p in enumerate(pos):
+                Az[m, p] = 1.0
+            Azs.append(Az)
+        return np.column_stack(cols) if cols else np.zeros((d.N, 0)), Ax, Azs, one_col
+
+    def suff_data(self) -> dict[str, Any]:
+        """Per-cell sufficient statistics (computed once per model: the data do not change)."""
+        memo: dict[str, Any] | None = getattr(self, "_suff_memo", None)
+        if memo is None:
+            memo = self._suff_memo = self._compute_suff_data()
+        return memo
+
+    def _compute_suff_data(self) -> dict[str, Any]:
+        d = self.design
+        W, Ax, Azs, one_col = self._suff_columns()
+        P = W.shape[1]
+        if P == 0:
+            raise ValueError("sufficient statistics need at least one predictor column; use suff_stats=False")
+        cell = d.blocks[0].index if d.blocks else np.zeros(d.N, dtype=int)
+        S = d.blocks[0].J if d.blocks else 1
+        ys = d.y - self.offset
+        center = float(np.mean(ys)) if one_col else 0.0
+        ys = ys - center
+        yy = np.bincount(cell, weights=ys * ys, minlength=S)
+        Wy = np.column_stack([np.bincount(cell, weights=W[:, p] * ys, minlength=S) for p in range(P)])
+        WW = np.column_stack(
+            [np.bincount(cell, weights=W[:, p] * W[:, q], minlength=S) for p in range(P) for q in range(p, P)]
+        )
+        out: dict[str, Any] = {"S": S, "P": P, "Ax": Ax, "ycenter": center, "yy": yy, "Wy": Wy, "WW": WW}
+        if Azs:
+            out["Az"] = Azs[0]
+        if one_col:
+            out["one_col"] = one_col
+        return out
+
+    def structure(self, threads: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Template context (structure only) and prior hyperparameter data."""
+        d = self.design
+        hyper: dict[str, Any] = {}
+
+        def add(name: str, prior: Prior | None, values: dict[str, list[float]], vector: bool) -> dict[str, Any]:
+            if prior is None:  # empty class: declare the family of the default, size 0
+                prior = Normal(0, 1)
+                values = {"loc": [], "scale": []}
+            for a in prior.data_args():
+                hyper[f"prior_{name}_{a}"] = values[a] if vector else values[a][0]
+            return {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()), "family": prior.family}
+
+        # the family whose template writes the likelihood: Bernoulli rows summed into binomial
+        # counts are binomial data
+        fam = get_family(self.family.aggregates_to) if (self.aggregated and not threads) else self.family
+        ctx: dict[str, Any] = {
+            "version": __version__,
+            "family": fam.name,
+            "link": fam.link,
+            "integer_response": fam.integer_response,
+            "aux": [],
+            "has_intercept": d.has_intercept,
+            "suff": self.suff_stats,
+            "marginal": self.marginalized,
+            "suff_ones": self.suff_stats and (d.has_intercept or any(b.has_intercept for b in d.blocks)),
+            "threads": threads,
+            "priors": {},
+            "blocks": [],
+        }
+        if d.has_intercept:
+            p, v = self.class_prior(["Intercept"], "the intercept")
+            ctx["priors"]["Intercept"] = add("Intercept", p, v, False)
+        bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        p, v = self.class_prior(bkeys, "the coefficients (class 'b')")
+        ctx["priors"]["b"] = add("b", p, v, True)
+        for a in fam.aux:
+            entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}", "fixed": a.name in self.fixed_aux}
+            if not entry["fixed"]:
+                p, v = self.class_prior([a.name], a.name)
+                entry["prior"] = add(a.name, p, v, False)
+            ctx["aux"].append(entry)
+        # the first centered (sampled) term with a varying intercept is centered on the Intercept
+        on_intercept = next(
+            (
+                i for i, blk in enumerate(d.blocks, start=1)
+                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+            ),
+            None,
+        )
+        for i, blk in enumerate(d.blocks, start=1):
+            b: dict[str, Any] = {
+                "i": i,
+                "pooling": blk.pooling,
+                "centered": blk.centered,
+                "marginal": self.marginalized and i == 1,
+                "on_intercept": i == on_intercept,
+                "has_U": blk.U is not None,
+            }
+            if blk.pooling == "unpooled":
+                p, v = self.class_prior(self.block_keys(blk, ""), f"the effects of {blk.factor}")
+                b["r_prior"] = add(f"r_{i}", p, v, True)
+            else:
+                p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}")
+                b["sd_prior"] = add(f"sd_{i}", p, v, True)
+            if blk.pooling == "correlated":
+                cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
+                p, v = self.class_prior([cname], cname)
+                b["lkj_prior"] = add(f"L_{i}", p, v, False)
+            if blk.U is not None:
+                gkeys = [q.name for q in self.params if q.stan == f"gamma_{i}"]
+                p, v = self.class_prior(gkeys, f"the group-level predictors of {blk.factor}")
+                b["gamma_prior"] = add(f"gamma_{i}", p, v, True)
+            ctx["blocks"].append(b)
+        return ctx, hyper
+
+    @property
+    def known_sigma(self) -> float | None:
+        """The residual SD given as known (``sigma=``), or None when it is estimated."""
+        return self.fixed_aux.get("sigma")
+
+    @property
+    def stan_code(self) -> str:
+        """The rendered Stan program (no user string appears in it)."""
+        return self.program()
+
+    def program(self, *, threads: bool = False) -> str:
+        """The Stan program; ``threads=True`` renders the reduce_sum variant."""
+        if self._code is None:
+            self._code = {}
+        if threads not in self._code:
+            ctx, _ = self.structure(threads)
+            # read back when this structure was rendered before by the same templates and code
+            # (saves Jinja's template compilation, the costly part, in every new process)
+            self._code[threads] = rendered_program(ctx)
+        return self._code[threads]
+
+    def stan_data_for(
+        self,
+        *,
+        prior_only: bool = False,
+        threads: bool = False,
+        grainsize: int = 1,
+        pointwise: bool = True,
+        draw_effects: bool = True,
+    ) -> dict[str, Any]:
+        """The data dict handed to CmdStan.
+
+        A program with sufficient statistics needs the rows only to compute ``log_lik`` and
+        ``y_rep`` itself (``pointwise``); without it no rows are passed (``N_rows`` = 0), so
+        the data file, and CmdStan's reading of it, grows with the number of groups. Where the
+        group effects are integrated out, ``draw_effects`` says whether the program draws
+        them (else hbstan does, from the population-level draws: :mod:`hbstan.marginal`).
+        """
+        d = self.design
+        _, hyper = self.structure(threads)
+        data: dict[str, Any] = {"N": d.N}
+        n = d.N
+        if self.suff_stats:  # the template's m.suff
+            n = d.N if pointwise else 0
+            data["N_rows"] = n
+        data["y"] = d.y[:n].astype(int) if self.family.integer_response else d.y[:n]
+        data.update(self.fixed_aux)
+        if self.family.trials:
+            data["trials"] = self.trials[:n].astype(int)
+        data.update(K=d.K, X=d.X[:n], offsets=self.offset[:n])
+        if d.has_intercept:
+            data["means_X"] = d.X.mean(axis=0)
+        for i, blk in enumerate(d.blocks, start=1):
+            data[f"J_{i}"] = blk.J
+            data[f"M_{i}"] = blk.M
+            data[f"g_{i}"] = blk.index[:n] + 1
+            data[f"Z_{i}"] = blk.Z[:n]
+            if blk.U is not None:
+                data[f"P_{i}"] = blk.U.shape[1]
+                data[f"U_{i}"] = blk.U
+        if self.suff_stats:
+            data.update(self.suff_data())
+        if self.aggregated and not threads:
+            data.update(self._aggregate(data))
+        if threads:
+            data["grainsize"] = int(grainsize)
+        data.update(hyper)
+        data["prior_only"] = int(prior_only)
+        data["pointwise"] = int(pointwise)
+        if self.marginalized:
+            data["draw_effects"] = int(draw_effects or pointwise)
+        return data
+
+    @property
+    def stan_data(self) -> dict[str, Any]:
+        """The data dict handed to CmdStan (likelihood on)."""
+        return self.stan_data_for()
+
+    def resolved_options(self) -> dict[str, Any]:
+        """Every option of :data:`MODEL_OPTIONS` as resolved for this model (None: not set).
+
+        Rebuilding with these and the same data gives the very same program and data: the
+        ``"auto"`` choices are replaced by what was chosen, priors are those that differ from
+        the defaults, and per-row quantities are their column names. A run's spec file saves
+        them.
+
+        Raises
+        ------
+        ValueError
+            When trials, offset or exposure were given as arrays rather than column names: such
+            a model cannot be rebuilt from its data; pass column names instead.
+        """
+        d = self.design
+        cols = dict(self.column_args)
+        out: dict[str, Any] = {o.name: None for o in MODEL_OPTIONS}
+        out["family"] = self.family.name
+        out["pooling"] = self.pooling
+        out["group_predictors"] = {blk.factor: list(blk.U_names) for blk in d.blocks if blk.U is not None} or None
+        out["priors"] = {k: p for k, p in self.priors.items() if self.default_priors.get(k) != p} or None
+        out["sigma"] = self.known_sigma
+        if self.family.trials:
+            if "trials" not in cols:
+                raise ValueError(
+                    "the binomial trials were given as an array: a saved model must find them in its "
+                    "data; add them as a column and pass trials='column' (or write 'y | trials(n) ~ ...')"
+                )
+            if d.parsed.trials is None or d.parsed.trials != cols["trials"]:
+                out["trials"] = cols["trials"]
+        off = np.zeros(d.N)
+        if "offset" in cols:
+            off = off + self.data[cols["offset"]].to_numpy(dtype=float)
+            out["offset"] = cols["offset"]
+        if "exposure" in cols:
+            off = off + np.log(self.data[cols["exposure"]].to_numpy(dtype=float))
+            out["exposure"] = cols["exposure"]
+        if not np.allclose(off, self.offset, rtol=0, atol=1e-12):
+            raise ValueError(
+                "the offset or exposure was given as an array: a saved model must find it in its data; "
+                "add it as a column and pass offset='column' (or exposure='column')"
+            )
+        flags = {blk.factor: bool(blk.centered) for blk in d.blocks}
+        out["centered"] = flags if len(set(flags.values())) > 1 else next(iter(flags.values()), False)
+        out["marginalize"] = bool(self.marginalized)
+        out["suff_stats"] = bool(self.suff_stats)
+        out["aggregate"] = bool(self.aggregated) if self.family.aggregates_to else None
+        out["dropna"] = False  # the data a model keeps are already complete
+        return out
+
+    # read-only once built: the backends and consumers share one spec
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False) and not name.startswith("_"):
+            raise AttributeError(
+                f"a model specification is read-only: build a new one (model.replace({name}=...)) "
+                f"instead of setting {name!r}"
+            )
+        object.__setattr__(self, name, value)
+
+    def prior_table(self) -> pd.DataFrame:
+        """The priors in use, one row per coefficient: name, prior, and whether it is a default."""
+        rows = [
+            {"name": k, "prior": str(p), "default": self.default_priors.get(k) == p}
+            for k, p in self.priors.items()
+        ]
+        return pd.DataFrame(rows)
+    def __repr__(self) -> str:
+        designs = ", ".join(f"{b.factor}: {b.pooling}" for b in self.design.blocks) or "pooled"
+        return f"hbstan.Model({self.formula!r}, family={self.family.name!r}, {designs}, N={self.design.N})"
+
+    # ------------------------------------------------------------------ sampling
