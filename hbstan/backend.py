@@ -61,7 +61,10 @@ def find_cmdstan() -> str:
     if env:
         if not os.path.isdir(env):
             raise CmdStanNotFoundError(f"CMDSTAN={env!r} is not a directory. {INSTALL_HINT}")
-        cmdstanpy.set_cmdstan_path(env)
+        try:
+            cmdstanpy.set_cmdstan_path(env)
+        except ValueError as err:  # CmdStanPy checks for the makefile
+            raise CmdStanNotFoundError(f"CMDSTAN={env!r} is not a CmdStan installation ({err}). {INSTALL_HINT}") from None
         return env
     try:
         with quiet_cmdstanpy():

@@ -184,10 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_compare_pooling)
 
-    p = sub.add_parser("install-cmdstan", help="install CmdStan with CmdStanPy's installer")
+    p = sub.add_parser(
+        "install-cmdstan",
+        help="install CmdStan with CmdStanPy's installer (nothing to do when a working one is found)",
+    )
     p.add_argument("--version", default=None, help="CmdStan version (default: latest)")
+    p.add_argument("--dir", default=None, help="install under this directory (default: CmdStanPy's, ~/.cmdstan)")
+    p.add_argument("--force", action="store_true", help="install even when a working CmdStan is found")
     _common(p)
     p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("doctor", help="versions, the CmdStan found, compiler, make, TBB and caches (for bug reports)")
+    _common(p)
+    p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("precompile", help="compile the common model structures ahead of time")
     p.add_argument("--family", action="append", dest="families", metavar="FAMILY",
@@ -507,9 +516,39 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
 
 def _cmd_install(args: argparse.Namespace) -> int:
     from .backend import install_cmdstan
+    from .doctor import cmdstan_status
 
-    ok = install_cmdstan(version=args.version) if args.version else install_cmdstan()
-    return 0 if ok else 1
+    if not args.force:
+        path, status = cmdstan_status()
+        if path is not None:
+            print(f"CmdStan is installed: {status}; nothing to do (--force installs another)")
+            return 0
+    kwargs = {k: v for k, v in {"version": args.version, "dir": args.dir}.items() if v is not None}
+    if args.force:
+        kwargs["overwrite"] = True
+    try:
+        ok = install_cmdstan(**kwargs)
+    except Exception as err:  # CmdStanPy's installer raises on some failures, returns False on others
+        print(f"hbstan: {err}", file=sys.stderr)
+        ok = False
+    if not ok:
+        print(
+            "hbstan: CmdStan could not be installed (CmdStanPy downloads a release from GitHub). "
+            "Without a network: point CMDSTAN at an existing CmdStan (export CMDSTAN=/path/to/cmdstan-2.35.0), "
+            "or install conda-forge's package (conda install -c conda-forge cmdstan); "
+            "`hbstan doctor` then shows what hbstan finds.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"CmdStan installed: {cmdstan_status()[1]}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report())
+    return 0
 
 
 def _cmd_precompile(args: argparse.Namespace) -> int:

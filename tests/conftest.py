@@ -3,7 +3,6 @@ with a loud notice at the end of the run, where no CmdStan installation is found
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,6 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-if "HBSTAN_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
-    os.environ["HBSTAN_DATA_DIR"] = str(SHARED_DATA)
 
 
 def _cmdstan() -> str | None:

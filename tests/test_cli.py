@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FORMULA = "log_radon ~ 1 + floor + (1 | county)"
 SAMPLER = ["--chains", "2", "--draws", "200", "--warmup", "200", "--seed", "7"]
 COMMANDS = ["render", "compile", "fit", "summary", "diagnose", "predict", "compare-pymc", "compare-pooling",
-            "install-cmdstan", "demo"]
+            "install-cmdstan", "doctor", "demo"]
 
 
 def hbstan(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -331,3 +331,57 @@ def test_compile_then_run_cmdstan_directly(csv: Path, tmp_path: Path) -> None:
     draws = pd.read_csv(out / "output.csv", comment="#")
     assert len(draws) == 50 and "b_Intercept" in draws.columns
     assert json.loads((out / "data.json").read_text())["N"] == 300
+
+
+# ------------------------------------------------------------------ install-cmdstan and doctor
+@pytest.mark.cmdstan
+def test_install_cmdstan_with_one_installed_does_nothing_and_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    from hbstan.backend import find_cmdstan
+
+    assert cli.main(["install-cmdstan"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and find_cmdstan() in out
+
+
+def test_install_cmdstan_failure_says_what_to_do_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No working CmdStan (CMDSTAN names an empty directory) and an installer that cannot reach
+    GitHub (as on a machine without network): exit 1 with the two ways out."""
+    import hbstan.backend
+
+    asked: dict = {}
+
+    def offline_installer(**kwargs):
+        asked.update(kwargs)
+        return False  # what cmdstanpy.install_cmdstan returns when the download fails
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CMDSTAN", str(tmp_path / "empty"))
+    monkeypatch.setattr(hbstan.backend, "install_cmdstan", offline_installer)
+    assert cli.main(["install-cmdstan", "--version", "2.35.0", "--dir", str(tmp_path / "to")]) == 1
+    err = capsys.readouterr().err
+    assert "export CMDSTAN=" in err and "conda-forge" in err and "hbstan doctor" in err
+    assert asked == {"version": "2.35.0", "dir": str(tmp_path / "to")}
+    assert cli.main(["install-cmdstan", "--force"]) == 1
+    assert asked["overwrite"] is True
+
+
+def test_doctor_reports_versions_cmdstan_and_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cmdstanpy
+
+    from hbstan.doctor import cmdstan_status
+
+    monkeypatch.setenv("HBSTAN_CACHE_DIR", str(tmp_path))
+    (tmp_path / "programs").mkdir()
+    (tmp_path / "programs" / "p.stan").write_bytes(b"x" * 2**20)
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert f"cmdstanpy {cmdstanpy.__version__}" in out
+    assert f"cache: {tmp_path}" in out and "programs/: 1.0 MB" in out and "runs/: absent" in out
+    path, status = cmdstan_status()
+    assert f"CmdStan: {status}" in out
+    if path is not None:
+        assert "stanc3" in out  # stanc --version ran
