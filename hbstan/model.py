@@ -41,6 +41,8 @@ class Model(ModelSpec):
         coefficient or class: ``"Intercept"``, ``"b"`` (all coefficients), a predictor name,
         ``"sigma"``, ``"1|county_sigma"``, ``"sd"`` (all group SDs), ``"county_corr"`` or
         ``"corr"``, ``"1|county"`` (unpooled effects), a group predictor name or ``"gamma"``.
+        Values are priors (``hbstan.Normal(0, 2.5)``) or strings, in hbstan's or brms's
+        spelling (``"normal(0, 2.5)"``, ``"student_t(3, 0, 2.5)"``, ``"lkj(2)"``).
     sigma : float, optional
         Known residual SD (gaussian family): then sigma is data, not a parameter.
     trials : str or array, optional

@@ -7,7 +7,9 @@ its *family* does, because it changes the program text.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,6 +24,8 @@ __all__ = [
     "Exponential",
     "Gamma",
     "LKJ",
+    "parse_prior",
+    "format_prior",
 ]
 
 
@@ -258,3 +262,104 @@ class LKJ(Prior):
 
     def mean_sd(self) -> tuple[float, float]:  # noqa: D102
         return 0.0, math.nan
+
+
+def _prior_classes() -> dict[str, type[Prior]]:
+    return {name: globals()[name] for name in __all__ if isinstance(globals().get(name), type) and name != "Prior"}
+
+
+def _key(family: str) -> str:
+    """Family names compared without case and underscores: brms's ``student_t`` is ``StudentT``."""
+    key = family.replace("_", "").lower()
+    return _ALIASES.get(key, key)
+
+
+# brms / Stan spellings of hbstan's priors
+_ALIASES = {"lkjcorr": "lkj", "lkjcorrcholesky": "lkj", "halft": "halfstudentt", "halfstudent": "halfstudentt"}
+
+
+def format_prior(prior: Prior) -> str:
+    """Write a prior as a string that :func:`parse_prior` reads back exactly.
+
+    Unlike ``str(prior)`` (6 significant digits), values keep full precision:
+    ``format_prior(Normal(0, 2.5))`` is ``"Normal(mu=0.0, sigma=2.5)"``.
+    """
+    if not isinstance(prior, Prior):
+        raise TypeError(f"expected an hbstan prior, got {prior!r}")
+    args = ", ".join(f"{f.name}={float(getattr(prior, f.name))!r}" for f in dataclasses.fields(prior))
+    return f"{type(prior).__name__}({args})"
+
+
+_CALL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_ARG = re.compile(rf"^\s*(?:([A-Za-z_][A-Za-z0-9_]*)\s*=\s*)?({_NUMBER})\s*$")
+
+
+def parse_prior(text: str, *, name: str | None = None) -> Prior:
+    """Read a prior from a string such as ``"Normal(0, 10)"`` or ``"HalfNormal(sigma=2.5)"``.
+
+    Parameters
+    ----------
+    text : str
+        ``Family(args)``: a prior class of :mod:`hbstan.priors` with numeric arguments,
+        positional (in the class's order) and/or by keyword. Family names ignore case and
+        underscores, so brms's spellings work too: ``"normal(0, 2.5)"``,
+        ``"student_t(3, 0, 2.5)"``, ``"exponential(1)"``, ``"lkj(2)"``. Nothing is evaluated:
+        the string is matched against a small grammar.
+    name : str, optional
+        What the prior is for (used in error messages), e.g. ``"Intercept"``.
+
+    Returns
+    -------
+    hbstan.Prior
+
+    Raises
+    ------
+    ValueError
+        Naming the bad string and what would be valid.
+    """
+    where = f"prior for {name!r}" if name else "prior"
+    classes = _prior_classes()
+    if not isinstance(text, str):
+        raise ValueError(f"{where} must be a string such as \"Normal(0, 10)\", got {text!r}")
+    m = _CALL.match(text)
+    if not m:
+        raise ValueError(
+            f"{where}: cannot read {text!r}; write a prior as Family(arguments), e.g. "
+            f"\"Normal(0, 10)\" or \"HalfNormal(sigma=1)\"; families: {sorted(classes)}"
+        )
+    family, inner = m.group(1), m.group(2)
+    lookup = {_key(k): v for k, v in classes.items()}
+    cls = lookup.get(_key(family))
+    if cls is None:
+        raise ValueError(f"{where}: unknown prior family {family!r} in {text!r}; families: {sorted(classes)}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    signature = f"{cls.__name__}({', '.join(fields)})"
+    kwargs: dict[str, float] = {}
+    positional_done = False
+    pieces = [] if not inner.strip() else inner.split(",")
+    if len(pieces) > len(fields):
+        raise ValueError(f"{where}: {text!r} has {len(pieces)} arguments; {signature} takes at most {len(fields)}")
+    for i, piece in enumerate(pieces):
+        am = _ARG.match(piece)
+        if not am:
+            raise ValueError(
+                f"{where}: cannot read argument {piece.strip()!r} of {text!r}; arguments are numbers, "
+                f"optionally named: {signature}"
+            )
+        key, value = am.group(1), float(am.group(2))
+        if key is None:
+            if positional_done:
+                raise ValueError(f"{where}: positional argument {piece.strip()!r} after a named one in {text!r}")
+            key = fields[i]
+        else:
+            positional_done = True
+            if key not in fields:
+                raise ValueError(f"{where}: {cls.__name__} has no argument {key!r} (in {text!r}); it takes {signature}")
+        if key in kwargs:
+            raise ValueError(f"{where}: argument {key!r} given twice in {text!r}")
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err} (in {text!r})") from None

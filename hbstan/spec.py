@@ -22,7 +22,7 @@ from .centering import TermEvidence, term_evidence
 from .design import Block, DataError, Design, FormulaError, parse_formula
 from .families import FAMILIES, Family, get_family
 from .options import MODEL_OPTIONS
-from .priors import LKJ, HalfNormal, Normal, Prior
+from .priors import LKJ, HalfNormal, Normal, Prior, parse_prior
 from .render import program as rendered_program
 
 __all__ = ["ModelSpec", "POOLINGS", "ParamInfo"]
@@ -448,10 +448,12 @@ class ModelSpec:
         # class-wide keys first, then individual coefficients override them
         for key in sorted(user, key=lambda k: k in pri):
             prior = user[key]
+            if isinstance(prior, str):  # "normal(0, 2.5)", brms's spelling, or "Normal(0, 2.5)"
+                prior = parse_prior(prior, name=key)
             if not isinstance(prior, Prior):
                 raise ValueError(
-                    f"prior for {key!r} must be an hbstan prior such as hbstan.Normal(0, 1), "
-                    f"got {prior!r}"
+                    f"prior for {key!r} must be an hbstan prior such as hbstan.Normal(0, 1) or a string "
+                    f"such as 'normal(0, 1)', got {prior!r}"
                 )
             targets = classes[key] if key in classes else ([key] if key in pri else None)
             if targets is None:

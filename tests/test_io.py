@@ -398,3 +398,31 @@ def test_save_elsewhere_copies_cmdstan_output_and_refuses_to_clobber(
     back = io.load(other)
     assert back.idata.posterior.identical(fit.idata.posterior)
     assert math.isfinite(back.diagnose().max_rhat)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("normal(0, 2.5)", Normal(0, 2.5)),
+        ("student_t(3, 0, 2.5)", StudentT(3, 0, 2.5)),
+        ("exponential(1)", Exponential(1)),
+        ("lkj(2)", LKJ(2)),
+        ("lkj_corr_cholesky(4)", LKJ(4)),
+        ("cauchy(0, 1)", Cauchy(0, 1)),
+    ],
+)
+def test_brms_spellings_of_priors(text: str, expected) -> None:
+    assert io.parse_prior(text) == expected
+
+
+def test_model_takes_prior_strings_with_located_errors(rng: np.random.Generator) -> None:
+    df = _toy(rng)
+    by_string = hbstan.Model("y ~ x + (1 + x | g)", df, priors={"x": "normal(0, 2.5)", "corr": "lkj(3)", "sd": "exponential(1)"})
+    by_object = hbstan.Model("y ~ x + (1 + x | g)", df, priors={"x": Normal(0, 2.5), "corr": LKJ(3), "sd": Exponential(1)})
+    _same_model(by_string, by_object)
+    with pytest.raises(ValueError, match=r"prior for 'x': cannot read argument 'two' of 'normal\(0, two\)'"):
+        hbstan.Model("y ~ x", df, priors={"x": "normal(0, two)"})
+    with pytest.raises(ValueError, match=r"prior for 'x': unknown prior family 'weibull'"):
+        hbstan.Model("y ~ x", df, priors={"x": "weibull(1, 2)"})
+    with pytest.raises(ValueError, match="__import__"):  # never evaluated: read by the grammar
+        hbstan.Model("y ~ x", df, priors={"x": "__import__('os').system('true')"})
