@@ -138,6 +138,40 @@ class Fit:
         s = self.settings
         return f"<hbstan.Fit {self.model!r}: {s.get('chains')} chains x {s.get('draws')} draws, run_dir={self.run_dir}>"
 
+    def __str__(self) -> str:
+        """A summary in the manner of brms's: the model, the draws, then each kind of parameter.
+
+        Population-level effects, group-level SDs, correlations and group-level predictors
+        (per grouping factor), and the family's parameters, each with its posterior mean
+        (Estimate), SD (Est.Error), equal-tailed 95% interval, R-hat, bulk and tail ESS; then
+        the warnings raised after sampling, with their advice.
+        """
+        m = self.model
+        s = self.settings
+        fam = m.family
+        links = "; ".join([f"mu = {fam.link}"] + [f"{a.name} = identity" for a in fam.aux if a.name not in m.fixed_aux])
+        factors = ", ".join(f"{b.factor}: {b.J}" for b in m.design.blocks)
+        warmup = s.get("warmup")
+        lines = [
+            f" Family: {fam.name}",
+            f"  Links: {links}",
+            f"Formula: {m.formula}",
+            f"   Data: {m.design.N} rows" + (f" (groups: {factors})" if factors else ""),
+            f"  Draws: {s.get('chains')} chains, each with {s.get('draws')} draws after "
+            f"{'?' if warmup is None else warmup} warm-up; {self.backend} backend",
+        ]
+        if s.get("prior_only"):
+            lines.append("  (prior only: the likelihood was left out)")
+        sections = summary_sections(self)
+        for title, table in sections:
+            lines += ["", title, table.to_string(float_format=lambda v: f"{v:.2f}")]
+        lines.append("")
+        if self.warnings:
+            lines += [f"Warning: {w}" for w in self.warnings]
+        else:
+            lines.append("No sampler warnings (divergences, tree depth, E-BFMI, R-hat, ESS) were raised.")
+        return "\n".join(lines)
+
     @property
     def posterior(self) -> Any:
         """The posterior group of ``idata``."""
@@ -362,3 +396,66 @@ class Fit:
         from .predict import predict
 
         return predict(self, data, kind=kind, seed=seed)
+
+
+SUMMARY_COLUMNS = ["Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]
+
+
+def _rows(fit: Fit, names: list[str], corr: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """One row per entry of each posterior variable in ``names`` (labels ``name[coord]``);
+    of the correlation matrices in ``corr``, each pair once."""
+    import arviz as az
+
+    post = fit.idata.posterior[names]
+    with warnings.catch_warnings(), arviz_without_numba():
+        warnings.simplefilter("ignore")
+        rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
+    rows = {}
+    for name in names:
+        da = post[name]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        flat = da.stack(__entry__=extra) if extra else da.expand_dims(__entry__=[0])
+        for k in range(flat.sizes["__entry__"]):
+            x = flat.isel(__entry__=k).values.reshape(-1)
+            key = np.atleast_1d(flat["__entry__"].values[k])
+            pick = dict(zip(extra, key)) if extra else {}
+            label = f"{name}[{', '.join(map(str, key))}]" if extra else name
+            if name in corr:  # each correlation once, as brms's cor(a, b)
+                a, b = (list(da[dim].values).index(v) for dim, v in pick.items())
+                if a >= b:
+                    continue
+                label = f"cor({key[0]}, {key[1]})"
+            rows[label] = [
+                float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0,
+                float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975)),
+                float(rhat[name].sel(pick).values), float(bulk[name].sel(pick).values),
+                float(tail[name].sel(pick).values),
+            ]
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS)
+    for col in ("Bulk_ESS", "Tail_ESS"):
+        out[col] = out[col].round().astype("Int64")
+    return out
+
+
+def summary_sections(fit: Fit) -> list[tuple[str, pd.DataFrame]]:
+    """The tables of ``print(fit)``: (title, DataFrame) per kind of parameter, in brms's order."""
+    m = fit.model
+    aux = {a.name for a in m.family.aux}
+    out: list[tuple[str, pd.DataFrame]] = []
+    for i, blk in enumerate(m.design.blocks, start=1):
+        names = [p.name for p in m.params if p.stan in (f"sd_{i}", f"Cor_{i}", f"gamma_{i}")]
+        if blk.pooling == "unpooled":
+            names = [p.name for p in m.params if p.stan == f"r_{i}"]
+        if names:
+            title = f"Group-level effects: ~{blk.factor} ({blk.J} levels, {blk.pooling}" + (
+                ", centered)" if blk.centered else ")"
+            )
+            corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{i}")
+            out.append((title, _rows(fit, names, corr)))
+    population = [p.name for p in m.params if p.stan in ("b_Intercept", "b")]
+    if population:
+        out.append(("Population-level effects:", _rows(fit, population)))
+    family = [p.name for p in m.params if p.stan in aux]
+    if family:
+        out.append(("Family-specific parameters:", _rows(fit, family)))
+    return out

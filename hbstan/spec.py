@@ -806,6 +806,34 @@ class ModelSpec:
             for k, p in self.priors.items()
         ]
         return pd.DataFrame(rows)
+    def __str__(self) -> str:
+        """The formula, family and links, data, each term's design and parameterization, and the priors."""
+        fam = self.family
+        d = self.design
+        links = "; ".join([f"mu = {fam.link}"] + [f"{a.name} = identity" for a in fam.aux if a.name not in self.fixed_aux])
+        lines = [
+            f"Formula: {self.formula}",
+            f" Family: {fam.name} ({links})" + (f"; known {', '.join(f'{k} = {v:g}' for k, v in self.fixed_aux.items())}" if self.fixed_aux else ""),
+            f"   Data: {d.N} rows",
+        ]
+        for i, blk in enumerate(d.blocks, start=1):
+            if blk.pooling == "unpooled":
+                how = "unpooled (independent priors)"
+            elif self.marginalized and i == 1:
+                how = f"{blk.pooling}, integrated out of the likelihood (drawn exactly afterwards)"
+            else:
+                how = f"{blk.pooling}, {'centered' if blk.centered else 'non-centered'}"
+            lines.append(f"   Term: ({blk.expr} | {blk.factor}), {blk.J} groups: {how}")
+        notes = []
+        if self.suff_stats:
+            notes.append("likelihood from per-group sufficient statistics")
+        if self.aggregated:
+            notes.append("identical Bernoulli rows summed into binomial counts")
+        if notes:
+            lines.append(f"   Also: {'; '.join(notes)}")
+        lines += ["", "Priors:", self.prior_table().to_string(index=False)]
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
         designs = ", ".join(f"{b.factor}: {b.pooling}" for b in self.design.blocks) or "pooled"
         return f"hbstan.Model({self.formula!r}, family={self.family.name!r}, {designs}, N={self.design.N})"
