@@ -11,9 +11,12 @@ import os
 import re
 import secrets
 import shutil
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = [
     "CmdStanNotFoundError",
@@ -136,6 +139,49 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def interactive() -> bool:
+    """Whether a person is watching: stderr is a terminal, or this runs in a Jupyter kernel.
+
+    ``show_progress="auto"`` (sampling) and the compile timer show only then.
+    """
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+@contextlib.contextmanager
+def compile_notice(what: str = "compiling the Stan program") -> Iterator[None]:
+    """Say that a compile runs and how long it has taken: a live timer on stderr when
+    :func:`interactive`, else a log line at the start and the end."""
+    t0 = time.perf_counter()
+    done = threading.Event()
+    live = interactive()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            sys.stderr.write(f"\rhbstan: {what} (the first fit of this model structure) ... {time.perf_counter() - t0:.0f} s")
+            sys.stderr.flush()
+
+    timer = threading.Thread(target=tick, daemon=True) if live else None
+    log.info("hbstan: %s (the first fit of this model structure; this takes a while)", what)
+    if timer is not None:
+        sys.stderr.write(f"hbstan: {what} (the first fit of this model structure) ... 0 s")
+        sys.stderr.flush()
+        timer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if timer is not None:
+            timer.join()
+            sys.stderr.write(f"\rhbstan: {what}: done in {time.perf_counter() - t0:.1f} s" + " " * 30 + "\n")
+            sys.stderr.flush()
+        log.info("hbstan: compiled in %.1f s", time.perf_counter() - t0)
+
+
 def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> Any:
     """A ``cmdstanpy.CmdStanModel`` for ``code``, compiled at most once per cache.
 
@@ -153,20 +199,18 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
         if exe.is_file() and stan_file.is_file():
             log.info("hbstan: compiled model found in cache (%s)", d)
             return _load_model(stan_file, exe)
-        log.info("hbstan: compiled model not in the cache (cache miss): compiling the Stan program into %s (this takes a while)", d)
+        log.info("hbstan: compiled model not in the cache (cache miss): compiling into %s", d)
         tmp = d / f"build-{secrets.token_hex(4)}"
         tmp.mkdir(parents=True)
         try:
             (tmp / "model.stan").write_text(code)
-            t0 = time.perf_counter()
             try:
-                with quiet_cmdstanpy():
+                with quiet_cmdstanpy(), compile_notice():
                     model = cmdstanpy.CmdStanModel(
                         stan_file=str(tmp / "model.stan"), cpp_options=cpp_options or {}
                     )
             except (ValueError, RuntimeError) as err:
                 raise CompileError(f"compiling the generated Stan program failed:\n{err}") from None
-            log.info("hbstan: compiled in %.1f s", time.perf_counter() - t0)
             stan_file.write_text(code)
             shutil.move(str(model.exe_file), str(exe))
             os.utime(exe)  # newer than model.stan, so CmdStanPy will not rebuild

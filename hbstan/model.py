@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backend import interactive
 from .fit import Fit
 from .spec import ModelSpec
 
@@ -111,7 +112,7 @@ class Model(ModelSpec):
         prior_only: bool = False,
         output_dir: str | None = None,
         parallel_chains: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | str = "auto",
         inits: Any = None,
         threads_per_chain: int | None = None,
         grainsize: int = 1,
@@ -136,6 +137,10 @@ class Model(ModelSpec):
             Ignore the likelihood: draws from the prior and the prior predictive.
         output_dir : str, optional
             Run directory for CmdStan's CSV files (default: a new one under hbstan's cache).
+        show_progress : bool or "auto", default "auto"
+            Per-chain progress bars (CmdStanPy's, or PyMC's). "auto" shows them where a person
+            watches (stderr is a terminal, or a Jupyter kernel) and stays quiet otherwise
+            (scripts writing to files, CI, tests).
         threads_per_chain : int, optional
             When given, the likelihood is split over rows with ``reduce_sum`` and evaluated by
             that many threads per chain (a separately compiled, threaded program; 1 is the
@@ -156,6 +161,8 @@ class Model(ModelSpec):
             dims and coords; ``nuts_sampler="nutpie"`` (or "numpyro", "blackjax") then picks
             PyMC's NUTS implementation. See :func:`hbstan.pymc_backend.sample_pymc`.
         """
+        if show_progress == "auto":  # bars where a person watches (terminal, notebook), else quiet
+            show_progress = interactive()
         opts = dict(
             chains=chains,
             draws=draws,
