@@ -23,6 +23,7 @@ __all__ = [
     "HalfStudentT",
     "Exponential",
     "Gamma",
+    "InverseGamma",
     "LKJ",
     "parse_prior",
     "format_prior",
@@ -244,6 +245,30 @@ class Gamma(Prior):
 
     def mean_sd(self) -> tuple[float, float]:  # noqa: D102
         return self.alpha / self.beta, math.sqrt(self.alpha) / self.beta
+
+
+@dataclass(frozen=True)
+class InverseGamma(Prior):
+    """Inverse-gamma prior with positive shape ``alpha`` and scale ``beta`` (1/x ~ Gamma(alpha, rate beta))."""
+
+    alpha: float = 0.4
+    beta: float = 0.3
+    stan_fn: ClassVar[str] = "inv_gamma"
+    args: ClassVar[tuple[str, ...]] = ("shape", "scale")
+    positive: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_positive("alpha", self.alpha, "InverseGamma"))
+        object.__setattr__(self, "beta", _check_positive("beta", self.beta, "InverseGamma"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"shape": self.alpha, "scale": self.beta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        a, b = self.alpha, self.beta
+        mean = b / (a - 1) if a > 1 else math.inf
+        sd = b / ((a - 1) * math.sqrt(a - 2)) if a > 2 else math.inf
+        return mean, sd
 
 
 @dataclass(frozen=True)

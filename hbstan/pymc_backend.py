@@ -272,8 +272,13 @@ def _prior_dist(
         return pm.Exponential.dist(lam=vals["rate"], **kw)
     elif fam == "Gamma":
         return pm.Gamma.dist(alpha=vals["shape"], beta=vals["rate"], **kw)
+    elif fam == "InverseGamma":
+        return pm.InverseGamma.dist(alpha=vals["shape"], beta=vals["scale"], **kw)
     else:
-        valid = ["Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma"]
+        valid = [
+            "Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
+            "InverseGamma",
+        ]
         raise ValueError(f"prior family {fam!r} has no PyMC translation here; valid families: {valid}")
     if positive:
         return pm.Truncated.dist(base, lower=0.0)

@@ -18,7 +18,8 @@ The model's definition, as the README states it:
 * eta = offset + Intercept + (X - mean(X)) b + sum over terms of r_g[group] . Z
   + (U - mean over groups of U)[group] gamma  (no centering of X without an intercept);
 * gaussian: y ~ N(eta, sigma); student: y ~ t(nu, eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
-  y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta);
+  y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta); negbinomial:
+  y ~ NB(mean exp eta, shape), scipy's nbinom(shape, shape / (shape + exp eta));
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -45,6 +46,7 @@ class Point:
     b: np.ndarray
     sigma: float | None
     nu: float | None
+    shape: float | None
     sd: dict[int, np.ndarray]
     L: dict[int, np.ndarray]
     r: dict[int, np.ndarray]
@@ -81,11 +83,13 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     if family in ("gaussian", "student") and model.known_sigma is None:
         sigma = float(np.exp(rng.normal(0, 0.3)))
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
+    shape = float(np.exp(rng.normal(1, 0.7))) if family == "negbinomial" else None
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
         b=rng.normal(0, 0.3, d.K),
         sigma=sigma,
         nu=nu,
+        shape=shape,
         sd=sd,
         L=L,
         r=r,
@@ -103,6 +107,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
         out["sigma"] = pt.sigma
     if pt.nu is not None:
         out["nu"] = pt.nu
+    if pt.shape is not None:
+        out["shape"] = pt.shape
     for i in pt.r:
         if i in pt.sd:
             out[f"sd_{i}"] = pt.sd[i]
@@ -144,6 +150,8 @@ def _prior_logpdf(prior: Any, x: Any) -> float:
         dist = stats.expon(scale=1 / v["rate"])
     elif fam == "Gamma":
         dist = stats.gamma(v["shape"], scale=1 / v["rate"])
+    elif fam == "InverseGamma":
+        dist = stats.invgamma(v["shape"], scale=v["scale"])
     else:
         raise AssertionError(f"no reference density for prior {prior}")
     return float(np.sum(dist.logpdf(x)))
@@ -198,6 +206,8 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
         lp += _prior_logpdf(keys.take("sigma"), pt.sigma)
     if pt.nu is not None:
         lp += _prior_logpdf(keys.take("nu"), pt.nu)
+    if pt.shape is not None:
+        lp += _prior_logpdf(keys.take("shape"), pt.shape)
     for i, blk in enumerate(d.blocks, start=1):
         r = pt.r[i]
         if blk.pooling == "unpooled":
@@ -276,6 +286,9 @@ def log_lik(
         return float(stats.binom.logpmf(y, np.asarray(trials), expit(eta)).sum())
     if fam == "poisson":
         return float(stats.poisson.logpmf(y, np.exp(eta)).sum())
+    if fam == "negbinomial":
+        mu = np.exp(eta)
+        return float(stats.nbinom.logpmf(y, pt.shape, pt.shape / (pt.shape + mu)).sum())
     raise AssertionError(f"no reference likelihood for family {fam!r}")
 
 

@@ -29,6 +29,9 @@ def _reference(name: str, y, eta, aux, trials):
         return stats.binom.logpmf(y, trials, expit(eta)), trials * expit(eta)
     if name == "poisson":
         return stats.poisson.logpmf(y, np.exp(eta)), np.exp(eta)
+    if name == "negbinomial":
+        mu, phi = np.exp(eta), aux["shape"]
+        return stats.nbinom.logpmf(y, phi, phi / (phi + mu)), mu
     raise AssertionError(f"no reference for {name}")
 
 
@@ -70,7 +73,8 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 
 def test_unknown_family_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="valid families: \\['bernoulli', 'binomial', 'gaussian', 'poisson', 'student'\\]"):
+    valid = "\\['bernoulli', 'binomial', 'gaussian', 'negbinomial', 'poisson', 'student'\\]"
+    with pytest.raises(ValueError, match=f"valid families: {valid}"):
         get_family("gamma")
     assert get_family(FAMILIES["poisson"]) is FAMILIES["poisson"]
     assert hbstan.Family is Family

@@ -3,7 +3,7 @@
 At random parameter values, the log density CmdStan computes for a rendered program equals
 the NumPy/SciPy density of ``tests/reference_density.py`` (written from the model's
 definition, row by row) up to a constant, with and without the likelihood, and the
-likelihood moves with the parameters (the data speak). The whole option grid (184 programs, 984 checks)
+likelihood moves with the parameters (the data speak). The whole option grid (210 programs, 1112 checks)
 runs in ``validation/log_density.py``, whose results are committed under
 ``validation/results/``; this is a representative subset, plus the check that a broken
 template fails it. Also: models without population-level predictors learn from their data
@@ -33,7 +33,8 @@ cmdstan = pytest.mark.cmdstan
 
 # one variant per likelihood path and design family: the binomial GLM without predictors
 # (the bug), reduce_sum, exposure with a term centered on the intercept, the integrated-out
-# correlated effects with a group predictor, crossed terms without intercept, unpooled
+# correlated effects with a group predictor, crossed terms without intercept, unpooled, the
+# negative binomial GLM (no early return without predictors) with crossed terms and reduce_sum
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -42,6 +43,7 @@ SUBSET = [
     Variant("gaussian_known_sigma", "crossed", False, False, True),
     Variant("bernoulli", "unpooled", False, False, True),
     Variant("student", "correlated", True, True, True),
+    Variant("negbinomial", "crossed", True, False, True),
 ]
 
 

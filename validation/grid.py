@@ -29,6 +29,7 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "bernoulli_aggregated": ("yb", {"family": "bernoulli", "aggregate": True}),
     "binomial": ("yk | trials(nt)", {"family": "binomial"}),
     "poisson": ("yp", {"family": "poisson"}),
+    "negbinomial": ("yp", {"family": "negbinomial"}),
 }
 
 # group terms and options of each design; the Gaussian-only ones use sufficient statistics
@@ -80,7 +81,7 @@ class Variant:
         if self.group_predictors:
             kw["group_predictors"] = {"g": ["u"]}
         off = None
-        if offset and self.family == "poisson":
+        if offset and self.family in ("poisson", "negbinomial"):
             kw["exposure"] = "t"
             off = np.log(df["t"].to_numpy())
         elif offset:

@@ -11,6 +11,7 @@ from .base import AuxParam, Family
 from .bernoulli import Bernoulli
 from .binomial import Binomial
 from .gaussian import Gaussian
+from .negbinomial import NegBinomial
 from .poisson import Poisson
 from .student import Student
 
@@ -25,7 +26,7 @@ def register(family: Family) -> Family:
     return family
 
 
-for _fam in (Gaussian(), Student(), Bernoulli(), Binomial(), Poisson()):
+for _fam in (Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial()):
     register(_fam)
 
 
