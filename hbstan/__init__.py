@@ -24,6 +24,7 @@ from .priors import (  # noqa: E402
     Cauchy,
     Exponential,
     Gamma,
+    InverseGamma,
     HalfCauchy,
     HalfNormal,
     HalfStudentT,
@@ -53,6 +54,7 @@ __all__ = [
     "HalfStudentT",
     "Exponential",
     "Gamma",
+    "InverseGamma",
     "LKJ",
     # errors and warnings
     "DataError",

@@ -300,7 +300,10 @@ def _key(family: str) -> str:
 
 
 # brms / Stan spellings of hbstan's priors
-_ALIASES = {"lkjcorr": "lkj", "lkjcorrcholesky": "lkj", "halft": "halfstudentt", "halfstudent": "halfstudentt"}
+_ALIASES = {
+    "lkjcorr": "lkj", "lkjcorrcholesky": "lkj", "halft": "halfstudentt", "halfstudent": "halfstudentt",
+    "invgamma": "inversegamma",
+}
 
 
 def format_prior(prior: Prior) -> str:

@@ -1,7 +1,7 @@
-"""Simulation-based coverage, one cell of ``validation/coverage.py`` per family: with truths drawn
+"""Simulation-based coverage, one cell of ``validation/interval_coverage.py`` per family: with truths drawn
 from the model's own prior, 95% intervals cover them at about the nominal rate; and a
 deliberately wrong model (the generator's auxiliary parameter scaled, the reported truth not)
-fails the same check, so the check can fail. The whole grid is ``validation/coverage.py``."""
+fails the same check, so the check can fail. The whole grid is ``validation/interval_coverage.py``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_coverage():  # type: ignore[no-untyped-def]
-    # loaded by path under its own name: as `coverage` it would shadow the coverage package
+    # loaded by path: validation/ is not a package
     name = "hbstan_validation_coverage"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, ROOT / "validation" / "coverage.py")

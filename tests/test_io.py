@@ -409,6 +409,7 @@ def test_save_elsewhere_copies_cmdstan_output_and_refuses_to_clobber(
         ("lkj(2)", LKJ(2)),
         ("lkj_corr_cholesky(4)", LKJ(4)),
         ("cauchy(0, 1)", Cauchy(0, 1)),
+        ("inv_gamma(0.4, 0.3)", hbstan.InverseGamma(0.4, 0.3)),
     ],
 )
 def test_brms_spellings_of_priors(text: str, expected) -> None:

@@ -1,6 +1,6 @@
 """Coverage of posterior intervals on simulated data of known truth, for every family x design.
 
-    python validation/coverage.py [--sims 50] [--only student] [--seed 20260501]
+    python validation/interval_coverage.py [--sims 50] [--only student] [--seed 20260501]
 
 For each family of ``FAMILIES`` and each design of ``DESIGNS`` (pooled ``y ~ x``, unpooled
 ``y ~ x + (1 | g)`` with ``pooling="unpooled"``, hierarchical ``y ~ x + (1 | g)``, correlated
@@ -47,9 +47,6 @@ import pandas as pd
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this folder is sys.path[0], where this file would shadow the `coverage`
-# package (numba imports it): take the folder off the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -430,7 +427,7 @@ def _markdown(meta: dict[str, Any], cells: list[dict[str, Any]]) -> str:
     lines = [
         "# Coverage of posterior intervals on simulated data",
         "",
-        "`python validation/coverage.py`: for each family x design, data sets of known truth are simulated with",
+        "`python validation/interval_coverage.py`: for each family x design, data sets of known truth are simulated with",
         "every parameter drawn from the prior the model is given, fitted with CmdStan, and each parameter's",
         "central 50% and 95% posterior intervals checked against the true value. With truths drawn from the",
         "model's own prior, a correct program covers them at the nominal rate on average (simulation-based",
