@@ -49,7 +49,8 @@ class Model(ModelSpec):
     trials : str or array, optional
         Binomial trials: a column name or values (or use ``trials()`` in the formula).
     offset, exposure : str or array, optional
-        Offset added to the linear predictor, or exposure whose log is added (poisson).
+        Offset added to the linear predictor, or exposure whose log is added (log-link
+        families: poisson, negbinomial).
     centered : bool, "auto" or dict, default "auto"
         Centered parameterization of the group effects (True), non-centered (False), or chosen
         per term from the data ("auto": centered where the groups hold enough data to pin

@@ -155,6 +155,19 @@ def test_09_wells(tmp_path: Path) -> None:
     _check_common(out, tmp_path, 1)
 
 
+def test_10_overdispersed_counts(tmp_path: Path) -> None:
+    out = _run("10_overdispersed_counts", tmp_path)
+    m = _conclusion(out, rf"intervals cover {_NUM}% of the counts under the Poisson model and {_NUM}% under the negative binomial")
+    poisson, negbin = float(m.group(1)), float(m.group(2))
+    assert poisson < 75 and 85 <= negbin <= 98  # too narrow vs near the nominal 90%
+    m = _conclusion(out, rf"shape {_NUM} \(90% interval {_NUM} to {_NUM}; true 1\.5\)")
+    assert float(m.group(2)) < 5  # strong overdispersion found
+    m = _conclusion(out, rf"the Poisson interval is {_NUM} times narrower")
+    assert float(m.group(1)) > 1.5
+    _conclusion(out, r"LOO prefers negbinomial by")
+    _check_common(out, tmp_path, 1)
+
+
 def test_every_example_is_tested() -> None:
     scripts = sorted(p.stem for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
     tested = sorted(name[len("test_"):] for name in globals() if re.match(r"test_\d\d_", name))

@@ -34,7 +34,7 @@ cmdstan = pytest.mark.cmdstan
 # one variant per likelihood path and design family: the binomial GLM without predictors
 # (the bug), reduce_sum, exposure with a term centered on the intercept, the integrated-out
 # correlated effects with a group predictor, crossed terms without intercept, unpooled, the
-# negative binomial GLM (no early return without predictors) with crossed terms and reduce_sum
+# negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
