@@ -20,7 +20,7 @@ def _load_coverage():  # type: ignore[no-untyped-def]
     # loaded by path: validation/ is not a package
     name = "hbstan_validation_coverage"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "validation" / "coverage.py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / "validation" / "interval_coverage.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
