@@ -143,12 +143,15 @@ def term_evidence(
     blocks: list,
     *,
     trials: np.ndarray | None = None,
+    known_var: np.ndarray | None = None,
     passes: int = 3,
 ) -> list[TermEvidence]:
     """Evidence for each varying term of ``blocks`` (design blocks: ``index``, ``Z``, ``J``, ``U``).
 
     ``family`` is a :class:`~hbstan.families.Family` or its name; ``trials`` the binomial
-    trials. Unpooled terms get an entry with ``centered=False`` (they have no population SD).
+    trials; ``known_var`` each row's known residual variance (``se()`` without a residual SD:
+    the weights are then 1 / se^2). Unpooled terms get an entry with ``centered=False`` (they
+    have no population SD).
     """
     family = get_family(family)
     gaussian = family.link == "identity"
@@ -157,6 +160,8 @@ def term_evidence(
     cols = [np.ones(N), X] + [blk.U[blk.index] for blk in blocks if blk.U is not None]
     A = np.column_stack(cols)
     w, e0 = _link_fit(family, y, n, A, offset)
+    if known_var is not None:
+        w = 1.0 / np.asarray(known_var, float)
     fitted = [np.zeros(N) for _ in blocks]
 
     def estimate(t: int, blk: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -47,6 +47,8 @@ class ParsedFormula:
     trials: str | None
     common: str
     groups: list[GroupTerm] = field(default_factory=list)
+    se: str | None = None  # column of known standard errors: y | se(s) ~ ...
+    se_sigma: bool = False  # se(s, sigma = TRUE): a residual SD is estimated besides them
 
 
 def _split_top_level(text: str, sep: str, where: tuple[str, int] | None = None) -> list[str]:
@@ -93,7 +95,34 @@ def _unquote(name: str) -> str:
     return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
-_TRIALS = re.compile(r"^\s*(?P<y>.+?)\s*\|\s*trials\(\s*(?P<n>.+?)\s*\)\s*$")
+_ADDITION = re.compile(r"^\s*(?P<name>[A-Za-z_]+)\s*\(\s*(?P<args>.*?)\s*\)\s*$")
+_ADDITIONS = ("trials", "se")  # response additions hbstan reads (brms: y | addition(...) ~ ...)
+
+
+def _response_additions(lhs: str, formula: str) -> tuple[str, dict[str, list[str]]]:
+    """``"y | se(s, sigma = TRUE)"`` -> ``("y", {"se": ["s", "sigma = TRUE"]})``."""
+    parts = _split_top_level(lhs, "|")
+    if len(parts) == 1:
+        return lhs, {}
+    if len(parts) > 2:
+        raise FormulaError(f"response {lhs!r} has more than one '|'; join additions with '+': 'y | se(s) + ...'")
+    out: dict[str, list[str]] = {}
+    for piece in _split_top_level(parts[1], "+"):
+        m = _ADDITION.match(piece)
+        if not m or m.group("name") not in _ADDITIONS:
+            later = {"weights": "likelihood weights", "cens": "censoring", "mi": "missing values"}
+            name = m.group("name") if m else piece.strip()
+            what = f" ({later[name]} is not supported yet)" if name in later else ""
+            raise FormulaError(
+                f"unknown response addition {piece.strip()!r} in {formula!r}{what}; hbstan reads "
+                "'y | trials(n) ~ ...' (binomial) and 'y | se(s) ~ ...' or 'y | se(s, sigma = TRUE) ~ ...' "
+                "(known standard errors)"
+            )
+        args = [a.strip() for a in _split_top_level(m.group("args"), ",")] if m.group("args") else []
+        if not args or not args[0]:
+            raise FormulaError(f"{m.group('name')}() in {formula!r} needs a column name")
+        out[m.group("name")] = args
+    return parts[0].strip(), out
 
 
 def parse_formula(formula: str) -> ParsedFormula:
@@ -116,10 +145,16 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(f"formula {formula!r} has no response left of '~'")
     if not rhs:
         raise FormulaError(f"formula {formula!r} has nothing right of '~' (use '1' for an intercept)")
-    trials = None
-    m = _TRIALS.match(lhs)
-    if m:
-        lhs, trials = m.group("y"), m.group("n")
+    lhs, additions = _response_additions(lhs, formula)
+    trials = additions["trials"][0] if "trials" in additions else None
+    se, se_sigma = None, False
+    if "se" in additions:
+        se, *rest = additions["se"]
+        for arg in rest:
+            key, _, value = (t.strip() for t in arg.partition("="))
+            if key != "sigma" or value.upper() not in ("TRUE", "FALSE"):
+                raise FormulaError(f"se() in {formula!r} takes a column and sigma = TRUE or FALSE, got {arg!r}")
+            se_sigma = value.upper() == "TRUE"
     common: list[str] = []
     groups: list[GroupTerm] = []
     for piece in _split_top_level(rhs, "+", (formula, formula.index(rhs, formula.index("~")))):
@@ -147,7 +182,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 groups.append(GroupTerm(expr, factor, correlated))
         else:
             common.append(piece)
-    return ParsedFormula(formula, lhs, trials, " + ".join(common) if common else "1", groups)
+    return ParsedFormula(formula, lhs, trials, " + ".join(common) if common else "1", groups, se, se_sigma)
 
 
 def _formulae_design(formula: str, data: pd.DataFrame) -> Any:

@@ -142,10 +142,14 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
             chain(c)
 
 
-def aux_values(model: "Model", post: Mapping[str, np.ndarray], c: int | None = None) -> dict[str, Any]:
+def aux_values(
+    model: "Model", post: Mapping[str, np.ndarray], c: int | None = None, se: np.ndarray | None = None
+) -> dict[str, Any]:
     """The family's auxiliary parameters: known values, or draws shaped to broadcast over rows.
 
-    With ``c``, chain ``c``'s draws (draw, 1); without, all draws (chain, draw, 1).
+    With ``c``, chain ``c``'s draws (draw, 1); without, all draws (chain, draw, 1). A model
+    with known standard errors (``se()``) gets the total SD per row, sqrt(se^2 + sigma^2), as
+    ``sigma``: of the data's rows, or of the rows whose errors ``se`` gives.
     """
     out: dict[str, Any] = {}
     for a in model.family.aux:
@@ -154,6 +158,9 @@ def aux_values(model: "Model", post: Mapping[str, np.ndarray], c: int | None = N
         else:
             v = np.asarray(post[a.name])
             out[a.name] = (v if c is None else v[c])[..., None]
+    if model.se is not None:
+        se = model.se if se is None else se
+        out["sigma"] = np.sqrt(np.square(se) + np.square(out["sigma"]))
     return out
 
 

@@ -129,7 +129,15 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
         if trials is None:
             raise DataError(f"{fam.name} predictions need the number of trials: include the trials column")
     post = fit.idata.posterior
-    aux = aux_values(m, post)
+    se = None
+    if m.se is not None and kind == "response":
+        se = _column(data, "se", opts["se"], n) if opts["se"] in data.columns else None
+        if se is None:
+            raise DataError(
+                f"predicting responses of a model with known standard errors needs them for the new rows: "
+                f"include column {opts['se']!r} (or predict kind='mean')"
+            )
+    aux = aux_values(m, post, se=se)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return xr.DataArray(
         out,

@@ -454,6 +454,8 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
 
         # --- likelihood ----------------------------------------------------------------------
         if not prior_only:
+            if m.se is not None:  # known standard errors, in quadrature with any residual SD
+                aux["sigma"] = pt.sqrt(np.square(m.se) + pt.square(aux["sigma"]))
             m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m.trials, OBS_DIM)
     return pmodel
 

@@ -139,9 +139,34 @@ class ModelSpec:
         # column names of per-row quantities, looked up again in new data by predict()
         self.column_args = {
             k: v
-            for k, v in {"trials": trials if trials is not None else parsed.trials, "offset": offset, "exposure": exposure}.items()
+            for k, v in {
+                "trials": trials if trials is not None else parsed.trials, "offset": offset, "exposure": exposure,
+                "se": parsed.se,
+            }.items()
             if isinstance(v, str)
         }
+        # known standard errors of the responses (y | se(s) ~ ...): added in quadrature to the
+        # residual SD, which is estimated only with se(s, sigma = TRUE) (brms's default: not)
+        self.se = self._vector_arg(parsed.se, "se") if parsed.se else None
+        if self.se is not None:
+            if "sigma" not in [a.name for a in fam.aux]:
+                raise FormulaError(
+                    f"se() gives known standard errors of the responses: it needs "
+                    f"{_families_with(lambda f: 'sigma' in [a.name for a in f.aux])}, not {fam.name!r}"
+                )
+            bad = np.flatnonzero(~(self.se > 0))
+            if bad.size:
+                raise DataError(
+                    f"se column {parsed.se!r} must hold positive standard errors; rows {bad[:5].tolist()} "
+                    f"have {self.se[bad[:5]].tolist()}"
+                )
+            if sigma is not None:
+                raise ValueError(
+                    "sigma= (a known residual SD) and se() (known standard errors) together: drop sigma=, "
+                    "or write se(s, sigma = TRUE) to estimate a residual SD besides the standard errors"
+                )
+            if not parsed.se_sigma:
+                self.fixed_aux["sigma"] = 0.0  # no residual SD beyond the known errors
         self.trials = self._vector_arg(trials if trials is not None else parsed.trials, "trials")
         if fam.trials and self.trials is None:
             raise ValueError(
@@ -172,7 +197,7 @@ class ModelSpec:
         )
         if self.suff_stats and not self._suff_eligible(strict=True):
             raise ValueError(
-                "suff_stats=True needs family='gaussian' and at most one grouping term; "
+                "suff_stats=True needs family='gaussian', at most one grouping term and no se(); "
                 f"this model has family={fam.name!r} and {len(self.design.blocks)} grouping terms"
             )
         if marginalize not in (True, False, "auto"):
@@ -195,7 +220,8 @@ class ModelSpec:
         self.term_evidence: list[TermEvidence] = []
         if any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
             self.term_evidence = term_evidence(
-                fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials
+                fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials,
+                known_var=self.se**2 if self.se is not None and self.fixed_aux.get("sigma") == 0.0 else None,
             )
         for t, blk in enumerate(blocks):
             opt = _option_for(centered, blk.factor)
@@ -520,7 +546,7 @@ class ModelSpec:
 
     def _suff_eligible(self, strict: bool = False) -> bool:
         d = self.design
-        if not self.family.suff_stats or len(d.blocks) > 1:
+        if not self.family.suff_stats or len(d.blocks) > 1 or self.se is not None:
             return False
         cells = d.blocks[0].J if d.blocks else 1
         return strict or d.N >= 2 * cells
@@ -610,6 +636,7 @@ class ModelSpec:
             "aux": [],
             "has_intercept": d.has_intercept,
             "suff": self.suff_stats,
+            "se": self.se is not None,
             "marginal": self.marginalized,
             "suff_ones": self.suff_stats and (d.has_intercept or any(b.has_intercept for b in d.blocks)),
             "threads": threads,
@@ -663,9 +690,16 @@ class ModelSpec:
         return ctx, hyper
 
     @property
+    def threads_supported(self) -> bool:
+        """Whether a threaded (reduce_sum) program exists for this model: not with sufficient
+        statistics (whose cost does not grow with the rows) nor with known standard errors."""
+        return not self.suff_stats and self.se is None
+
+    @property
     def known_sigma(self) -> float | None:
         """The residual SD given as known (``sigma=``), or None when it is estimated."""
-        return self.fixed_aux.get("sigma")
+        sigma = self.options["sigma"]
+        return None if sigma is None else float(sigma)
 
     @property
     def stan_code(self) -> str:
@@ -711,6 +745,8 @@ class ModelSpec:
         data.update(self.fixed_aux)
         if self.family.trials:
             data["trials"] = self.trials[:n].astype(int)
+        if self.se is not None:
+            data["se"] = self.se[:n]
         data.update(K=d.K, X=d.X[:n], offsets=self.offset[:n])
         if d.has_intercept:
             data["means_X"] = d.X.mean(axis=0)

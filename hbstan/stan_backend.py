@@ -46,7 +46,7 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     threads = opts.pop("threads_per_chain")
     grainsize = opts.pop("grainsize")
     # any explicit threads_per_chain (1 included, the baseline) renders the reduce_sum program
-    use_threads = threads is not None and threads >= 1 and not model.suff_stats
+    use_threads = threads is not None and threads >= 1 and model.threads_supported
     code = model.program(threads=use_threads)
     cpp = {"STAN_THREADS": True} if use_threads else None
     cm = compiled_model(code, cpp_options=cpp)

@@ -168,6 +168,20 @@ def test_10_overdispersed_counts(tmp_path: Path) -> None:
     _check_common(out, tmp_path, 1)
 
 
+def test_11_eight_schools(tmp_path: Path) -> None:
+    out = _run("11_eight_schools", tmp_path)
+    m = _conclusion(out, rf"centered program {_NUM} of {_NUM}, hbstan's non-centered choice {_NUM} of")
+    centered, total, chosen = (float(m.group(k)) for k in (1, 2, 3))
+    assert chosen <= max(centered, 0.01 * total)  # the funnel is the centered program's problem
+    m = _conclusion(
+        out, rf"mu {_NUM} \(MCSE {_NUM}; grid integration {_NUM}\), of tau {_NUM} \(MCSE {_NUM}; grid integration {_NUM}\)"
+    )
+    mu, mu_se, mu_ref, tau, tau_se, tau_ref = (float(m.group(k)) for k in range(1, 7))
+    assert abs(mu - mu_ref) < 4 * mu_se + 0.05 and abs(tau - tau_ref) < 4 * tau_se + 0.05
+    _conclusion(out, r"school A's effect .* shrunk towards mu")
+    _check_common(out, tmp_path, 1)
+
+
 def test_every_example_is_tested() -> None:
     scripts = sorted(p.stem for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
     tested = sorted(name[len("test_"):] for name in globals() if re.match(r"test_\d\d_", name))
