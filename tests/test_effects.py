@@ -299,3 +299,19 @@ def test_conditional_plot_categorical_x_points_with_error_bars(logit) -> None:
     fig3 = plots.plot_conditional(logit, "treat", by="x")
     labels = [b.get_label() for b in fig3.axes[0].containers]
     assert len(labels) == 3 and labels[1].endswith("(mean)")
+
+
+@pytest.mark.cmdstan
+def test_averages_taken_in_chunks_of_rows_are_the_same(logit, data, monkeypatch) -> None:
+    """Rows are averaged in chunks to bound memory; chunks of 7 rows give the one-chunk result,
+    and new groups get the same drawn effects at both ends of a comparison."""
+    from hbstan import effects
+
+    whole = hbstan.avg_comparisons(logit, "x", by="g")
+    S = logit.posterior.sizes["chain"] * logit.posterior.sizes["draw"]
+    monkeypatch.setattr(effects, "CHUNK_VALUES", 7 * S)
+    chunked = hbstan.avg_comparisons(logit, "x", by="g")
+    pd.testing.assert_frame_equal(whole, chunked, rtol=1e-12)
+    new = data.assign(g="unseen")  # every row in one group not seen in fitting
+    link = hbstan.avg_comparisons(logit, "treat", kind="link", data=new)
+    assert link["estimate"].iloc[0] == pytest.approx(_draws(logit, "treat").mean(), rel=1e-10)
