@@ -14,6 +14,7 @@ from ._version import __version__
 from .backend import CmdStanNotFoundError, CompileError, find_cmdstan, install_cmdstan  # noqa: E402
 from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
 from .design import DataError, FormulaError  # noqa: E402
+from .effects import avg_comparisons, avg_slopes, datagrid  # noqa: E402
 from .families import Family  # noqa: E402
 from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
 from .io import load, save_fit  # noqa: E402
@@ -40,6 +41,10 @@ __all__ = [
     "families",
     "Fit",
     "Diagnostics",
+    # predictions, conditional effects, average comparisons and slopes
+    "datagrid",
+    "avg_comparisons",
+    "avg_slopes",
     # comparing fits (Stan vs PyMC)
     "Comparison",
     "compare_fits",

@@ -380,9 +380,9 @@ class Fit:
         data : pandas.DataFrame
             New rows with the model's predictor and grouping columns (and trials/offset
             columns where the model uses them).
-        kind : {"response", "mean"}, default "response"
+        kind : {"response", "mean", "link"}, default "response"
             ``"response"`` draws new observations; ``"mean"`` returns the expected value
-            (inverse link of the linear predictor).
+            (inverse link of the linear predictor); ``"link"`` the linear predictor.
         seed : int, optional
             Seed of the random draws (new groups' effects and new observations).
 
@@ -396,6 +396,65 @@ class Fit:
         from .predict import predict
 
         return predict(self, data, kind=kind, seed=seed)
+
+    def predictions(
+        self,
+        data: pd.DataFrame | None = None,
+        *,
+        grid: Any = None,
+        kind: str = "mean",
+        prob: float = 0.95,
+        re_formula: Any = "auto",
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """Posterior summaries of predictions: one row per new row, with its interval.
+
+        As marginaleffects' ``predictions`` (and the table behind brms's
+        ``conditional_effects``): each row's predictive distribution over the posterior draws,
+        summarized by its mean, SD and equal-tailed interval.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, optional
+            The rows to predict. Default: the grid given by ``grid``, or, without one, the
+            fitted rows.
+        grid : str, list of str or dict, optional
+            Columns to vary on a grid built by :func:`hbstan.datagrid` (the model's other
+            columns held at their mean or most common value): names vary over their default
+            span (50 points over the observed range for numbers, every level for categories);
+            a dict maps a column to its values (None: the default span), e.g.
+            ``grid={"x": None, "g": ["a", "b"]}``.
+        kind : {"mean", "response", "link"}, default "mean"
+            ``"mean"``: the expected value on the response scale (the inverse link of the
+            linear predictor; for binomial models the expected successes of the row's trials,
+            which a grid holds at 1: the probability); ``"response"``: new observations drawn
+            from the model (the posterior predictive); ``"link"``: the linear predictor.
+        prob : float, default 0.95
+            Mass of the equal-tailed interval.
+        re_formula : "auto", None, or grouping factors / varying terms, default "auto"
+            Which varying terms' group effects enter. ``"auto"``: the terms whose grouping
+            columns the rows hold, with the fitted groups' effects (new levels get effects drawn
+            from the population); terms whose columns are absent are left out. ``None`` (brms's
+            ``re_formula = NA``): no group effects, the population-level prediction at the
+            mean of the group effects. A factor name or varying term (``"g"``, ``"(1 | g)"``,
+            or a list): only those terms. Group-level predictors always enter.
+        seed : int, optional
+            Seed of the random draws (new groups' effects, and new observations for
+            ``kind="response"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows' columns, then ``estimate`` (posterior mean), ``std_error`` (posterior SD),
+            ``lower`` and ``upper`` (the equal-tailed ``prob`` interval).
+
+        See Also
+        --------
+        hbstan.datagrid, hbstan.avg_comparisons, hbstan.avg_slopes, hbstan.plots.plot_conditional
+        """
+        from .effects import predictions
+
+        return predictions(self, data, grid=grid, kind=kind, prob=prob, re_formula=re_formula, seed=seed)
 
 
 SUMMARY_COLUMNS = ["Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]

@@ -1,4 +1,4 @@
-"""Plots of a fit: trace, forest, posterior predictive check and shrinkage.
+"""Plots of a fit: trace, forest, posterior predictive check, shrinkage and conditional effects.
 
 Every helper draws on a fresh :class:`matplotlib.figure.Figure` with its own Agg canvas (or
 on the ``ax`` you pass), never through ``pyplot``: plotting neither needs nor changes the
@@ -13,6 +13,10 @@ group, the no-pooling estimate (the group's own data only) and the partial-pooli
 (the posterior mean of the group's intercept), against the group's sample size on a log axis,
 with the population mean as a line. Small groups are pulled strongly towards the population
 mean, large ones hardly at all. :func:`shrinkage_table` returns the numbers it draws.
+
+The conditional-effects plot (brms's ``conditional_effects``) draws the predictions of a grid
+(:meth:`hbstan.Fit.predictions`): one predictor varies, one more optionally sets the colours,
+the others are held at their mean or most common value.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "plot_ppc",
     "plot_shrinkage",
     "shrinkage_table",
+    "plot_conditional",
     "headline_vars",
     "new_figure",
 ]
@@ -615,3 +620,206 @@ def plot_shrinkage(
     ax.autoscale_view()
     fig.shrinkage_table = table  # type: ignore[attr-defined]
     return finish_figure(fig, save, dpi, tight=own)
+
+
+# ---------------------------------------------------------------------------------- conditional effects
+def _colours(k: int) -> list[Any]:
+    """Matplotlib's default cycle for up to 10 series, evenly spaced viridis colours beyond."""
+    if k <= 10:
+        return [f"C{i}" for i in range(k)]
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](v) for v in np.linspace(0.0, 0.95, k)]
+
+
+def plot_conditional(
+    fit: Fit,
+    x: str,
+    by: str | None = None,
+    *,
+    kind: str = "mean",
+    prob: float = 0.95,
+    values: Mapping[str, Any] | None = None,
+    n: int = 50,
+    points: bool = False,
+    re_formula: Any = "auto",
+    seed: int | None = 0,
+    title: str | None = None,
+    figsize: tuple[float, float] = (7.0, 4.5),
+    ax: matplotlib.axes.Axes | None = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+) -> matplotlib.figure.Figure:
+    """Conditional-effects plot: the prediction as one predictor varies, the others held fixed.
+
+    As brms's ``conditional_effects``. The predictions of a grid (:func:`hbstan.datagrid`:
+    ``x`` over its span, ``by`` over its levels, every other column the model reads at its
+    mean or most common value) are drawn with their equal-tailed intervals: a line and a
+    ribbon per ``by`` level for a numeric ``x``, a point with error bars for a categorical,
+    boolean or 0/1 ``x``. Group effects enter for the grouping columns on the grid (``x``,
+    ``by`` or ``values``) and are otherwise left out, so the default is the population-level
+    effect (see ``re_formula`` in :meth:`hbstan.Fit.predictions`).
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        The fit.
+    x : str
+        The predictor on the horizontal axis (a column the model reads).
+    by : str, optional
+        A second column, one colour per value: every level of a categorical, boolean or 0/1
+        column or of a grouping column (its groups' effects included), and the mean and the
+        mean +/- one SD of a numeric one.
+    kind : {"mean", "response", "link"}, default "mean"
+        Expected value on the response scale (for binomial models with trials held at 1: the
+        probability), new observations (the posterior predictive) or the linear predictor.
+    prob : float, default 0.95
+        Mass of the intervals.
+    values : dict, optional
+        Values for the grid: of ``x`` and ``by`` (instead of their default span), or the one
+        value another column is held at (e.g. ``{"floor": 1}`` or ``{"county": "HENNEPIN"}``
+        for one group's curve).
+    n : int, default 50
+        Points over the observed range of a numeric ``x``.
+    points : bool, default False
+        Overlay the observed data (the response, or successes / trials for binomial models;
+        coloured by ``by`` where it is categorical).
+    re_formula : default "auto"
+        Which varying terms' group effects enter (see :meth:`hbstan.Fit.predictions`).
+    seed : int, optional
+        Seed of new groups' effects and of ``kind="response"`` draws, and of the jitter of
+        the observed points at a categorical ``x``.
+    title : str, optional
+        Axes title (default names ``x``, ``by`` and the interval).
+    figsize : (float, float), default (7, 4.5)
+        Figure size.
+    ax : matplotlib Axes, optional
+        Draw into this Axes instead of a new figure.
+    save : str or path, optional
+        Write the figure to this file.
+    dpi : int, default 100
+        Resolution of the saved file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.conditional_effects`` holds the table drawn (the grid with ``estimate``,
+        ``std_error``, ``lower`` and ``upper``).
+    """
+    from .effects import is_continuous, model_columns, predictions
+
+    fit = _check_fit(fit, "plot_conditional")
+    m = fit.model
+    roles = model_columns(fit)
+    for name, what in ((x, "x"), (by, "by")):
+        if name is not None and name not in roles:
+            raise ValueError(
+                f"plot_conditional: {what}={name!r} is not a column the model {m.formula!r} reads; "
+                f"its columns are {list(roles)}"
+            )
+    if by is not None and by == x:
+        raise ValueError(f"plot_conditional: by={by!r} is the same column as x")
+    data = m.data
+    given = dict(values or {})
+    for name, v in given.items():
+        if name not in (x, by) and np.ndim(v) > 0 and len(v) != 1:
+            raise ValueError(
+                f"plot_conditional: values[{name!r}] must be one value (only x and by vary), got {list(v)}"
+            )
+        if name not in (x, by) and np.ndim(v) > 0:
+            given[name] = v[0]
+    vary = [x] if x not in given else []
+    by_labels: dict[Any, str] = {}
+    if by is not None and by not in given:
+        col = data[by]
+        if is_continuous(col) and roles[by] != "group":
+            mu, sd = float(col.mean()), float(col.std())
+            given[by] = [mu - sd, mu, mu + sd]
+            by_labels = {mu - sd: f"{mu - sd:.3g} (mean - SD)", mu: f"{mu:.3g} (mean)", mu + sd: f"{mu + sd:.3g} (mean + SD)"}
+        else:
+            vary.append(by)
+    table = predictions(
+        fit, grid={**{v: None for v in vary}, **given}, kind=kind, prob=prob, re_formula=re_formula, seed=seed
+    )
+    if ax is None:
+        fig = new_figure(figsize)
+        ax = fig.subplots()
+        own = True
+    else:
+        fig = ax.figure
+        own = False
+    series = [None] if by is None else list(pd.unique(table[by]))
+    colours = _colours(len(series))
+    continuous_x = is_continuous(data[x]) and roles[x] != "group"
+    x_levels = list(pd.unique(table[x]))
+    where = {lev: k for k, lev in enumerate(x_levels)}
+    width = min(0.6 / max(len(series), 1), 0.2)
+    for k, (lev, colour) in enumerate(zip(series, colours, strict=True)):
+        sub = table if lev is None else table[table[by] == lev]
+        label = None if lev is None else by_labels.get(lev, str(lev))
+        if continuous_x:
+            sub = sub.sort_values(x)
+            xs = sub[x].to_numpy(float)
+            ax.fill_between(xs, sub["lower"].to_numpy(float), sub["upper"].to_numpy(float), color=colour, alpha=0.2, lw=0)
+            ax.plot(xs, sub["estimate"].to_numpy(float), color=colour, lw=1.8, label=label)
+        else:
+            pos = np.array([where[v] for v in sub[x]], dtype=float) + (k - (len(series) - 1) / 2) * width
+            est = sub["estimate"].to_numpy(float)
+            err = np.vstack([est - sub["lower"].to_numpy(float), sub["upper"].to_numpy(float) - est])
+            ax.errorbar(pos, est, yerr=err, fmt="o", color=colour, ms=5, capsize=3, lw=1.4, label=label)
+    if points:
+        _overlay_observed(fit, ax, x, None if by_labels else by, series, colours, where, continuous_x, kind, seed)
+    if not continuous_x:
+        ax.set_xticks(range(len(x_levels)))
+        ax.set_xticklabels([str(v) for v in x_levels])
+        ax.set_xlim(-0.6, len(x_levels) - 0.4)
+    resp = m.design.response
+    ylabel = {
+        "mean": f"{resp} (expected value{' per trial' if m.family.trials else ''})",
+        "response": f"{resp} (posterior predictive)",
+        "link": f"{resp} (linear predictor, {m.family.link} link)",
+    }[kind]
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.set_title(
+        title if title is not None else f"Conditional effect of {x}" + (f" by {by}" if by else "") + f" ({prob:.0%} intervals)"
+    )
+    if by is not None:
+        ax.legend(title=by, loc="best", fontsize="small", frameon=False, ncol=1 if len(series) <= 12 else 2)
+    fig.conditional_effects = table  # type: ignore[attr-defined]
+    return finish_figure(fig, save, dpi, tight=own)
+
+
+def _overlay_observed(
+    fit: Fit,
+    ax: matplotlib.axes.Axes,
+    x: str,
+    by: str | None,
+    series: list[Any],
+    colours: list[Any],
+    where: dict[Any, int],
+    continuous_x: bool,
+    kind: str,
+    seed: int | None,
+) -> None:
+    """Draw the fitted rows as points behind the predictions (response scale; not for kind='link')."""
+    m = fit.model
+    if kind == "link":
+        log.warning("hbstan: plot_conditional(points=True) draws no data on the link scale")
+        return
+    data = m.data.reset_index(drop=True)
+    y = m.design.y / m.trials if (m.family.trials and kind == "mean" and m.trials is not None) else m.design.y
+    if continuous_x:
+        xs = data[x].to_numpy(float)
+    else:
+        known = data[x].map(lambda v: where.get(v, np.nan)).to_numpy(float)
+        rng = np.random.default_rng(seed)
+        xs = known + rng.uniform(-0.08, 0.08, size=len(known))
+    colour: Any = "0.5"
+    if by is not None:  # a categorical by: each row in its level's colour
+        lookup = dict(zip(series, colours, strict=True))
+        colour = [lookup.get(v, "0.5") for v in data[by]]
+    keep = np.isfinite(xs)
+    if not isinstance(colour, str):
+        colour = [c for c, k in zip(colour, keep, strict=True) if k]
+    ax.scatter(xs[keep], y[keep], s=10, c=colour, alpha=0.35, lw=0, zorder=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,12 +31,31 @@ def _stack(fit: "Fit", names: list[str], width: int) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+def _group_predictors(blk: Any, new: pd.DataFrame, n: int) -> np.ndarray | None:
+    """(n, P) group-level predictors of a varying term read from the new rows (None without any)."""
+    if blk.U is None:
+        return None
+    U = np.zeros((n, len(blk.U_names)))
+    for p, col in enumerate(blk.U_names):
+        if col not in new.columns:
+            raise DataError(f"group predictor column {col!r} is missing from the new data")
+        U[:, p] = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
+    return U
+
+
+def linear_predictor(
+    fit: "Fit", new: pd.DataFrame, rng: np.random.Generator, *, include: Collection[int] | None = None
+) -> np.ndarray:
     """Draws of the linear predictor for new rows: (chain, draw, n).
 
     Rows of groups seen in fitting use those groups' effects; each group not seen gets one
     fresh draw of its effects from the population per posterior draw. The arithmetic is
     :func:`hbstan.pointwise.linear_predictor`'s, as for the fitted rows.
+
+    ``include`` lists the varying terms (1-based, in the order of ``design.blocks``) whose
+    group effects enter; the others' effects are set to zero, their population mean (brms's
+    ``re_formula``): their grouping columns are then not needed, but group-level predictors
+    still enter, as population-level ones. None includes every term.
     """
     m = fit.model
     d = m.design
@@ -52,7 +72,13 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
     # every draw of every chain in one leading dimension
     draws = {v: post[v].values.reshape(C * D, *post[v].shape[2:]) for v in post.data_vars}
     terms = []
+    S = C * D
     for i, blk in enumerate(d.blocks, start=1):
+        if include is not None and i not in include:
+            # effects at zero for every row: one "group" of zeros, predictors irrelevant
+            zero = (np.zeros((S, 1, blk.M)), np.zeros(n, dtype=int), np.zeros((n, blk.M)))
+            terms.append((*zero, _group_predictors(blk, new, n)))
+            continue
         missing = [c for c in blk.columns if c not in new.columns]
         if missing:
             raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
@@ -83,14 +109,7 @@ def linear_predictor(fit: "Fit", new: pd.DataFrame, rng: np.random.Generator) ->
             r = np.concatenate([r, new_r], axis=1)
             for k, lab in enumerate(unseen):
                 idx[labels == lab] = blk.J + k
-        U = None
-        if blk.U is not None:
-            U = np.zeros((n, len(blk.U_names)))
-            for p, col in enumerate(blk.U_names):
-                if col not in new.columns:
-                    raise DataError(f"group predictor column {col!r} is missing from the new data")
-                U[:, p] = pd.to_numeric(new[col], errors="coerce").to_numpy(dtype=float)
-        terms.append((r, idx, Z, U))
+        terms.append((r, idx, Z, _group_predictors(blk, new, n)))
     eta = linear_predictor_rows(m, draws, X, np.zeros(n), terms)
     return eta.reshape(C, D, n)
 
@@ -103,17 +122,26 @@ def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | No
     return new[value].to_numpy(dtype=float)
 
 
-def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int | None = None) -> Any:
-    """See :meth:`hbstan.Fit.predict`."""
-    import xarray as xr
+def predict(
+    fit: "Fit",
+    data: pd.DataFrame,
+    *,
+    kind: str = "response",
+    seed: int | None = None,
+    include: Collection[int] | None = None,
+) -> Any:
+    """See :meth:`hbstan.Fit.predict`.
 
-    if kind not in ("response", "mean"):
-        raise ValueError(f"kind must be 'response' or 'mean', got {kind!r}")
+    ``kind="link"`` gives the linear predictor (with any offset); ``include`` is
+    :func:`linear_predictor`'s (the varying terms whose effects enter; None: all).
+    """
+    if kind not in ("response", "mean", "link"):
+        raise ValueError(f"kind must be 'response', 'mean' or 'link', got {kind!r}")
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise DataError("predict needs a non-empty pandas DataFrame of new rows")
     m = fit.model
     rng = np.random.default_rng(seed)
-    eta = linear_predictor(fit, data, rng)
+    eta = linear_predictor(fit, data, rng, include=include)
     n = len(data)
     opts = m.column_args
     off = _column(data, "offset", opts.get("offset"), n)
@@ -123,12 +151,14 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
     if exposure is not None:
         eta = eta + np.log(exposure)
     fam = m.family
+    post = fit.idata.posterior
+    if kind == "link":
+        return _draws(eta, post, m.design.response)
     trials = None
     if fam.trials:
         trials = _column(data, "trials", opts.get("trials"), n)
         if trials is None:
             raise DataError(f"{fam.name} predictions need the number of trials: include the trials column")
-    post = fit.idata.posterior
     se = None
     if m.se is not None and kind == "response":
         se = _column(data, "se", opts["se"], n) if opts["se"] in data.columns else None
@@ -139,9 +169,16 @@ def predict(fit: "Fit", data: pd.DataFrame, *, kind: str = "response", seed: int
             )
     aux = aux_values(m, post, se=se)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
+    return _draws(out, post, m.design.response)
+
+
+def _draws(values: np.ndarray, post: Any, name: str) -> Any:
+    """(chain, draw, __obs__) DataArray of per-row draws, with the posterior's chain and draw labels."""
+    import xarray as xr
+
     return xr.DataArray(
-        out,
+        values,
         dims=("chain", "draw", "__obs__"),
-        coords={"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(n)},
-        name=m.design.response,
+        coords={"chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(values.shape[-1])},
+        name=name,
     )

@@ -13,6 +13,10 @@ priors and parameterization as the rendered Stan program:
   whose unconstrained parameters are Stan's (canonical partial correlations through
   ``tanh`` and the Cholesky factor built by stick-breaking, see :class:`CholeskyCorrTransform`),
   and ``r = (diag(sd) L z)^T`` (non-centered) or ``r[j] ~ MvNormal(0, diag(sd) L)``;
+* each term is centered or non-centered exactly as in the Stan program (see
+  :func:`parameterizations`), and a centered term that the program centers on the intercept
+  samples the group intercepts ``a = Intercept + r`` as Stan does: the same density, and the
+  same geometry for the sampler;
 * a prior of a positive parameter (``sigma``, group SDs) from a family on the whole real
   line (Normal, StudentT, Cauchy) is truncated at zero, which is what Stan's ``<lower=0>``
   declaration does; a half-distribution (HalfNormal, HalfCauchy, HalfStudentT) given to an
@@ -34,7 +38,7 @@ import logging
 import os
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -57,7 +61,9 @@ if TYPE_CHECKING:
 
     from .spec import ModelSpec as Model
 
-__all__ = ["build_pymc_model", "sample_pymc", "CholeskyCorrTransform", "NUTS_SAMPLERS"]
+__all__ = [
+    "build_pymc_model", "sample_pymc", "parameterizations", "Parameterization", "CholeskyCorrTransform", "NUTS_SAMPLERS",
+]
 
 log = logging.getLogger("hbstan")
 
@@ -194,41 +200,44 @@ class CholeskyCorrTransform(Transform):
         return lj
 
 
-def _mvn_chol_logp(value: Any, chol: Any) -> Any:
+def _mvn_chol_logp(value: Any, mu: Any, chol: Any) -> Any:
     # chol may arrive broadcast to the batch shape (J, M, M); M is static
     M = value.type.shape[-1] or chol.type.shape[-1]
     if M is None:  # pragma: no cover - hbstan always gives static shapes
         raise ValueError("the centered MvNormal needs a static number of effects")
-    w = pt.sum(_lower_tri_inverse(chol, M) * value[..., None, :], axis=-1)
+    w = pt.sum(_lower_tri_inverse(chol, M) * (value - mu)[..., None, :], axis=-1)
     log_det = pt.sum(pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
     return -0.5 * pt.sum(w**2, axis=-1) - log_det - 0.5 * M * np.log(2 * np.pi)
 
 
-def _mvn_chol_random(chol: np.ndarray, rng: np.random.Generator | None = None, size: Any = None) -> np.ndarray:
+def _mvn_chol_random(
+    mu: np.ndarray, chol: np.ndarray, rng: np.random.Generator | None = None, size: Any = None
+) -> np.ndarray:
     M = np.shape(chol)[-1]
     rng = rng if rng is not None else np.random.default_rng()
     shape = tuple(np.atleast_1d(size)) if size is not None else ()
     z = rng.standard_normal((*shape, M))
-    return np.einsum("...ij,...j->...i", np.asarray(chol), z)  # chol may be broadcast
+    return np.asarray(mu) + np.einsum("...ij,...j->...i", np.asarray(chol), z)  # chol may be broadcast
 
 
-def _zeros_support_point(rv: Any, size: Any, chol: Any) -> Any:
-    return pt.zeros_like(rv)
+def _mean_support_point(rv: Any, size: Any, mu: Any, chol: Any) -> Any:
+    return pt.zeros_like(rv) + mu
 
 
-def _centered_mvnormal(name: str, chol: Any, J: int, M: int) -> Any:
-    """J rows ``r[j] ~ MvNormal(0, chol chol^T)``, as Stan's ``multi_normal_cholesky``.
+def _centered_mvnormal(name: str, mu: Any, chol: Any, J: int, M: int) -> Any:
+    """J rows ``r[j] ~ MvNormal(mu, chol chol^T)``, as Stan's ``multi_normal_cholesky``.
 
     A CustomDist whose density inverts the small triangular ``chol`` in scalar operations
     instead of calling SciPy's triangular solver (and its gradient) at every step.
     """
     return pm.CustomDist(
         name,
+        mu,
         chol,
         logp=_mvn_chol_logp,
         random=_mvn_chol_random,
-        support_point=_zeros_support_point,
-        signature="(m,m)->(m)",
+        support_point=_mean_support_point,
+        signature="(m),(m,m)->(m)",
         shape=(J, M),
     )
 
@@ -312,6 +321,43 @@ def _class_rv(
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
+class Parameterization(NamedTuple):
+    """How the PyMC model samples one varying term's effects."""
+
+    centered: bool  # r ~ N(0, sd) (True) or r = sd * z, z ~ N(0, 1) (False)
+    on_intercept: bool  # centered, with the group intercepts sampled as a = Intercept + r
+    reason: str  # where the choice comes from
+
+
+def parameterizations(m: Model) -> list[Parameterization]:
+    """Per varying term of ``m``, how the PyMC model samples its effects.
+
+    A term the Stan program samples is sampled the same way: centered or non-centered as
+    the spec chose (``blk.centered``: the ``centered=`` option, or :mod:`hbstan.centering`'s
+    choice from the data under ``"auto"``), and, where the program centers it on the
+    intercept, with the group intercepts as parameters (``a = Intercept + r``). A term the
+    program integrates out (``m.marginalized``) has no parameterization there; PyMC samples
+    it as the spec records it (non-centered under ``"auto"``, as ``centered=`` says
+    otherwise), centered on the intercept when centered.
+    """
+    d = m.design
+    ctx = m.structure()[0]["blocks"]
+    intercept_taken = any(b["centered"] and b["on_intercept"] for b in ctx)
+    out = []
+    for b, blk in zip(ctx, d.blocks, strict=True):
+        if blk.pooling == "unpooled":
+            out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
+        elif b["marginal"]:
+            on = bool(blk.centered and blk.has_intercept and d.has_intercept and not intercept_taken)
+            intercept_taken = intercept_taken or on
+            out.append(Parameterization(bool(blk.centered), on, "integrated out by the Stan program"))
+        else:
+            out.append(
+                Parameterization(bool(b["centered"]), bool(b["centered"] and b["on_intercept"]), "as the Stan program")
+            )
+    return out
+
+
 def _obs_name(m: "Model") -> str:
     resp = m.design.response
     taken = {p.name for p in m.params}
@@ -391,7 +437,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
             shift = pt.dot(d.X.mean(axis=0), b)
 
         # --- varying terms -----------------------------------------------------------------
-        for i, blk in enumerate(d.blocks, start=1):
+        for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
             J, M = blk.J, blk.M
             if blk.pooling == "unpooled":
                 r = _class_rv(
@@ -413,13 +459,22 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                     C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
                     stan[f"Cor_{i}"] = C
                     chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
-                    if blk.centered:
-                        r = _centered_mvnormal(f"{PREFIX}r_{i}", chol, J, M)
+                if how.centered:
+                    # as the program: r, or a = r + Intercept (first column) where the term is
+                    # centered on the intercept (hierarchical centering; the same density)
+                    name = f"{PREFIX}{'a' if how.on_intercept else 'r'}_{i}"
+                    if how.on_intercept:
+                        mu = pt.concatenate([pt.reshape(intercept, (1,)), pt.zeros(M - 1)])
                     else:
-                        z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))
-                        r = pt.dot(chol, z).T
-                elif blk.centered:
-                    r = pm.Normal(f"{PREFIX}r_{i}", mu=0.0, sigma=sd, shape=(J, M))
+                        mu = pt.zeros(M)
+                    if blk.pooling == "correlated":
+                        a = _centered_mvnormal(name, mu, chol, J, M)
+                    else:
+                        a = pm.Normal(name, mu=mu, sigma=sd, shape=(J, M))
+                    r = a - mu if how.on_intercept else a
+                elif blk.pooling == "correlated":
+                    z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))
+                    r = pt.dot(chol, z).T
                 else:
                     z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M))
                     r = z * sd

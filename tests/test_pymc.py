@@ -218,13 +218,10 @@ def _stan_params(m: hbstan.Model, point: dict[str, np.ndarray]) -> dict[str, np.
         elif name.startswith("z_") and m.design.blocks[int(name[2:]) - 1].pooling == "hierarchical":
             v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
         out[name] = v
-    # a term centered on the intercept holds a = r + Intercept (first column) in Stan
+    # a term centered on the intercept holds a = r + Intercept (first column) in both programs
     for blk in m.structure()[0]["blocks"]:
-        if blk["on_intercept"]:
-            i = blk["i"]
-            a = np.array(out.pop(f"r_{i}"), dtype=float)
-            a[:, 0] += float(out["Intercept"])
-            out[f"a_{i}"] = a
+        if blk["centered"] and blk["on_intercept"]:
+            assert f"a_{blk['i']}" in out and f"r_{blk['i']}" not in out
     return out
 
 
