@@ -149,10 +149,10 @@ class ModelSpec:
         # residual SD, which is estimated only with se(s, sigma = TRUE) (brms's default: not)
         self.se = self._vector_arg(parsed.se, "se") if parsed.se else None
         if self.se is not None:
-            if "sigma" not in [a.name for a in fam.aux]:
+            if not fam.known_se:
                 raise FormulaError(
                     f"se() gives known standard errors of the responses: it needs "
-                    f"{_families_with(lambda f: 'sigma' in [a.name for a in f.aux])}, not {fam.name!r}"
+                    f"{_families_with(lambda f: f.known_se)}, not {fam.name!r}"
                 )
             bad = np.flatnonzero(~(self.se > 0))
             if bad.size:

@@ -57,6 +57,9 @@ class Family:
     aggregates_to : str or None
         Capability: rows with identical predictors can be summed into this family's counts
         (Bernoulli rows into binomial ones: the same likelihood up to a constant).
+    known_se : bool
+        Capability: ``y | se(s) ~ ...`` gives known standard errors, added in quadrature to
+        the residual SD ``sigma`` (the template writes its scale as ``mac.scale(m)``).
     """
 
     name: ClassVar[str]
@@ -66,6 +69,7 @@ class Family:
     aux: ClassVar[tuple[AuxParam, ...]] = ()
     suff_stats: ClassVar[bool] = False
     aggregates_to: ClassVar[str | None] = None
+    known_se: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"

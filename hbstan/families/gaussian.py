@@ -26,6 +26,7 @@ class Gaussian(Family):
     integer_response = False
     aux = (Sigma("sigma", "residual SD"),)
     suff_stats = True
+    known_se = True
 
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:  # noqa: D102
         return None
