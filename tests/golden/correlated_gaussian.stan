@@ -2,6 +2,63 @@
 // Varying terms: 1 (correlated, integrated out).
 // Column names and group labels live in the output's coordinates, never in this program.
 
+functions {
+  // (W'W) Theta for every cell at once: row s of WW holds cell s's W'W (its upper triangle,
+  // row by row), row s of Theta the cell's coefficients
+  matrix cells_times(matrix WW, matrix Theta) {
+    int S = rows(Theta);
+    int P = cols(Theta);
+    matrix[S, P] WTheta = rep_matrix(0, S, P);
+    int k = 1;
+    for (p in 1:P) {
+      for (q in p:P) {
+        WTheta[, p] += WW[, k] .* Theta[, q];
+        if (q > p) {
+          WTheta[, q] += WW[, k] .* Theta[, p];
+        }
+        k += 1;
+      }
+    }
+    return WTheta;
+  }
+  // The group effects integrated out, for every cell at once: with Lambda the Cholesky
+  // factor of their covariance, ZZ = Z'Z and Zte = Z'e (e the residuals without them),
+  // B = I + Lambda' Z'Z Lambda / sigma^2 = Lw diag(D) Lw' (Lw unit lower triangular) and
+  // u = Lw^-1 v with v = Lambda' Z'e. Each matrix entry is a vector over the cells.
+  tuple(array[,] vector, array[] vector, array[] vector) marginal_factors(matrix Lambda, data array[,] vector ZZ, matrix Zte, real sigma) {
+    int M = rows(Lambda);
+    int S = rows(Zte);
+    array[M, M] vector[S] Lw;  // unit lower triangular factor (below the diagonal)
+    array[M] vector[S] D;  // diagonal factor
+    array[M] vector[S] u;  // Lw^-1 v
+    for (j in 1:M) {
+      for (i in j:M) {
+        vector[S] Bij = rep_vector(i == j, S);  // B[i, j] = (i == j) + sum_a,c Lambda[a, i] ZZ[a, c] Lambda[c, j] / sigma^2
+        for (a in i:M) {
+          for (c in j:M) {
+            Bij += (Lambda[a, i] * Lambda[c, j] / square(sigma)) * ZZ[a, c];
+          }
+        }
+        for (k in 1:(j - 1)) {
+          Bij -= Lw[i, k] .* Lw[j, k] .* D[k];
+        }
+        if (i == j) {
+          D[j] = Bij;
+        } else {
+          Lw[i, j] = Bij ./ D[j];
+        }
+      }
+    }
+    for (i in 1:M) {
+      u[i] = Zte[, i:M] * Lambda[i:M, i];  // v[i]
+      for (k in 1:(i - 1)) {
+        u[i] -= Lw[i, k] .* u[k];
+      }
+    }
+    return (Lw, D, u);
+  }
+}
+
 data {
   int<lower=1> N;  // number of observations
   // the likelihood uses the per-cell sufficient statistics below; the rows themselves are
@@ -93,49 +150,14 @@ model {
     // population-level parameters; r_1 is drawn from its conditional posterior below.
     matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
     Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter;
-    matrix[S, P] WTheta = rep_matrix(0, S, P);  // (W'W) Theta, per cell
-    {
-      int k = 1;
-      for (p in 1:P) {
-        for (q in p:P) {
-          WTheta[, p] += WW[, k] .* Theta[, q];
-          if (q > p) {
-            WTheta[, q] += WW[, k] .* Theta[, p];
-          }
-          k += 1;
-        }
-      }
-    }
+    matrix[S, P] WTheta = cells_times(WW, Theta);  // (W'W) Theta, per cell
     real ss = sum(yy) - 2 * sum(Wy .* Theta) + sum(Theta .* WTheta);  // e'e summed over cells
     matrix[M_1, M_1] Lambda = diag_pre_multiply(sd_1, L_1);  // covariance of the effects = Lambda Lambda'
-    matrix[S, M_1] Zte = (Wy - WTheta) * Az';  // Z'e per cell
-    array[M_1, M_1] vector[S] Lw;  // unit lower triangular factor (below the diagonal)
-    array[M_1] vector[S] D;  // diagonal factor
-    array[M_1] vector[S] u;  // Lw^-1 v
-    for (j in 1:M_1) {
-      for (i in j:M_1) {
-        vector[S] Bij = rep_vector(i == j, S);  // B[i, j] = (i == j) + sum_a,c Lambda[a, i] ZZ[a, c] Lambda[c, j] / sigma^2
-        for (a in i:M_1) {
-          for (c in j:M_1) {
-            Bij += (Lambda[a, i] * Lambda[c, j] / square(sigma)) * ZZ[a, c];
-          }
-        }
-        for (k in 1:(j - 1)) {
-          Bij -= Lw[i, k] .* Lw[j, k] .* D[k];
-        }
-        if (i == j) {
-          D[j] = Bij;
-        } else {
-          Lw[i, j] = Bij ./ D[j];
-        }
-      }
-    }
-    for (i in 1:M_1) {
-      u[i] = Zte[, i:M_1] * Lambda[i:M_1, i];  // v[i]
-      for (k in 1:(i - 1)) {
-        u[i] -= Lw[i, k] .* u[k];
-      }
-    }
+    tuple(array[M_1, M_1] vector[S], array[M_1] vector[S], array[M_1] vector[S]) LDu
+    = marginal_factors(Lambda, ZZ, (Wy - WTheta) * Az', sigma);
+    array[M_1, M_1] vector[S] Lw = LDu.1;  // unit lower triangular factor of B (below the diagonal)
+    array[M_1] vector[S] D = LDu.2;  // diagonal factor of B
+    array[M_1] vector[S] u = LDu.3;  // Lw^-1 v
     real log_det = 0;  // sum over cells of log det(B)
     real quad = 0;  // sum over cells of v' B^-1 v
     for (i in 1:M_1) {
@@ -169,47 +191,12 @@ generated quantities {
     if (!prior_only) {
       matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
       Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter;
-      matrix[S, P] WTheta = rep_matrix(0, S, P);  // (W'W) Theta, per cell
-      {
-        int k = 1;
-        for (p in 1:P) {
-          for (q in p:P) {
-            WTheta[, p] += WW[, k] .* Theta[, q];
-            if (q > p) {
-              WTheta[, q] += WW[, k] .* Theta[, p];
-            }
-            k += 1;
-          }
-        }
-      }
-      matrix[S, M_1] Zte = (Wy - WTheta) * Az';  // Z'e per cell
-      array[M_1, M_1] vector[S] Lw;  // unit lower triangular factor (below the diagonal)
-      array[M_1] vector[S] D;  // diagonal factor
-      array[M_1] vector[S] u;  // Lw^-1 v
-      for (j in 1:M_1) {
-        for (i in j:M_1) {
-          vector[S] Bij = rep_vector(i == j, S);  // B[i, j] = (i == j) + sum_a,c Lambda[a, i] ZZ[a, c] Lambda[c, j] / sigma^2
-          for (a in i:M_1) {
-            for (c in j:M_1) {
-              Bij += (Lambda[a, i] * Lambda[c, j] / square(sigma)) * ZZ[a, c];
-            }
-          }
-          for (k in 1:(j - 1)) {
-            Bij -= Lw[i, k] .* Lw[j, k] .* D[k];
-          }
-          if (i == j) {
-            D[j] = Bij;
-          } else {
-            Lw[i, j] = Bij ./ D[j];
-          }
-        }
-      }
-      for (i in 1:M_1) {
-        u[i] = Zte[, i:M_1] * Lambda[i:M_1, i];  // v[i]
-        for (k in 1:(i - 1)) {
-          u[i] -= Lw[i, k] .* u[k];
-        }
-      }
+      matrix[S, P] WTheta = cells_times(WW, Theta);  // (W'W) Theta, per cell
+      tuple(array[M_1, M_1] vector[S], array[M_1] vector[S], array[M_1] vector[S]) LDu
+      = marginal_factors(Lambda, ZZ, (Wy - WTheta) * Az', sigma);
+      array[M_1, M_1] vector[S] Lw = LDu.1;  // unit lower triangular factor of B (below the diagonal)
+      array[M_1] vector[S] D = LDu.2;  // diagonal factor of B
+      array[M_1] vector[S] u = LDu.3;  // Lw^-1 v
       // w = Lw^-T (D^-1 u / sigma^2 + D^-1/2 z): back substitution, last effect first
       for (ii in 1:M_1) {
         int i = M_1 + 1 - ii;

@@ -2,6 +2,27 @@
 // Varying terms: none (complete pooling).
 // Column names and group labels live in the output's coordinates, never in this program.
 
+functions {
+  // (W'W) Theta for every cell at once: row s of WW holds cell s's W'W (its upper triangle,
+  // row by row), row s of Theta the cell's coefficients
+  matrix cells_times(matrix WW, matrix Theta) {
+    int S = rows(Theta);
+    int P = cols(Theta);
+    matrix[S, P] WTheta = rep_matrix(0, S, P);
+    int k = 1;
+    for (p in 1:P) {
+      for (q in p:P) {
+        WTheta[, p] += WW[, k] .* Theta[, q];
+        if (q > p) {
+          WTheta[, q] += WW[, k] .* Theta[, p];
+        }
+        k += 1;
+      }
+    }
+    return WTheta;
+  }
+}
+
 data {
   int<lower=1> N;  // number of observations
   // the likelihood uses the per-cell sufficient statistics below; the rows themselves are
@@ -58,19 +79,7 @@ model {
     // grows with the number of cells, not of rows (log_lik below still uses every row)
     matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
     Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter;
-    matrix[S, P] WTheta = rep_matrix(0, S, P);  // (W'W) Theta, per cell
-    {
-      int k = 1;
-      for (p in 1:P) {
-        for (q in p:P) {
-          WTheta[, p] += WW[, k] .* Theta[, q];
-          if (q > p) {
-            WTheta[, q] += WW[, k] .* Theta[, p];
-          }
-          k += 1;
-        }
-      }
-    }
+    matrix[S, P] WTheta = cells_times(WW, Theta);  // (W'W) Theta, per cell
     real ss = sum(yy) - 2 * sum(Wy .* Theta) + sum(Theta .* WTheta);  // e'e summed over cells
     target += -N * log(sigma) - 0.5 * ss / square(sigma);
   }
