@@ -112,12 +112,15 @@ def mcse_mean(fit: Any, name: str) -> float:
 def compare_with_pymc(model: Any, name: str, **sample_kwargs: Any) -> str:
     """Sample ``model`` with CmdStan and with PyMC, and print whether the posteriors agree.
 
-    Uses :func:`hbstan.compare.compare_backends` (its z-test of every posterior mean and sd
-    against the two Monte Carlo errors, Bonferroni-corrected). In a short run
-    (HBSTAN_EXAMPLE_DRAWS < 1000) the convergence bar is lowered to R-hat <= 1.05 and bulk
-    ESS >= 50, since R-hat <= 1.01 is not reachable with a few hundred draws; the z-test
-    itself is unchanged, and both backends run at least PYMC_MIN_DRAWS (400) draws per
-    chain. Writes the full table to OUT/<name>_pymc.md.
+    Uses :func:`hbstan.compare.compare_backends`: a test of every posterior mean and sd
+    against the two Monte Carlo errors (t reference for the error in the MCSEs,
+    Bonferroni-corrected); a difference it flags is confirmed, or not, by fresh runs of both
+    backends with twice the draws, and a backend that has not converged is run longer (up to
+    4 times the draws) before that is the verdict. In a short run (HBSTAN_EXAMPLE_DRAWS <
+    1000) the convergence bar is lowered to R-hat <= 1.05 and bulk ESS >= 50, since R-hat <=
+    1.01 is not reachable with a few hundred draws, both backends run at least
+    PYMC_MIN_DRAWS (400) draws per chain, and further runs at most twice that. Writes the
+    full report to OUT/<name>_pymc.md.
 
     Returns the verdict ("agree", "disagree", "not converged", "skipped" or "error").
     """
@@ -140,6 +143,7 @@ def compare_with_pymc(model: Any, name: str, **sample_kwargs: Any) -> str:
             seed=SEED,
             stan_kwargs=sample_kwargs or None,
             pymc_kwargs=sample_kwargs or None,
+            max_draws=2 * draws if SHORT_RUN else None,
             **thresholds,
         )
     except ImportError as err:
@@ -153,10 +157,14 @@ def compare_with_pymc(model: Any, name: str, **sample_kwargs: Any) -> str:
     z = np.abs(cmp.table["z"].to_numpy(float))
     worst = float(np.nanmax(z)) if np.isfinite(z).any() else float("nan")
     counts = cmp.table["verdict"].value_counts().to_dict()
+    rounds = " -> ".join(f"{r.draws[0]} / {r.draws[1]}: {r.verdict}" for r in cmp.rounds)
     detail = (
         f"stan vs pymc on {cmp.n_params} scalars, max |z| {worst:.2f} vs threshold {cmp.threshold:.2f}; "
-        f"per scalar {counts}; {time.perf_counter() - t0:.0f} s"
+        f"per scalar {counts}; rounds (stan / pymc draws: that pair's verdict) {rounds}; "
+        f"{time.perf_counter() - t0:.0f} s"
     )
+    if cmp.note:
+        detail += f"; {cmp.note}"
     if SHORT_RUN:
         detail += f"; short run: {CHAINS} chains x {draws} draws, R-hat <= 1.05, ESS >= 50"
     print(f"PYMC: {cmp.verdict} ({detail})")

@@ -38,6 +38,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -52,6 +53,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
         f"({_err})"
     ) from None
 
+from .centering import KAPPA_CENTERED, term_evidence
 from .fit import Fit
 from .idata import OBS_DIM, build_idata, resolve_pointwise
 from .pointwise import log_lik_and_y_rep, pointwise_groups
@@ -335,10 +337,20 @@ def parameterizations(m: Model) -> list[Parameterization]:
     A term the Stan program samples is sampled the same way: centered or non-centered as
     the spec chose (``blk.centered``: the ``centered=`` option, or :mod:`hbstan.centering`'s
     choice from the data under ``"auto"``), and, where the program centers it on the
-    intercept, with the group intercepts as parameters (``a = Intercept + r``). A term the
-    program integrates out (``m.marginalized``) has no parameterization there; PyMC samples
-    it as the spec records it (non-centered under ``"auto"``, as ``centered=`` says
-    otherwise), centered on the intercept when centered.
+    intercept, with the group intercepts as parameters (``a = Intercept + r``).
+
+    A term the program integrates out (``m.marginalized``) has no parameterization there: its
+    sampler moves only in the population-level parameters. The PyMC model samples the
+    effects, and comes closest to that geometry with the parameterization whose extra
+    variables depend least on the rest: centered where each group's data pin its effects
+    down well compared with their spread, non-centered where they do not. Under
+    ``centered="auto"`` that is decided from :func:`hbstan.centering.term_evidence`'s ratio
+    tau^2 / v at its lower 95% bound, with the centering rule's threshold
+    (:data:`~hbstan.centering.KAPPA_CENTERED`), but without its minimum number of groups:
+    two groups of 1000 and 200 rows (ratio above 3 at the lower bound) sampled non-centered
+    put PyMC's group SD at a mean of 1.5 with 91 divergences where the posterior mean is
+    2.46; centered, 2.56 and 2.43 in two runs. A ``centered=`` given explicitly is followed.
+    A centered term is centered on the intercept, as the program would center it.
     """
     d = m.design
     ctx = m.structure()[0]["blocks"]
@@ -348,9 +360,21 @@ def parameterizations(m: Model) -> list[Parameterization]:
         if blk.pooling == "unpooled":
             out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
         elif b["marginal"]:
-            on = bool(blk.centered and blk.has_intercept and d.has_intercept and not intercept_taken)
+            option = m.options.get("centered", "auto")
+            option = option.get(blk.factor, "auto") if isinstance(option, Mapping) else option
+            if option == "auto":
+                ev = term_evidence(m.family, d.y, d.X, m.offset, d.blocks, trials=m.trials)[b["i"] - 1]
+                low = min(ev.kappa_low) if ev.kappa_low else 0.0
+                centered = low > KAPPA_CENTERED
+                reason = (
+                    f"integrated out by the Stan program; tau^2/v at the median group {min(ev.kappa, default=0.0):.2g}, "
+                    f"lower bound {low:.2g} ({'above' if centered else 'not above'} {KAPPA_CENTERED:g})"
+                )
+            else:
+                centered, reason = bool(option), f"integrated out by the Stan program; centered={option!r} given"
+            on = bool(centered and blk.has_intercept and d.has_intercept and not intercept_taken)
             intercept_taken = intercept_taken or on
-            out.append(Parameterization(bool(blk.centered), on, "integrated out by the Stan program"))
+            out.append(Parameterization(centered, on, reason))
         else:
             out.append(
                 Parameterization(bool(b["centered"]), bool(b["centered"] and b["on_intercept"]), "as the Stan program")

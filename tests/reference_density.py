@@ -19,7 +19,10 @@ The model's definition, as the README states it:
   + (U - mean over groups of U)[group] gamma  (no centering of X without an intercept);
 * gaussian: y ~ N(eta, sigma); student: y ~ t(nu, eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
   y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta); negbinomial:
-  y ~ NB(mean exp eta, shape), scipy's nbinom(shape, shape / (shape + exp eta));
+  y ~ NB(mean exp eta, shape), scipy's nbinom(shape, shape / (shape + exp eta)); gamma:
+  y ~ Gamma(shape, mean exp eta), scipy's gamma(shape, scale = exp(eta) / shape); lognormal:
+  log y ~ N(eta, sigma), scipy's lognorm(sigma, scale = exp eta); beta: y ~ Beta(mean
+  logit^-1 eta, precision phi), scipy's beta(mu phi, (1 - mu) phi);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -47,6 +50,7 @@ class Point:
     sigma: float | None
     nu: float | None
     shape: float | None
+    phi: float | None
     sd: dict[int, np.ndarray]
     L: dict[int, np.ndarray]
     r: dict[int, np.ndarray]
@@ -80,16 +84,18 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         if blk.U is not None:
             gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
     sigma = None
-    if family in ("gaussian", "student") and model.known_sigma is None:
+    if family in ("gaussian", "student", "lognormal") and model.known_sigma is None:
         sigma = float(np.exp(rng.normal(0, 0.3)))
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
-    shape = float(np.exp(rng.normal(1, 0.7))) if family == "negbinomial" else None
+    shape = float(np.exp(rng.normal(1, 0.7))) if family in ("negbinomial", "gamma") else None
+    phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" else None
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
         b=rng.normal(0, 0.3, d.K),
         sigma=sigma,
         nu=nu,
         shape=shape,
+        phi=phi,
         sd=sd,
         L=L,
         r=r,
@@ -109,6 +115,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
         out["nu"] = pt.nu
     if pt.shape is not None:
         out["shape"] = pt.shape
+    if pt.phi is not None:
+        out["phi"] = pt.phi
     for i in pt.r:
         if i in pt.sd:
             out[f"sd_{i}"] = pt.sd[i]
@@ -208,6 +216,8 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
         lp += _prior_logpdf(keys.take("nu"), pt.nu)
     if pt.shape is not None:
         lp += _prior_logpdf(keys.take("shape"), pt.shape)
+    if pt.phi is not None:
+        lp += _prior_logpdf(keys.take("phi"), pt.phi)
     for i, blk in enumerate(d.blocks, start=1):
         r = pt.r[i]
         if blk.pooling == "unpooled":
@@ -289,6 +299,14 @@ def log_lik(
     if fam == "negbinomial":
         mu = np.exp(eta)
         return float(stats.nbinom.logpmf(y, pt.shape, pt.shape / (pt.shape + mu)).sum())
+    if fam == "gamma":
+        return float(stats.gamma.logpdf(y, pt.shape, scale=np.exp(eta) / pt.shape).sum())
+    if fam == "lognormal":
+        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+        return float(stats.lognorm.logpdf(y, sigma, scale=np.exp(eta)).sum())
+    if fam == "beta":
+        mu = expit(eta)
+        return float(stats.beta.logpdf(y, mu * pt.phi, (1 - mu) * pt.phi).sum())
     raise AssertionError(f"no reference likelihood for family {fam!r}")
 
 
@@ -367,7 +385,8 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
 
     Columns: ``x``, ``x2`` (numbers), ``c`` (3 categories), ``g`` (12 groups) with group-level
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
-    responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts).
+    responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
+    ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)).
     """
     import pandas as pd
 
@@ -395,4 +414,8 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     df["nt"] = rng.integers(1, 12, n)
     df["yk"] = rng.binomial(df["nt"], expit(eta))
     df["yp"] = rng.poisson(df["t"] * np.exp(eta))
+    # drawn after the others, which stay as they were
+    df["yg"] = rng.gamma(3.0, np.exp(eta) / 3.0)
+    df["yl"] = np.exp(eta + rng.normal(0, 0.6, n))
+    df["yq"] = rng.beta(expit(eta) * 8.0, expit(-eta) * 8.0)
     return df

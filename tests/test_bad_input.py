@@ -63,7 +63,7 @@ CASES = [
     ("unknown-prior", "y ~ x", toy, {"priors": {"slope": hbstan.Normal(0, 1)}}, ValueError, r"unknown prior name 'slope'; valid names"),
     ("prior-not-object", "y ~ x", toy, {"priors": {"x": (0, 1)}}, ValueError, r"must be an hbstan prior such as hbstan.Normal"),
     ("lkj-misplaced", "y ~ x", toy, {"priors": {"x": hbstan.LKJ(2)}}, ValueError, r"must be a prior other than LKJ"),
-    ("unknown-family", "y ~ x", toy, {"family": "gamma"}, ValueError, r"unknown family 'gamma'; valid families: \['bernoulli'"),
+    ("unknown-family", "y ~ x", toy, {"family": "gausian"}, ValueError, r"unknown family 'gausian'; valid families: \['bernoulli'"),
     ("unknown-pooling", "y ~ x", toy, {"pooling": "partial"}, ValueError, r"unknown pooling 'partial'; valid values"),
     ("sigma-non-gaussian", "yb ~ x", toy, {"family": "bernoulli", "sigma": 1.0}, ValueError, r"only applies to family='gaussian'"),
     ("sigma-negative", "y ~ x", toy, {"sigma": -1.0}, ValueError, r"sigma must be a positive number"),

@@ -39,4 +39,4 @@ def test_hash_ignores_comments_and_layout() -> None:
 def test_precompile_cli_rejects_unknown_names() -> None:
     from hbstan.cli import main
 
-    assert main(["precompile", "--family", "gamma"]) == 1
+    assert main(["precompile", "--family", "gausian"]) == 1

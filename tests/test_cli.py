@@ -128,7 +128,7 @@ def test_unreadable_csv(tmp_path: Path) -> None:
 
 
 def test_bad_options(csv: Path, tmp_path: Path) -> None:
-    assert_error(hbstan("render", FORMULA, "--data", csv, "--family", "gamma"), "unknown family 'gamma'", "poisson")
+    assert_error(hbstan("render", FORMULA, "--data", csv, "--family", "gausian"), "unknown family 'gausian'", "poisson")
     assert_error(hbstan("render", FORMULA, "--data", csv, "--pooling", "partial"), "unknown pooling 'partial'")
     assert_error(hbstan("render", FORMULA, "--data", csv, "--prior", "Intercept=Normal(0, -1)"), "Intercept", "positive")
     assert_error(hbstan("render", FORMULA, "--data", csv, "--prior", "Intercept=eval('1')"), "unknown prior family 'eval'")

@@ -32,6 +32,15 @@ def _reference(name: str, y, eta, aux, trials):
     if name == "negbinomial":
         mu, phi = np.exp(eta), aux["shape"]
         return stats.nbinom.logpmf(y, phi, phi / (phi + mu)), mu
+    if name == "gamma":
+        mu, a = np.exp(eta), aux["shape"]
+        return stats.gamma.logpdf(y, a, scale=mu / a), mu
+    if name == "lognormal":
+        sigma = aux["sigma"]
+        return stats.lognorm.logpdf(y, sigma, scale=np.exp(eta)), np.exp(eta + sigma**2 / 2)
+    if name == "beta":
+        mu, phi = expit(eta), aux["phi"]
+        return stats.beta.logpdf(y, mu * phi, (1 - mu) * phi), mu
     raise AssertionError(f"no reference for {name}")
 
 
@@ -73,9 +82,9 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 
 def test_unknown_family_lists_the_valid_ones() -> None:
-    valid = "\\['bernoulli', 'binomial', 'gaussian', 'negbinomial', 'poisson', 'student'\\]"
+    valid = "\\['bernoulli', 'beta', 'binomial', 'gamma', 'gaussian', 'lognormal', 'negbinomial', 'poisson', 'student'\\]"
     with pytest.raises(ValueError, match=f"valid families: {valid}"):
-        get_family("gamma")
+        get_family("gausian")
     assert get_family(FAMILIES["poisson"]) is FAMILIES["poisson"]
     assert hbstan.Family is Family
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from .base import AuxParam, Family
 from .bernoulli import Bernoulli
+from .beta import Beta
 from .binomial import Binomial
+from .gamma import GammaFamily
 from .gaussian import Gaussian
+from .lognormal import LogNormal
 from .negbinomial import NegBinomial
 from .poisson import Poisson
 from .student import Student
@@ -26,7 +29,9 @@ def register(family: Family) -> Family:
     return family
 
 
-for _fam in (Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial()):
+for _fam in (
+    Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial(), GammaFamily(), LogNormal(), Beta(),
+):
     register(_fam)
 
 
