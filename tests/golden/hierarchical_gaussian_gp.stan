@@ -163,16 +163,14 @@ model {
     matrix[S, P] WTheta = cells_times(WW, Theta);  // (W'W) Theta, per cell
     real ss = sum(yy) - 2 * sum(Wy .* Theta) + sum(Theta .* WTheta);  // e'e summed over cells
     matrix[M_1, M_1] Lambda = diag_matrix(sd_1);  // covariance of the effects = Lambda Lambda'
+    // (Lw, D, u): B = Lw diag(D) Lw' per cell, and u = Lw^-1 v
     tuple(array[M_1, M_1] vector[S], array[M_1] vector[S], array[M_1] vector[S]) LDu
     = marginal_factors(Lambda, ZZ, (Wy - WTheta) * Az', sigma);
-    array[M_1, M_1] vector[S] Lw = LDu.1;  // unit lower triangular factor of B (below the diagonal)
-    array[M_1] vector[S] D = LDu.2;  // diagonal factor of B
-    array[M_1] vector[S] u = LDu.3;  // Lw^-1 v
     real log_det = 0;  // sum over cells of log det(B)
     real quad = 0;  // sum over cells of v' B^-1 v
     for (i in 1:M_1) {
-      log_det += sum(log(D[i]));
-      quad += sum(square(u[i]) ./ D[i]);
+      log_det += sum(log(LDu.2[i]));  // D
+      quad += sum(square(LDu.3[i]) ./ LDu.2[i]);  // u, D
     }
     target += -N * log(sigma) - 0.5 * log_det - 0.5 * (ss / square(sigma) - quad / pow(sigma, 4));
   }
@@ -203,17 +201,15 @@ generated quantities {
       matrix[S, P] Theta = rep_matrix((Ax' * b)', S);  // coefficient of each column, per cell
       Theta[, one_col] += Intercept - dot_product(means_X, b) - ycenter + Ug_1;
       matrix[S, P] WTheta = cells_times(WW, Theta);  // (W'W) Theta, per cell
+      // (Lw, D, u): B = Lw diag(D) Lw' per cell, and u = Lw^-1 v
       tuple(array[M_1, M_1] vector[S], array[M_1] vector[S], array[M_1] vector[S]) LDu
       = marginal_factors(Lambda, ZZ, (Wy - WTheta) * Az', sigma);
-      array[M_1, M_1] vector[S] Lw = LDu.1;  // unit lower triangular factor of B (below the diagonal)
-      array[M_1] vector[S] D = LDu.2;  // diagonal factor of B
-      array[M_1] vector[S] u = LDu.3;  // Lw^-1 v
       // w = Lw^-T (D^-1 u / sigma^2 + D^-1/2 z): back substitution, last effect first
       for (ii in 1:M_1) {
         int i = M_1 + 1 - ii;
-        w[i] = (u[i] / square(sigma) + sqrt(D[i]) .* w[i]) ./ D[i];
+        w[i] = (LDu.3[i] / square(sigma) + sqrt(LDu.2[i]) .* w[i]) ./ LDu.2[i];  // u, D
         for (k in (i + 1):M_1) {
-          w[i] -= Lw[k, i] .* w[k];
+          w[i] -= LDu.1[k, i] .* w[k];  // Lw
         }
       }
     }
