@@ -144,3 +144,22 @@ def test_centered_group_intercepts_do_not_hold_back_the_intercept() -> None:
     r = fit.idata.posterior["1|g"].mean(("chain", "draw"))
     truth = [a[int(label[1:])] for label in r["g"].values]
     assert abs(float(r.mean())) < 0.15 and np.corrcoef(r.values, truth)[0, 1] > 0.9
+
+
+@pytest.mark.cmdstan
+def test_cell_means_coding_fits_one_coefficient_per_level() -> None:
+    """``y ~ 0 + c + (1 | g)`` (brms/bambi cell-means coding): one mean per level, no intercept."""
+    rng = np.random.default_rng(12)
+    means = {"a": -1.0, "b": 0.5, "c": 2.0}
+    n, J = 600, 12
+    c = rng.choice(list(means), n)
+    g = rng.integers(0, J, n)
+    y = np.array([means[k] for k in c]) + rng.normal(0, 0.3, J)[g] + rng.normal(0, 0.5, n)
+    df = pd.DataFrame({"y": y, "c": c, "g": [f"g{j}" for j in g]})
+    m = hbstan.Model("y ~ 0 + c + (1 | g)", df)
+    assert not m.design.has_intercept and [p.name for p in m.params][0] == "c"
+    fit = m.sample(chains=2, draws=1000, seed=5)
+    est = fit.posterior["c"].mean(("chain", "draw"))
+    for level, truth in means.items():
+        draws = fit.posterior["c"].sel(c_dim=level).values
+        assert abs(float(est.sel(c_dim=level)) - truth) < 4 * draws.std() + 0.05, (level, float(est.sel(c_dim=level)))
