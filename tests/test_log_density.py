@@ -3,7 +3,7 @@
 At random parameter values, the log density CmdStan computes for a rendered program equals
 the NumPy/SciPy density of ``tests/reference_density.py`` (written from the model's
 definition, row by row) up to a constant, with and without the likelihood, and the
-likelihood moves with the parameters (the data speak). The whole option grid (210 programs, 1112 checks)
+likelihood moves with the parameters (the data speak). The whole option grid (288 programs, 1496 checks)
 runs in ``validation/log_density.py``, whose results are committed under
 ``validation/results/``; this is a representative subset, plus the check that a broken
 template fails it. Also: models without population-level predictors learn from their data
@@ -34,7 +34,9 @@ cmdstan = pytest.mark.cmdstan
 # one variant per likelihood path and design family: the binomial GLM without predictors
 # (the bug), reduce_sum, exposure with a term centered on the intercept, the integrated-out
 # correlated effects with a group predictor, crossed terms without intercept, unpooled, the
-# negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum
+# negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum;
+# gamma (correlated, group predictor, reduce_sum), lognormal (crossed, no intercept) and beta
+# (centered on the intercept)
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -44,6 +46,9 @@ SUBSET = [
     Variant("bernoulli", "unpooled", False, False, True),
     Variant("student", "correlated", True, True, True),
     Variant("negbinomial", "crossed", True, False, True),
+    Variant("gamma", "correlated", True, True, True),
+    Variant("lognormal", "crossed", False, True, False),
+    Variant("beta", "hierarchical_centered", True, False, False),
 ]
 
 

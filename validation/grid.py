@@ -30,6 +30,9 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "binomial": ("yk | trials(nt)", {"family": "binomial"}),
     "poisson": ("yp", {"family": "poisson"}),
     "negbinomial": ("yp", {"family": "negbinomial"}),
+    "gamma": ("yg", {"family": "gamma"}),
+    "lognormal": ("yl", {"family": "lognormal"}),
+    "beta": ("yq", {"family": "beta"}),
 }
 
 # group terms and options of each design; the Gaussian-only ones use sufficient statistics
