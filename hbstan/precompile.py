@@ -38,7 +38,7 @@ def _data(seed: int = 0, n: int = 200, J: int = 10) -> pd.DataFrame:
     g = rng.integers(0, J, n)
     df = pd.DataFrame({"x": rng.normal(size=n), "g": [f"g{j}" for j in g], "n": rng.integers(3, 9, n)})
     df["u"] = np.linspace(-1, 1, J)[g]
-    df["y"] = rng.normal(size=n)
+    df["y"] = rng.uniform(0.05, 0.95, n)  # valid for every real-valued family (gaussian to beta)
     df["yb"] = rng.integers(0, 2, n)  # 0/1: valid counts for every integer family
     return df
 
