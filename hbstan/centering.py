@@ -66,8 +66,10 @@ class TermEvidence:
 
 def _link_fit(family: Family, y: np.ndarray, n: np.ndarray, A: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pooled fit of y on A: working weights and working residuals."""
-    if family.link == "identity":
-        coef, *_ = np.linalg.lstsq(A, y - offset, rcond=None)
+    if family.link == "identity":  # one least-squares fit of the working response (y, or log y)
+        eta0 = family.initial_eta(y, n)
+        z = eta0 + family.working(y, n, eta0)[1]
+        coef, *_ = np.linalg.lstsq(A, z - offset, rcond=None)
         return family.working(y, n, offset + A @ coef)
     eta = family.initial_eta(y, n)
     for _ in range(25):  # iteratively reweighted least squares

@@ -290,7 +290,9 @@ def _sampler_settings(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
+    from .backend import interactive
+
+    return not args.quiet and interactive()
 
 
 # -------------------------------------------------------------------------------------- commands
