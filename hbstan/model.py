@@ -30,6 +30,9 @@ class Model(ModelSpec):
         Response distribution: a name in ``hbstan.families.FAMILIES`` (the README lists them
         with their links and auxiliary parameters) or a Family object. ``Model.family`` is the
         :class:`~hbstan.families.Family` object.
+    link : str, optional
+        Link function of the mean, when the family offers more than one (``Family.links``):
+        bernoulli and binomial take ``"logit"`` (default), ``"probit"`` or ``"cloglog"``.
     pooling : {None, "pooled", "unpooled", "hierarchical", "correlated"}, default None
         How group effects are tied. None reads it from the formula. "pooled" drops the group
         terms; "unpooled" gives every group independent priors (no hyperprior, no global

@@ -72,5 +72,9 @@ MODEL_OPTIONS: tuple[Option, ...] = (
         "keep Bernoulli rows as rows instead of summing identical ones into binomial counts", cli="no",
     ),
     Option("dropna", False, (bool,), "drop rows with missing values in the model's columns", cli="flag"),
+    Option(
+        "link", None, (str,),
+        "link function of the mean (default: the family's first; bernoulli and binomial: logit, probit or cloglog)",
+    ),
 )
 

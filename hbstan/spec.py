@@ -88,8 +88,9 @@ class ModelSpec:
         marginalize: bool | str = "auto",
         aggregate: bool | str = "auto",
         dropna: bool = False,
+        link: str | None = None,
     ) -> None:
-        fam = get_family(family)
+        fam = get_family(family).with_link(link)
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; valid values: None, {list(POOLINGS)}")
         if sigma is not None:
@@ -627,7 +628,10 @@ class ModelSpec:
 
         # the family whose template writes the likelihood: Bernoulli rows summed into binomial
         # counts are binomial data
-        fam = get_family(self.family.aggregates_to) if (self.aggregated and not threads) else self.family
+        fam = (
+            get_family(self.family.aggregates_to).with_link(self.family.link)
+            if (self.aggregated and not threads) else self.family
+        )
         ctx: dict[str, Any] = {
             "version": __version__,
             "family": fam.name,
@@ -794,6 +798,7 @@ class ModelSpec:
         cols = dict(self.column_args)
         out: dict[str, Any] = {o.name: None for o in MODEL_OPTIONS}
         out["family"] = self.family.name
+        out["link"] = self.family.link if self.family.link != get_family(self.family.name).link else None
         out["pooling"] = self.pooling
         out["group_predictors"] = {blk.factor: list(blk.U_names) for blk in d.blocks if blk.U is not None} or None
         out["priors"] = {k: p for k, p in self.priors.items() if self.default_priors.get(k) != p} or None

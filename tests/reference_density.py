@@ -17,8 +17,8 @@ The model's definition, as the README states it:
 
 * eta = offset + Intercept + (X - mean(X)) b + sum over terms of r_g[group] . Z
   + (U - mean over groups of U)[group] gamma  (no centering of X without an intercept);
-* gaussian: y ~ N(eta, sigma); student: y ~ t(nu, eta, sigma); bernoulli: y ~ Bernoulli(logit^-1 eta); binomial:
-  y ~ Binomial(trials, logit^-1 eta); poisson: y ~ Poisson(exp eta); negbinomial:
+* gaussian: y ~ N(eta, sigma); student: y ~ t(nu, eta, sigma); bernoulli: y ~ Bernoulli(F(eta)); binomial:
+  y ~ Binomial(trials, F(eta)) (F: the logistic CDF, Phi (probit) or 1 - exp(-exp) (cloglog)); poisson: y ~ Poisson(exp eta); negbinomial:
   y ~ NB(mean exp eta, shape), scipy's nbinom(shape, shape / (shape + exp eta)); gamma:
   y ~ Gamma(shape, mean exp eta), scipy's gamma(shape, scale = exp(eta) / shape); lognormal:
   log y ~ N(eta, sigma), scipy's lognorm(sigma, scale = exp eta); beta: y ~ Beta(mean
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from scipy.special import expit
+from scipy.special import expit, gammaln
 
 __all__ = ["Point", "random_point", "stan_params", "log_prior", "log_lik", "program_parameters"]
 
@@ -289,11 +289,23 @@ def log_lik(
     if fam == "student":
         sigma = pt.sigma if pt.sigma is not None else model.known_sigma
         return float(stats.t.logpdf(y, pt.nu, eta, sigma).sum())
-    if fam == "bernoulli":
-        return float(stats.bernoulli.logpmf(y, expit(eta)).sum())
-    if fam == "binomial":
+    if fam in ("bernoulli", "binomial"):
+        link = model.family.link
+        if link == "logit":
+            p = expit(eta)
+        elif link == "probit":
+            p = stats.norm.cdf(eta)
+        else:  # cloglog: log P = log(1 - exp(-e^eta)) and log(1 - P) = -e^eta, exact where P rounds to 1
+            assert link == "cloglog", link
+            n = np.ones_like(y) if fam == "bernoulli" else np.asarray(trials)
+            e = np.exp(eta)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lp = np.where(y > 0, y * np.log(-np.expm1(-e)), 0.0)
+            return float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + lp - (n - y) * e))
+        if fam == "bernoulli":
+            return float(stats.bernoulli.logpmf(y, p).sum())
         assert trials is not None, "a binomial model's reference needs its trials"
-        return float(stats.binom.logpmf(y, np.asarray(trials), expit(eta)).sum())
+        return float(stats.binom.logpmf(y, np.asarray(trials), p).sum())
     if fam == "poisson":
         return float(stats.poisson.logpmf(y, np.exp(eta)).sum())
     if fam == "negbinomial":

@@ -103,3 +103,44 @@ def test_no_module_outside_families_tests_a_family_name() -> None:
     assert not hits, "\n".join(hits)
     for path in (ROOT / "stan_templates").rglob("*.j2"):
         assert 'family ==' not in path.read_text(), path
+
+
+LINKED = [(name, link) for name in sorted(FAMILIES) for link in FAMILIES[name].links[1:]]
+
+
+def _p_reference(link: str, eta: np.ndarray) -> np.ndarray:
+    return stats.norm.cdf(eta) if link == "probit" else 1.0 - np.exp(-np.exp(eta))
+
+
+@pytest.mark.parametrize("name, link", LINKED, ids=lambda v: str(v))
+def test_other_links_equal_scipy(name: str, link: str) -> None:
+    """probit and cloglog: the NumPy side against scipy.stats with p = Phi(eta) or 1 - exp(-exp(eta))."""
+    fam = get_family(name).with_link(link)
+    assert fam.link == link and get_family(name).link == "logit"  # the registry's family is unchanged
+    rng = np.random.default_rng(4)
+    y, eta, aux, trials = _data(fam, rng)
+    p = _p_reference(link, eta)
+    if fam.trials:
+        ll_ref, mean_ref = stats.binom.logpmf(y, trials, p), trials * p
+    else:
+        ll_ref, mean_ref = stats.bernoulli.logpmf(y, p), p
+    np.testing.assert_allclose(fam.log_lik(y, eta, aux, trials), ll_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fam.mean(eta, aux, trials), mean_ref, rtol=1e-12)
+    draws = fam.draw(rng, np.full(100_000, 0.4), aux, None if trials is None else np.full(100_000, 7.0))
+    mean = fam.mean(np.array([0.4]), aux, None if trials is None else np.array([7.0]))[0]
+    assert abs(draws.mean() - mean) < 5 * draws.std() / np.sqrt(draws.size)
+
+
+def test_cloglog_failure_stays_possible_where_p_rounds_to_one() -> None:
+    """At eta = 5, 1 - exp(-exp(5)) is 1.0 in double precision; a failure's log-likelihood is
+    still -exp(5), not -inf."""
+    fam = get_family("bernoulli").with_link("cloglog")
+    assert 1.0 - np.exp(-np.exp(5.0)) == 1.0
+    assert fam.log_lik(np.array([0.0]), np.array([5.0]), {}, None)[0] == pytest.approx(-np.exp(5.0), rel=1e-14)
+
+
+def test_unknown_link_lists_the_family_links() -> None:
+    with pytest.raises(ValueError, match=r"family='bernoulli' has no 'log' link; its links: \['logit', 'probit', 'cloglog'\]"):
+        get_family("bernoulli").with_link("log")
+    with pytest.raises(ValueError, match=r"family='poisson' has no 'identity' link; its links: \['log'\]"):
+        get_family("poisson").with_link("identity")

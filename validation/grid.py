@@ -28,6 +28,9 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "bernoulli": ("yb", {"family": "bernoulli", "aggregate": False}),
     "bernoulli_aggregated": ("yb", {"family": "bernoulli", "aggregate": True}),
     "binomial": ("yk | trials(nt)", {"family": "binomial"}),
+    "bernoulli_probit": ("yb", {"family": "bernoulli", "link": "probit", "aggregate": False}),
+    "bernoulli_cloglog_aggregated": ("yb", {"family": "bernoulli", "link": "cloglog", "aggregate": True}),
+    "binomial_cloglog": ("yk | trials(nt)", {"family": "binomial", "link": "cloglog"}),
     "poisson": ("yp", {"family": "poisson"}),
     "negbinomial": ("yp", {"family": "negbinomial"}),
     "gamma": ("yg", {"family": "gamma"}),
@@ -51,6 +54,10 @@ DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
     "marginal_correlated": ("(1 + x | g)", {"marginalize": True}),
 }
 SUFF_DESIGNS = {"suff_pooled", "suff_sampled", "marginal", "marginal_correlated"}
+# a link other than the default changes only the likelihood line: those entries run on a few
+# designs (the pooled one, a non-centered, a centered and a crossed one)
+LINK_FAMILIES = {"bernoulli_probit", "bernoulli_cloglog_aggregated", "binomial_cloglog"}
+LINK_DESIGNS = {"pooled", "hierarchical", "correlated_centered", "crossed"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class Variant:
         elif offset:
             kw["offset"] = "off"
             off = df["off"].to_numpy()
-        trials = df["nt"].to_numpy() if self.family == "binomial" else None
+        trials = df["nt"].to_numpy() if self.family.startswith("binomial") else None
         return hbstan.Model(f"{y} ~ {' + '.join(rhs)}", df, **kw), off, trials
 
 
@@ -101,6 +108,8 @@ def variants() -> list[Variant]:
     out = []
     for fam, design, intercept in itertools.product(FAMILIES, DESIGNS, (True, False)):
         if design in SUFF_DESIGNS and not fam.startswith("gaussian"):
+            continue
+        if fam in LINK_FAMILIES and design not in LINK_DESIGNS:
             continue
         has_g_intercept = design not in ("pooled", "suff_pooled", "unpooled")
         combos = [(False, False), (True, True)] if intercept else [(False, True), (True, False)]

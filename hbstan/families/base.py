@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import copy
+
 import numpy as np
 
 from ..design import DataError
@@ -44,7 +46,10 @@ class Family:
     name : str
         ``family=`` value and template name.
     link : str
-        The link function (``"identity"``, ``"logit"``, ``"log"``).
+        The link function of the mean (``"identity"``, ``"logit"``, ``"log"``, ...); the first
+        of ``links``, unless :meth:`with_link` chose another.
+    links : tuple of str
+        The links the family offers (``Model(link=...)``); the first is the default.
     integer_response : bool
         Whether the response holds counts (Stan ``int``) rather than reals.
     trials : bool
@@ -63,7 +68,8 @@ class Family:
     """
 
     name: ClassVar[str]
-    link: ClassVar[str]
+    link: str
+    links: ClassVar[tuple[str, ...]] = ()
     integer_response: ClassVar[bool] = True
     trials: ClassVar[bool] = False
     aux: ClassVar[tuple[AuxParam, ...]] = ()
@@ -73,6 +79,25 @@ class Family:
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Family) and (type(self), self.link) == (type(other), other.link)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.link))
+
+    def with_link(self, link: str | None) -> Family:
+        """This family with another link of ``links`` (None: the family as it is)."""
+        if link is None or link == self.link:
+            return self
+        offered = self.links or (self.link,)
+        if link not in offered:
+            raise ValueError(
+                f"family={self.name!r} has no {link!r} link; its links: {list(offered)}"
+            )
+        out = copy.copy(self)
+        out.link = link
+        return out
 
     # ------------------------------------------------------------------ data
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:

@@ -1,15 +1,15 @@
-"""Bernoulli response (0/1), logit link."""
+"""Bernoulli response (0/1): logit (default), probit or cloglog link."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..design import DataError
-from ._logit import LogitFamily
+from ._binary import BinaryFamily
 
 
-class Bernoulli(LogitFamily):
-    """y ~ Bernoulli(logit^-1(eta)); rows with identical predictors can be summed into binomial counts."""
+class Bernoulli(BinaryFamily):
+    """y ~ Bernoulli(F(eta)), F the inverse link; rows with identical predictors can be summed into binomial counts."""
 
     name = "bernoulli"
     aggregates_to = "binomial"
@@ -25,4 +25,6 @@ class Bernoulli(LogitFamily):
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
 
-        return pm.Bernoulli(name, logit_p=eta, observed=y.astype(int), dims=dims)
+        if self.link == "logit":
+            return pm.Bernoulli(name, logit_p=eta, observed=y.astype(int), dims=dims)
+        return pm.Bernoulli(name, p=self.pymc_p(eta), observed=y.astype(int), dims=dims)

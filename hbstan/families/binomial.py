@@ -1,15 +1,15 @@
-"""Binomial response (successes out of trials), logit link."""
+"""Binomial response (successes out of trials): logit (default), probit or cloglog link."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..design import DataError
-from ._logit import LogitFamily
+from ._binary import BinaryFamily
 
 
-class Binomial(LogitFamily):
-    """y ~ Binomial(trials, logit^-1(eta)); trials from ``y | trials(n)`` or ``trials=``."""
+class Binomial(BinaryFamily):
+    """y ~ Binomial(trials, F(eta)), F the inverse link; trials from ``y | trials(n)`` or ``trials=``."""
 
     name = "binomial"
     trials = True
@@ -30,4 +30,6 @@ class Binomial(LogitFamily):
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
 
-        return pm.Binomial(name, n=trials.astype(int), logit_p=eta, observed=y.astype(int), dims=dims)
+        if self.link == "logit":
+            return pm.Binomial(name, n=trials.astype(int), logit_p=eta, observed=y.astype(int), dims=dims)
+        return pm.Binomial(name, n=trials.astype(int), p=self.pymc_p(eta), observed=y.astype(int), dims=dims)
