@@ -186,3 +186,19 @@ def test_every_example_is_tested() -> None:
     scripts = sorted(p.stem for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
     tested = sorted(name[len("test_"):] for name in globals() if re.match(r"test_\d\d_", name))
     assert scripts == tested
+
+
+def test_13_proportions(tmp_path: Path) -> None:
+    out = _run("13_proportions", tmp_path)
+    m = _conclusion(out, rf"replicated shares below 0: {_NUM}% of the normal model's draws, {_NUM}% of the beta model's")
+    assert float(m.group(1)) > 5 and float(m.group(2)) == 0  # impossible shares only from the normal model
+    m = _conclusion(out, rf"normal model {_NUM}% / {_NUM}%, beta model {_NUM}% / {_NUM}%")
+    normal_low, normal_high, beta_low, beta_high = (float(m.group(k)) for k in range(1, 5))
+    assert normal_low > normal_high  # one SD: too wide near 0, too narrow where damage is heavy
+    assert 82 <= beta_low <= 98 and 82 <= beta_high <= 98
+    m = _conclusion(out, rf"precision phi {_NUM} \(90% interval {_NUM} to {_NUM}; true 8\)")
+    assert abs(float(m.group(1)) - 8) < 2
+    m = _conclusion(out, rf"beta model {_NUM} points \(90% interval {_NUM} to {_NUM}\), normal model .*; true {_NUM}")
+    est, lo, hi, truth = (float(m.group(k)) for k in range(1, 5))
+    assert lo - 1 < truth < hi + 1 and est < 0
+    _check_common(out, tmp_path, 1)

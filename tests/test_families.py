@@ -144,3 +144,21 @@ def test_unknown_link_lists_the_family_links() -> None:
         get_family("bernoulli").with_link("log")
     with pytest.raises(ValueError, match=r"family='poisson' has no 'identity' link; its links: \['log'\]"):
         get_family("poisson").with_link("identity")
+
+
+def test_readme_families_table_lists_every_family() -> None:
+    """The README's families table: one row per registered family, with its links (default
+    first) and its auxiliary parameters."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| family | response | links"):]
+    table = table[: table.index("\n\n")]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0].strip("`")] = cells
+    assert set(rows) == set(FAMILIES)
+    for name, fam in FAMILIES.items():
+        links = [x.strip() for x in rows[name][2].split(",")]
+        assert links == list(fam.links or (fam.link,)), name
+        aux = re.findall(r"`(\w+)`", rows[name][4])
+        assert [a for a in aux if a not in ("sigma=", "se")] == [a.name for a in fam.aux], name

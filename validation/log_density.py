@@ -1,6 +1,6 @@
 """Log density of every program of the option grid against an independent NumPy/SciPy one.
 
-    python validation/log_density.py [--jobs 2] [--only SUBSTRING]
+    python validation/log_density.py [--jobs 2] [--only SUBSTRING ...]
 
 For every variant of ``validation/grid.py`` (family x design x intercept x group predictors x
 threads) and four data sets each (with / without population-level predictors, with / without
@@ -10,7 +10,9 @@ and the likelihood must move with the parameters. Two deliberately broken templa
 fail: the binomial GLM without its no-predictor branch (issue 13's bug) and the skeleton with
 its row-by-row likelihood statement dropped.
 
-Writes ``validation/results/log_density.md`` and ``.json``. Compiling the ~160 programs takes
+Writes ``validation/results/log_density.md`` and ``.json``. With ``--only``, only the matching
+variants are compiled and checked, and their rows replace theirs in the existing results (the
+other rows are kept from the run that wrote them; the counts are over the whole grid). Compiling the ~160 programs takes
 about an hour on 2 cores with an empty cache (each is compiled once, into hbstan's cache).
 """
 
@@ -46,24 +48,33 @@ def _cpp(v: Variant) -> dict | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="programs compiled at once")
-    ap.add_argument("--only", default=None, help="only variants whose name contains this")
+    ap.add_argument(
+        "--only", action="append", default=None,
+        help="only variants whose name contains this (repeatable); their rows replace theirs in --out",
+    )
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" / "log_density"))
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     df = grid_data()
-    grid = [v for v in variants() if args.only is None or args.only in v.name]
+    every = variants()
+    grid = [v for v in every if not args.only or any(o in v.name for o in args.only)]
     t0 = time.perf_counter()
     # every (variant, data set): its model and program; each distinct program compiled once
-    jobs, refused = [], []
-    for v in grid:
+    # (with --only, every program of the grid is rendered, for the counts, and the selected compiled)
+    jobs, refused, all_programs = [], [], set()
+    for v in every:
         for predictors, offset in DATA_SETS:
             try:  # a combination hbstan refuses (e.g. sufficient statistics of no column) is listed
                 m, off, trials = v.model(df, predictors=predictors, offset=offset)
                 m.stan_data_for(threads=v.threads, pointwise=False)
             except ValueError as err:
-                refused.append({"variant": v.name, "predictors": predictors, "offset": offset, "error": str(err)})
+                if v in grid:
+                    refused.append({"variant": v.name, "predictors": predictors, "offset": offset, "error": str(err)})
                 continue
-            jobs.append((v, predictors, offset, m, off, trials, m.program(threads=v.threads)))
+            code = m.program(threads=v.threads)
+            all_programs.add((code, v.threads))
+            if v in grid:
+                jobs.append((v, predictors, offset, m, off, trials, code))
     programs = sorted({(j[-1], j[0].threads) for j in jobs})
     print(f"{len(grid)} variants, {len(jobs)} checks ({len(refused)} refused), {len(programs)} distinct programs", flush=True)
 
@@ -113,6 +124,14 @@ def main() -> int:
                     {"broken": what, "variant": v.name, "predictors": predictors, "offset": offset,
                      "ok": res.ok(), "spread": res.spread, "likelihood_range": res.lik_range}
                 )
+    out = Path(args.out)
+    merged = None
+    if args.only and out.with_suffix(".json").exists():  # keep the other variants' rows
+        old = json.loads(out.with_suffix(".json").read_text())
+        names = {v.name for v in grid}
+        rows = [r for r in old["checks"] if r["variant"] not in names] + rows
+        refused = [r for r in old["refused"] if r["variant"] not in names] + refused
+        merged = f"variants matching {args.only} checked {time.strftime('%Y-%m-%d')}; the others on {old['meta']['date']}"
     n_fail = sum(not r["ok"] for r in rows)
     caught = {w: any(not r["ok"] for r in broken_rows if r["broken"] == w) for w in {r["broken"] for r in broken_rows}}
     elapsed = time.perf_counter() - t0
@@ -120,17 +139,17 @@ def main() -> int:
         "hbstan": hbstan.__version__,
         "cmdstan": _cmdstan_version(),
         "python": platform.python_version(),
-        "variants": len(grid),
+        "variants": len(grid) if merged is None and args.only else len(every),
         "checks": len(rows),
         "refused": len(refused),
-        "programs": len(programs),
+        "programs": len(programs) if merged is None and args.only else len(all_programs),
         "failures": n_fail,
         "broken_templates_caught": caught,
         "compile_s": round(t_compile, 1),
         "total_s": round(elapsed, 1),
         "date": time.strftime("%Y-%m-%d"),
+        **({"merged": merged} if merged else {}),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "checks": rows, "refused": refused, "broken": broken_rows}, indent=1))
     out.with_suffix(".md").write_text(_markdown(meta, rows, refused, broken_rows))
@@ -158,6 +177,7 @@ def _markdown(meta: dict, rows: list[dict], refused: list[dict], broken: list[di
         f"hbstan {meta['hbstan']}, CmdStan {meta['cmdstan']}, {meta['date']}: **{meta['checks'] - meta['failures']} of "
         f"{meta['checks']} checks pass** ({meta['variants']} variants x 4 data sets less {meta['refused']} refused, {meta['programs']} distinct "
         f"programs; {meta['total_s']:.0f} s, of which compiling {meta['compile_s']:.0f} s).",
+        *([f"Merged run: {meta['merged']} (the times are of the last run)."] if meta.get("merged") else []),
         "",
         "Deliberately broken templates (each must fail somewhere):",
         "",
