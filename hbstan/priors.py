@@ -274,9 +274,11 @@ class InverseGamma(Prior):
 
 @dataclass(frozen=True)
 class Beta(Prior):
-    """Beta prior with positive shapes ``alpha`` and ``beta`` (mean ``alpha / (alpha + beta)``), for
-    a probability such as a zero-inflation or hurdle probability; ``Beta(1, 1)`` is uniform.
-    brms's spelling ``beta(a, b)`` reads as this prior."""
+    """Beta prior with positive shapes ``alpha`` and ``beta`` (mean ``alpha / (alpha + beta)``).
+
+    For a probability such as a zero-inflation or hurdle probability; ``Beta(1, 1)`` is
+    uniform. brms's spelling ``beta(a, b)`` reads as this prior.
+    """
 
     alpha: float = 1.0
     beta: float = 1.0

@@ -57,6 +57,7 @@ class _ZeroPart(Family):
     """A base family (the next class in the MRO) with a probability of zero ``prob``."""
 
     prob: ClassVar[str]  # the name of the zero probability: "zi" or "hu"
+    pymc_name: ClassVar[str]  # PyMC's distribution of the family (its psi is 1 - zi or 1 - hu)
 
     def check_response(self, y, name, trials):  # noqa: D102
         if self.integer_response:  # the base's count check allows zeros
@@ -114,8 +115,6 @@ class _ZeroPart(Family):
         obs = y.astype(int) if self.integer_response else y
         return dist(name, psi=1.0 - aux[self.prob], **self.pymc_params(eta, aux), observed=obs, dims=dims)
 
-    pymc_name: ClassVar[str]  # the PyMC distribution
-
 
 class ZeroInflated(_ZeroPart):
     """Zero-inflated version of the base family: a structural zero with probability ``zi``."""
@@ -136,8 +135,10 @@ class ZeroInflated(_ZeroPart):
 
 
 class Hurdle(_ZeroPart):
-    """Hurdle version of the base family: zero with probability ``hu``, else the base family
-    conditioned on a positive value."""
+    """Hurdle version of the base family: zero with probability ``hu``.
+
+    Else the base family conditioned on a positive value.
+    """
 
     prob = "hu"
 

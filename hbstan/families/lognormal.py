@@ -49,7 +49,7 @@ class LogNormal(Family):
         return np.exp(rng.normal(eta, aux["sigma"]))
 
     def log_prob_zero(self, eta, aux):
-        """log P(y = 0) = -inf: no mass at zero (its hurdle version)."""
+        """Log P(y = 0) = -inf: no mass at zero (its hurdle version)."""
         return np.full(np.shape(eta), -np.inf)
 
     def draw_positive(self, rng, eta, aux):
@@ -75,5 +75,5 @@ class LogNormal(Family):
         return pm.LogNormal(name, **self.pymc_params(eta, aux), observed=y, dims=dims)
 
     def pymc_params(self, eta, aux):
-        """The PyMC distribution's parameters (of its hurdle version too)."""
+        """Return the PyMC distribution's parameters (of its hurdle version too)."""
         return {"mu": eta, "sigma": aux["sigma"]}

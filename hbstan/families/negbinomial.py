@@ -57,16 +57,18 @@ class NegBinomial(Poisson):
         return rng.poisson(np.exp(log_rate))
 
     def log_prob_zero(self, eta, aux):
-        """log P(y = 0) = -shape log(1 + mu / shape) (zero-inflated and hurdle versions)."""
+        """Log P(y = 0) = -shape log(1 + mu / shape) (zero-inflated and hurdle versions)."""
         phi = aux["shape"]
         return -phi * np.logaddexp(0.0, eta - np.log(phi))
 
     def draw_positive(self, rng, eta, aux):
-        """Draws conditioned on y > 0, exactly, as a gamma-Poisson mixture: with r = shape / mu
-        the rate of the gamma, the first event of the Poisson process on (0, 1) falls at t with
-        density proportional to (r + t)^-(shape + 1) (inverse CDF), the Poisson rate given t is
-        Gamma(shape + 1, rate r + t), and the count is 1 + Poisson(rate (1 - t)); log rate
-        capped as in :meth:`draw`."""
+        """Draw counts conditioned on y > 0, exactly, as a gamma-Poisson mixture.
+
+        With r = shape / mu the rate of the gamma, the first event of the Poisson process on
+        (0, 1) falls at t with density proportional to (r + t)^-(shape + 1) (inverse CDF), the
+        Poisson rate given t is Gamma(shape + 1, rate r + t), and the count is
+        1 + Poisson(rate (1 - t)); log rate capped as in :meth:`draw`.
+        """
         eta = np.asarray(eta, dtype=float)
         phi = np.broadcast_to(aux["shape"], eta.shape)
         r = phi * np.exp(-eta)

@@ -32,13 +32,16 @@ class Poisson(Family):
         return rng.poisson(np.exp(np.minimum(eta, MAX_LOG_RATE)))
 
     def log_prob_zero(self, eta, aux):
-        """log P(y = 0) = -mu (zero-inflated and hurdle versions)."""
+        """Log P(y = 0) = -mu (zero-inflated and hurdle versions)."""
         return -np.exp(eta)
 
     def draw_positive(self, rng, eta, aux):
-        """Draws conditioned on y > 0, exactly: the first event of a Poisson process of rate mu on
-        (0, 1) falls at t (inverse CDF of the exponential truncated to (0, 1)) and the count is
-        1 + the events after it, Poisson(mu (1 - t)); log rate capped as in :meth:`draw`."""
+        """Draw counts conditioned on y > 0, exactly.
+
+        The first event of a Poisson process of rate mu on (0, 1) falls at t (inverse CDF of
+        the exponential truncated to (0, 1)) and the count is 1 + the events after it,
+        Poisson(mu (1 - t)); log rate capped as in :meth:`draw`.
+        """
         eta = np.asarray(eta, dtype=float)
         mu = np.exp(eta)
         with np.errstate(divide="ignore", invalid="ignore"):  # mu = 0: t is NaN, the count 1
@@ -66,7 +69,7 @@ class Poisson(Family):
         return pm.Poisson(name, **self.pymc_params(eta, aux), observed=y.astype(int), dims=dims)
 
     def pymc_params(self, eta, aux):
-        """The PyMC distribution's parameters (of its zero-inflated and hurdle versions too)."""
+        """Return the PyMC distribution's parameters (of its zero-inflated and hurdle versions too)."""
         import pytensor.tensor as pt
 
         return {"mu": pt.exp(eta)}
