@@ -22,6 +22,7 @@ from .model import Model  # noqa: E402
 from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 from .priors import (  # noqa: E402
     LKJ,
+    Beta,
     Cauchy,
     Exponential,
     Gamma,
@@ -58,6 +59,7 @@ __all__ = [
     "HalfCauchy",
     "HalfStudentT",
     "Exponential",
+    "Beta",
     "Gamma",
     "InverseGamma",
     "LKJ",

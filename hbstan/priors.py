@@ -24,6 +24,7 @@ __all__ = [
     "Exponential",
     "Gamma",
     "InverseGamma",
+    "Beta",
     "LKJ",
     "parse_prior",
     "format_prior",
@@ -269,6 +270,31 @@ class InverseGamma(Prior):
         mean = b / (a - 1) if a > 1 else math.inf
         sd = b / ((a - 1) * math.sqrt(a - 2)) if a > 2 else math.inf
         return mean, sd
+
+
+@dataclass(frozen=True)
+class Beta(Prior):
+    """Beta prior with positive shapes ``alpha`` and ``beta`` (mean ``alpha / (alpha + beta)``).
+
+    For a probability such as a zero-inflation or hurdle probability; ``Beta(1, 1)`` is
+    uniform. brms's spelling ``beta(a, b)`` reads as this prior.
+    """
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    stan_fn: ClassVar[str] = "beta"
+    args: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_positive("alpha", self.alpha, "Beta"))
+        object.__setattr__(self, "beta", _check_positive("beta", self.beta, "Beta"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        a, b = self.alpha, self.beta
+        return a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import time
 import warnings
@@ -57,7 +58,7 @@ from .centering import KAPPA_CENTERED, term_evidence
 from .fit import Fit
 from .idata import OBS_DIM, build_idata, resolve_pointwise
 from .pointwise import log_lik_and_y_rep, pointwise_groups
-from .priors import Prior
+from .priors import Beta, Prior
 
 if TYPE_CHECKING:
 
@@ -248,14 +249,24 @@ def _centered_mvnormal(name: str, mu: Any, chol: Any, J: int, M: int) -> Any:
 # priors
 # ---------------------------------------------------------------------------------------------
 def _prior_dist(
-    prior: Prior, vals: dict[str, Any], *, positive: bool, shape: tuple[int, ...], lower: float = 0.0
+    prior: Prior,
+    vals: dict[str, Any],
+    *,
+    positive: bool,
+    shape: tuple[int, ...],
+    lower: float = 0.0,
+    upper: float = math.inf,
 ) -> Any:
     """An unregistered PyMC distribution with the density Stan gives ``prior``.
 
     ``vals`` maps the prior's Stan argument names (``loc``, ``scale``, ``nu``, ``rate``,
     ``shape``) to scalars or arrays broadcasting against ``shape``. ``positive`` says whether
-    the Stan parameter is declared with a lower bound, ``lower`` (0 unless given).
+    the Stan parameter is declared with a lower bound, ``lower`` (0 unless given), and
+    ``upper`` an upper bound (a probability's 1; a Beta prior is on (0, 1) already).
     """
+    if positive and math.isfinite(upper) and not isinstance(prior, Beta):  # e.g. <lower=0, upper=1>
+        base = _prior_dist(prior, vals, positive=False, shape=shape)
+        return pm.Truncated.dist(base, lower=lower, upper=upper)
     if positive and lower != 0.0:  # a bound above 0 (e.g. a Student-t's nu > 1): truncate there
         return pm.Truncated.dist(_prior_dist(prior, vals, positive=False, shape=shape), lower=lower)
     fam = prior.family
@@ -285,10 +296,12 @@ def _prior_dist(
         return pm.Gamma.dist(alpha=vals["shape"], beta=vals["rate"], **kw)
     elif fam == "InverseGamma":
         return pm.InverseGamma.dist(alpha=vals["shape"], beta=vals["scale"], **kw)
+    elif fam == "Beta":
+        return pm.Beta.dist(alpha=vals["alpha"], beta=vals["beta"], **kw)
     else:
         valid = [
             "Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
-            "InverseGamma",
+            "InverseGamma", "Beta",
         ]
         raise ValueError(f"prior family {fam!r} has no PyMC translation here; valid families: {valid}")
     if positive:
@@ -310,6 +323,7 @@ def _class_rv(
     positive: bool,
     shape: tuple[int, ...],
     lower: float = 0.0,
+    upper: float = math.inf,
 ) -> Any:
     """A (vector) parameter whose elements have the priors ``m.priors[key]`` of one family."""
     prior, values = m.class_prior(keys, what)
@@ -317,7 +331,7 @@ def _class_rv(
     vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
     if not shape:
         vals = {a: float(v[0]) for a, v in vals.items()}
-    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape, lower=lower))
+    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape, lower=lower, upper=upper))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +462,8 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                 aux[a.name] = m.fixed_aux[a.name]
             else:
                 aux[a.name] = stan[a.name] = _class_rv(
-                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower
+                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower,
+                    upper=a.upper,
                 )
 
         eta: Any = pt.as_tensor_variable(np.asarray(m.offset, dtype=float))

@@ -655,6 +655,8 @@ class ModelSpec:
         ctx["priors"]["b"] = add("b", p, v, True)
         for a in fam.aux:
             entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}", "fixed": a.name in self.fixed_aux}
+            if math.isfinite(a.upper):  # bounded above too (a probability): <lower=0, upper=1>
+                entry["upper"] = f"{a.upper:g}"
             if not entry["fixed"]:
                 p, v = self.class_prior([a.name], a.name)
                 entry["prior"] = add(a.name, p, v, False)

@@ -23,6 +23,9 @@ The model's definition, as the README states it:
   y ~ Gamma(shape, mean exp eta), scipy's gamma(shape, scale = exp(eta) / shape); lognormal:
   log y ~ N(eta, sigma), scipy's lognorm(sigma, scale = exp eta); beta: y ~ Beta(mean
   logit^-1 eta, precision phi), scipy's beta(mu phi, (1 - mu) phi);
+* zero-inflated (``zi``): P(0) = zi + (1 - zi) P_base(0), P(y) = (1 - zi) P_base(y) for y > 0;
+  hurdle (``hu``): P(0) = hu, P(y) = (1 - hu) P_base(y) / P_base(y > 0) for y > 0 (the base:
+  the poisson, negbinomial or lognormal above, scipy's pmf/pdf and sf);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -55,6 +58,8 @@ class Point:
     L: dict[int, np.ndarray]
     r: dict[int, np.ndarray]
     gamma: dict[int, np.ndarray]
+    zi: float | None = None  # zero-inflation probability
+    hu: float | None = None  # hurdle probability
 
 
 def program_parameters(compiled: Any) -> set[str]:
@@ -84,10 +89,13 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         if blk.U is not None:
             gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
     sigma = None
-    if family in ("gaussian", "student", "lognormal") and model.known_sigma is None:
+    if family in ("gaussian", "student", "lognormal", "hurdle_lognormal") and model.known_sigma is None:
         sigma = float(np.exp(rng.normal(0, 0.3)))
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
-    shape = float(np.exp(rng.normal(1, 0.7))) if family in ("negbinomial", "gamma") else None
+    negbin = ("negbinomial", "gamma", "zero_inflated_negbinomial", "hurdle_negbinomial")
+    shape = float(np.exp(rng.normal(1, 0.7))) if family in negbin else None
+    zi = float(expit(rng.normal(-1, 0.7))) if family.startswith("zero_inflated_") else None
+    hu = float(expit(rng.normal(-1, 0.7))) if family.startswith("hurdle_") else None
     phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" else None
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
@@ -100,6 +108,8 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         L=L,
         r=r,
         gamma=gamma,
+        zi=zi,
+        hu=hu,
     )
 
 
@@ -117,6 +127,9 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
         out["shape"] = pt.shape
     if pt.phi is not None:
         out["phi"] = pt.phi
+    for name in ("zi", "hu"):
+        if getattr(pt, name) is not None:
+            out[name] = getattr(pt, name)
     for i in pt.r:
         if i in pt.sd:
             out[f"sd_{i}"] = pt.sd[i]
@@ -160,6 +173,8 @@ def _prior_logpdf(prior: Any, x: Any) -> float:
         dist = stats.gamma(v["shape"], scale=1 / v["rate"])
     elif fam == "InverseGamma":
         dist = stats.invgamma(v["shape"], scale=v["scale"])
+    elif fam == "Beta":
+        dist = stats.beta(v["alpha"], v["beta"])
     else:
         raise AssertionError(f"no reference density for prior {prior}")
     return float(np.sum(dist.logpdf(x)))
@@ -218,6 +233,9 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
         lp += _prior_logpdf(keys.take("shape"), pt.shape)
     if pt.phi is not None:
         lp += _prior_logpdf(keys.take("phi"), pt.phi)
+    for name in ("zi", "hu"):
+        if getattr(pt, name) is not None:
+            lp += _prior_logpdf(keys.take(name), getattr(pt, name))
     for i, blk in enumerate(d.blocks, start=1):
         r = pt.r[i]
         if blk.pooling == "unpooled":
@@ -319,6 +337,24 @@ def log_lik(
     if fam == "beta":
         mu = expit(eta)
         return float(stats.beta.logpdf(y, mu * pt.phi, (1 - mu) * pt.phi).sum())
+    if fam.startswith(("zero_inflated_", "hurdle_")):
+        if fam.endswith("poisson"):
+            base = stats.poisson(np.exp(eta))
+        elif fam.endswith("negbinomial"):
+            base = stats.nbinom(pt.shape, pt.shape / (pt.shape + np.exp(eta)))
+        else:
+            sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+            base = stats.lognorm(sigma, scale=np.exp(eta))
+        pos = y > 0
+        if fam.endswith("lognormal"):
+            logp, p_pos = base.logpdf(np.where(pos, y, 1.0)), 1.0
+        else:
+            logp, p_pos = base.logpmf(y), base.sf(0)
+        if fam.startswith("zero_inflated_"):
+            ll = np.where(pos, np.log1p(-pt.zi) + logp, np.log(pt.zi + (1 - pt.zi) * base.pmf(0)))
+        else:
+            ll = np.where(pos, np.log1p(-pt.hu) + logp - np.log(p_pos), np.log(pt.hu))
+        return float(ll.sum())
     raise AssertionError(f"no reference likelihood for family {fam!r}")
 
 
@@ -398,7 +434,8 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     Columns: ``x``, ``x2`` (numbers), ``c`` (3 categories), ``g`` (12 groups) with group-level
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
     responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
-    ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)).
+    ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)), ``yz``
+    (counts with extra zeros), ``yh`` (zero or positive).
     """
     import pandas as pd
 
@@ -430,4 +467,7 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     df["yg"] = rng.gamma(3.0, np.exp(eta) / 3.0)
     df["yl"] = np.exp(eta + rng.normal(0, 0.6, n))
     df["yq"] = rng.beta(expit(eta) * 8.0, expit(-eta) * 8.0)
+    # zero-inflated counts and hurdle amounts: 30% extra zeros
+    df["yz"] = np.where(rng.random(n) < 0.3, 0, df["yp"])
+    df["yh"] = np.where(rng.random(n) < 0.3, 0.0, df["yl"])
     return df

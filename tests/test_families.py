@@ -41,13 +41,36 @@ def _reference(name: str, y, eta, aux, trials):
     if name == "beta":
         mu, phi = expit(eta), aux["phi"]
         return stats.beta.logpdf(y, mu * phi, (1 - mu) * phi), mu
+    # zero-inflated and hurdle families: a probability of zero (zi, hu) and a base distribution
+    if name.startswith(("zero_inflated_", "hurdle_")):
+        base = {
+            "poisson": stats.poisson(np.exp(eta)),
+            "negbinomial": stats.nbinom(aux.get("shape"), aux.get("shape", 1) / (aux.get("shape", 1) + np.exp(eta))),
+            "lognormal": stats.lognorm(aux.get("sigma"), scale=np.exp(eta)),
+        }[name.split("_")[-1]]
+        discrete = hasattr(base.dist, "pmf")
+        with np.errstate(divide="ignore"):
+            logp = base.logpmf(y) if discrete else base.logpdf(np.where(y > 0, y, 1.0))
+        mean = base.mean()
+        if name.startswith("zero_inflated_"):
+            zi = aux["zi"]
+            ll = np.where(y == 0, np.log(zi + (1 - zi) * base.pmf(0)), np.log1p(-zi) + logp)
+            return ll, (1 - zi) * mean
+        hu = aux["hu"]
+        p_pos = base.sf(0) if discrete else 1.0
+        return np.where(y == 0, np.log(hu), np.log1p(-hu) + logp - np.log(p_pos)), (1 - hu) * mean / p_pos
     raise AssertionError(f"no reference for {name}")
+
+
+def _aux(fam: Family, value: float) -> dict[str, float]:
+    """Auxiliary parameter values inside their support: a probability (upper bound 1) at 0.3."""
+    return {a.name: 0.3 if np.isfinite(a.upper) else value + a.lower for a in fam.aux}
 
 
 def _data(fam: Family, rng: np.random.Generator, n: int = 200):
     eta = rng.normal(0.3, 0.8, n)
     trials = rng.integers(1, 15, n).astype(float) if fam.trials else None
-    aux = {a.name: 1.3 + a.lower for a in fam.aux}
+    aux = _aux(fam, 1.3)
     y = fam.draw(rng, eta, aux, trials)
     return y, eta, aux, trials
 
@@ -74,7 +97,7 @@ def test_draws_have_the_family_mean(name: str) -> None:
     rng = np.random.default_rng(3)
     eta = np.full(200_000, 0.4)
     trials = np.full(eta.shape, 7.0) if fam.trials else None
-    aux = {a.name: 3.0 + a.lower for a in fam.aux}  # nu = 4: a finite variance
+    aux = _aux(fam, 3.0)  # nu = 4: a finite variance
     draws = fam.draw(rng, eta, aux, trials)
     mean = fam.mean(eta, aux, trials)[0]
     sd = np.std(draws)
@@ -82,7 +105,11 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 
 def test_unknown_family_lists_the_valid_ones() -> None:
-    valid = "\\['bernoulli', 'beta', 'binomial', 'gamma', 'gaussian', 'lognormal', 'negbinomial', 'poisson', 'student'\\]"
+    valid = re.escape(
+        "['bernoulli', 'beta', 'binomial', 'gamma', 'gaussian', 'hurdle_lognormal', 'hurdle_negbinomial', "
+        "'hurdle_poisson', 'lognormal', 'negbinomial', 'poisson', 'student', 'zero_inflated_negbinomial', "
+        "'zero_inflated_poisson']"
+    )
     with pytest.raises(ValueError, match=f"valid families: {valid}"):
         get_family("gausian")
     assert get_family(FAMILIES["poisson"]) is FAMILIES["poisson"]

@@ -36,7 +36,12 @@ cmdstan = pytest.mark.cmdstan
 # correlated effects with a group predictor, crossed terms without intercept, unpooled, the
 # negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum;
 # gamma (correlated, group predictor, reduce_sum), lognormal (crossed, no intercept) and beta
-# (centered on the intercept); probit (row by row) and cloglog (binomial, crossed, reduce_sum, no intercept) links
+# (centered on the intercept); probit (row by row) and cloglog (binomial, crossed, reduce_sum, no intercept) links;
+# one variant per zero-inflated and hurdle family, each the
+# structure that tests/test_zero_inflated.py fits (one executable for both): zero-inflated
+# Poisson and hurdle negative binomial hierarchical, zero-inflated negative binomial crossed
+# with a group predictor and reduce_sum, hurdle Poisson unpooled without intercept with
+# reduce_sum, hurdle lognormal correlated and centered without intercept, with a group predictor
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -51,6 +56,11 @@ SUBSET = [
     Variant("beta", "hierarchical_centered", True, False, False),
     Variant("bernoulli_probit", "hierarchical", True, False, False),
     Variant("binomial_cloglog", "crossed", False, False, True),
+    Variant("zero_inflated_poisson", "hierarchical", True, False, False),
+    Variant("zero_inflated_negbinomial", "crossed", True, True, True),
+    Variant("hurdle_poisson", "unpooled", False, False, True),
+    Variant("hurdle_negbinomial", "hierarchical", True, False, False),
+    Variant("hurdle_lognormal", "correlated_centered", False, True, False),
 ]
 
 

@@ -36,7 +36,14 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "gamma": ("yg", {"family": "gamma"}),
     "lognormal": ("yl", {"family": "lognormal"}),
     "beta": ("yq", {"family": "beta"}),
+    "zero_inflated_poisson": ("yz", {"family": "zero_inflated_poisson"}),
+    "zero_inflated_negbinomial": ("yz", {"family": "zero_inflated_negbinomial"}),
+    "hurdle_poisson": ("yz", {"family": "hurdle_poisson"}),
+    "hurdle_negbinomial": ("yz", {"family": "hurdle_negbinomial"}),
+    "hurdle_lognormal": ("yh", {"family": "hurdle_lognormal"}),
 }
+# count families: an offset enters as an exposure (log offset)
+EXPOSURE = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
 
 # group terms and options of each design; the Gaussian-only ones use sufficient statistics
 DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -91,7 +98,7 @@ class Variant:
         if self.group_predictors:
             kw["group_predictors"] = {"g": ["u"]}
         off = None
-        if offset and self.family in ("poisson", "negbinomial"):
+        if offset and self.family in EXPOSURE:
             kw["exposure"] = "t"
             off = np.log(df["t"].to_numpy())
         elif offset:

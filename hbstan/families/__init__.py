@@ -13,10 +13,15 @@ from .beta import Beta
 from .binomial import Binomial
 from .gamma import GammaFamily
 from .gaussian import Gaussian
+from .hurdle_lognormal import HurdleLogNormal
+from .hurdle_negbinomial import HurdleNegBinomial
+from .hurdle_poisson import HurdlePoisson
 from .lognormal import LogNormal
 from .negbinomial import NegBinomial
 from .poisson import Poisson
 from .student import Student
+from .zero_inflated_negbinomial import ZeroInflatedNegBinomial
+from .zero_inflated_poisson import ZeroInflatedPoisson
 
 __all__ = ["AuxParam", "Family", "FAMILIES", "register", "get_family"]
 
@@ -31,6 +36,7 @@ def register(family: Family) -> Family:
 
 for _fam in (
     Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial(), GammaFamily(), LogNormal(), Beta(),
+    ZeroInflatedPoisson(), ZeroInflatedNegBinomial(), HurdlePoisson(), HurdleNegBinomial(), HurdleLogNormal(),
 ):
     register(_fam)
 

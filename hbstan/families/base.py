@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ class AuxParam:
     name: str
     doc: str  # what it is, for the program's comments and the docs
     lower: float = 0.0  # lower bound of its support
+    upper: float = math.inf  # upper bound of its support (1 for a probability)
 
     def default_prior(self, s_y: float) -> Prior:  # pragma: no cover - every family overrides
         """Data-scaled default prior; ``s_y`` is the family's response scale."""

@@ -48,6 +48,14 @@ class LogNormal(Family):
     def draw(self, rng, eta, aux, trials):  # noqa: D102
         return np.exp(rng.normal(eta, aux["sigma"]))
 
+    def log_prob_zero(self, eta, aux):
+        """Log P(y = 0) = -inf: no mass at zero (its hurdle version)."""
+        return np.full(np.shape(eta), -np.inf)
+
+    def draw_positive(self, rng, eta, aux):
+        """Draws conditioned on y > 0: every draw is positive."""
+        return LogNormal.draw(self, rng, eta, aux, None)
+
     def working(self, y, trials, eta):  # noqa: D102
         # the Gaussian's on log(y): constant weights 1 / residual variance
         e = np.log(y) - eta
@@ -64,4 +72,8 @@ class LogNormal(Family):
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
 
-        return pm.LogNormal(name, mu=eta, sigma=aux["sigma"], observed=y, dims=dims)
+        return pm.LogNormal(name, **self.pymc_params(eta, aux), observed=y, dims=dims)
+
+    def pymc_params(self, eta, aux):
+        """Return the PyMC distribution's parameters (of its hurdle version too)."""
+        return {"mu": eta, "sigma": aux["sigma"]}

@@ -56,6 +56,29 @@ class NegBinomial(Poisson):
             log_rate = np.minimum(eta + np.log(g), MAX_LOG_RATE)
         return rng.poisson(np.exp(log_rate))
 
+    def log_prob_zero(self, eta, aux):
+        """Log P(y = 0) = -shape log(1 + mu / shape) (zero-inflated and hurdle versions)."""
+        phi = aux["shape"]
+        return -phi * np.logaddexp(0.0, eta - np.log(phi))
+
+    def draw_positive(self, rng, eta, aux):
+        """Draw counts conditioned on y > 0, exactly, as a gamma-Poisson mixture.
+
+        With r = shape / mu the rate of the gamma, the first event of the Poisson process on
+        (0, 1) falls at t with density proportional to (r + t)^-(shape + 1) (inverse CDF), the
+        Poisson rate given t is Gamma(shape + 1, rate r + t), and the count is
+        1 + Poisson(rate (1 - t)); log rate capped as in :meth:`draw`.
+        """
+        eta = np.asarray(eta, dtype=float)
+        phi = np.broadcast_to(aux["shape"], eta.shape)
+        r = phi * np.exp(-eta)
+        p_pos = -np.expm1(self.log_prob_zero(eta, aux))
+        with np.errstate(invalid="ignore", divide="ignore"):  # a vanishing mean: NaN rate, the count 1
+            t = r * np.expm1(-np.log1p(-rng.random(eta.shape) * p_pos) / phi)
+            rate = rng.gamma(phi + 1.0, 1.0 / (r + t)) * (1.0 - t)
+            log_rate = np.log(np.fmax(rate, 1e-300))
+        return 1 + rng.poisson(np.exp(np.fmin(log_rate, MAX_LOG_RATE)))
+
     def working(self, y, trials, eta):  # noqa: D102
         # IRLS weights of the negative binomial at a shape estimated by the method of moments
         # from the pooled fit (var = mu + mu^2 / shape): the pooled residuals still hold the
@@ -68,6 +91,8 @@ class NegBinomial(Poisson):
 
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
-        import pytensor.tensor as pt
 
-        return pm.NegativeBinomial(name, mu=pt.exp(eta), alpha=aux["shape"], observed=y.astype(int), dims=dims)
+        return pm.NegativeBinomial(name, **self.pymc_params(eta, aux), observed=y.astype(int), dims=dims)
+
+    def pymc_params(self, eta, aux):  # noqa: D102
+        return {**super().pymc_params(eta, aux), "alpha": aux["shape"]}

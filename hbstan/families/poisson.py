@@ -31,6 +31,24 @@ class Poisson(Family):
     def draw(self, rng, eta, aux, trials):  # noqa: D102
         return rng.poisson(np.exp(np.minimum(eta, MAX_LOG_RATE)))
 
+    def log_prob_zero(self, eta, aux):
+        """Log P(y = 0) = -mu (zero-inflated and hurdle versions)."""
+        return -np.exp(eta)
+
+    def draw_positive(self, rng, eta, aux):
+        """Draw counts conditioned on y > 0, exactly.
+
+        The first event of a Poisson process of rate mu on (0, 1) falls at t (inverse CDF of
+        the exponential truncated to (0, 1)) and the count is 1 + the events after it,
+        Poisson(mu (1 - t)); log rate capped as in :meth:`draw`.
+        """
+        eta = np.asarray(eta, dtype=float)
+        mu = np.exp(eta)
+        with np.errstate(divide="ignore", invalid="ignore"):  # mu = 0: t is NaN, the count 1
+            t = -np.log1p(-rng.random(eta.shape) * -np.expm1(-mu)) / mu
+            log_rate = eta + np.log(np.fmax(1.0 - t, 1e-300))
+        return 1 + rng.poisson(np.exp(np.fmin(log_rate, MAX_LOG_RATE)))
+
     def working(self, y, trials, eta):  # noqa: D102
         mu = np.exp(eta)
         return mu, (y - mu) / mu
@@ -47,6 +65,11 @@ class Poisson(Family):
 
     def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
         import pymc as pm
+
+        return pm.Poisson(name, **self.pymc_params(eta, aux), observed=y.astype(int), dims=dims)
+
+    def pymc_params(self, eta, aux):
+        """Return the PyMC distribution's parameters (of its zero-inflated and hurdle versions too)."""
         import pytensor.tensor as pt
 
-        return pm.Poisson(name, mu=pt.exp(eta), observed=y.astype(int), dims=dims)
+        return {"mu": pt.exp(eta)}
