@@ -22,7 +22,10 @@ The model's definition, as the README states it:
   y ~ NB(mean exp eta, shape), scipy's nbinom(shape, shape / (shape + exp eta)); gamma:
   y ~ Gamma(shape, mean exp eta), scipy's gamma(shape, scale = exp(eta) / shape); lognormal:
   log y ~ N(eta, sigma), scipy's lognorm(sigma, scale = exp eta); beta: y ~ Beta(mean
-  logit^-1 eta, precision phi), scipy's beta(mu phi, (1 - mu) phi);
+  logit^-1 eta, precision phi), scipy's beta(mu phi, (1 - mu) phi); cumulative: y in 1..K
+  with P(y <= k) = F(c_k - eta) for ordered thresholds c (scipy's logistic or normal CDF by the
+  link), which replace the intercept: eta = offset + (X - mean(X)) b + ..., with X centered
+  and no Intercept; each threshold has its own prior (keys ``Intercept[a|b]``);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -55,6 +58,7 @@ class Point:
     L: dict[int, np.ndarray]
     r: dict[int, np.ndarray]
     gamma: dict[int, np.ndarray]
+    thresholds: np.ndarray | None = None  # cumulative: the ordered thresholds c
 
 
 def program_parameters(compiled: Any) -> set[str]:
@@ -89,6 +93,10 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
     shape = float(np.exp(rng.normal(1, 0.7))) if family in ("negbinomial", "gamma") else None
     phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" else None
+    cuts = None
+    if family == "cumulative":
+        K = int(model.stan_data["ncat"])
+        cuts = np.sort(rng.normal(0, 1.2, K - 1))
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
         b=rng.normal(0, 0.3, d.K),
@@ -100,6 +108,7 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         L=L,
         r=r,
         gamma=gamma,
+        thresholds=cuts,
     )
 
 
@@ -108,6 +117,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if pt.Intercept is not None:
         out["Intercept"] = pt.Intercept
+    if pt.thresholds is not None:
+        out["Intercept"] = pt.thresholds
     out["b"] = pt.b
     if pt.sigma is not None:
         out["sigma"] = pt.sigma
@@ -207,6 +218,11 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
     lp = 0.0
     if pt.Intercept is not None:
         lp += _prior_logpdf(keys.take("Intercept"), pt.Intercept)
+    if pt.thresholds is not None:
+        for c in pt.thresholds:
+            key = keys.take()
+            assert key.startswith("Intercept["), key
+            lp += _prior_logpdf(model.priors[key], c)
     for name, levels, sl in d.terms:
         for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
@@ -259,6 +275,8 @@ def log_lik(
     eta = np.zeros(d.N) if offset is None else np.asarray(offset, float).copy()
     if pt.Intercept is not None:
         eta += pt.Intercept + (d.X - d.X.mean(axis=0)) @ pt.b
+    elif pt.thresholds is not None:  # the thresholds stand for the intercept: X is centered
+        eta += (d.X - d.X.mean(axis=0)) @ pt.b
     else:
         eta += d.X @ pt.b
     marginal = []
@@ -319,6 +337,11 @@ def log_lik(
     if fam == "beta":
         mu = expit(eta)
         return float(stats.beta.logpdf(y, mu * pt.phi, (1 - mu) * pt.phi).sum())
+    if fam == "cumulative":
+        F = stats.logistic.cdf if model.family.link == "logit" else stats.norm.cdf
+        edges = np.concatenate([[-np.inf], pt.thresholds, [np.inf]])
+        k = y.astype(int)
+        return float(np.sum(np.log(F(edges[k] - eta) - F(edges[k - 1] - eta))))
     raise AssertionError(f"no reference likelihood for family {fam!r}")
 
 
@@ -398,7 +421,8 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     Columns: ``x``, ``x2`` (numbers), ``c`` (3 categories), ``g`` (12 groups) with group-level
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
     responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
-    ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)).
+    ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)), ``yo``
+    (ordinal, 1..5).
     """
     import pandas as pd
 
@@ -430,4 +454,5 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     df["yg"] = rng.gamma(3.0, np.exp(eta) / 3.0)
     df["yl"] = np.exp(eta + rng.normal(0, 0.6, n))
     df["yq"] = rng.beta(expit(eta) * 8.0, expit(-eta) * 8.0)
+    df["yo"] = 1 + np.sum(eta[:, None] + rng.logistic(size=n)[:, None] > np.array([-0.8, 0.2, 1.0, 1.9]), axis=1)
     return df

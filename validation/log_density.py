@@ -2,6 +2,9 @@
 
     python validation/log_density.py [--jobs 2] [--only SUBSTRING]
 
+With ``--only``, the variants whose name contains SUBSTRING are run and their rows merged
+into the committed results (those of the other variants, and of the broken templates, kept).
+
 For every variant of ``validation/grid.py`` (family x design x intercept x group predictors x
 threads) and four data sets each (with / without population-level predictors, with / without
 an offset), CmdStan's log density at four random parameter values must equal the reference
@@ -102,8 +105,13 @@ def main() -> int:
         if not res.ok():
             print(f"FAIL {v.name} predictors={predictors} offset={offset}: {res.describe()}", flush=True)
     broken_rows = []
+    out = Path(args.out)
+    previous = json.loads(out.with_suffix(".json").read_text()) if args.only and out.with_suffix(".json").exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         for what, (folder, v) in broken_templates(Path(tmp)).items():
+            if previous is not None:  # --only: the broken templates' rows are kept as they were
+                broken_rows = previous["broken"]
+                break
             for predictors, offset in DATA_SETS:
                 m, off, trials = v.model(df, predictors=predictors, offset=offset)
                 code = render_program(m.structure(v.threads)[0], templates=folder)
@@ -113,6 +121,14 @@ def main() -> int:
                     {"broken": what, "variant": v.name, "predictors": predictors, "offset": offset,
                      "ok": res.ok(), "spread": res.spread, "likelihood_range": res.lik_range}
                 )
+    n_new_programs = len(programs)
+    if previous is not None:
+        # --only merges its rows into the results: those of the other variants are kept
+        seen = any(args.only in r["variant"] for r in previous["checks"] + previous["refused"])
+        rows = [r for r in previous["checks"] if args.only not in r["variant"]] + rows
+        refused = [r for r in previous["refused"] if args.only not in r["variant"]] + refused
+        grid = sorted({r["variant"] for r in rows + refused})
+        n_new_programs = previous["meta"]["programs"] + (0 if seen else len(programs))
     n_fail = sum(not r["ok"] for r in rows)
     caught = {w: any(not r["ok"] for r in broken_rows if r["broken"] == w) for w in {r["broken"] for r in broken_rows}}
     elapsed = time.perf_counter() - t0
@@ -123,14 +139,13 @@ def main() -> int:
         "variants": len(grid),
         "checks": len(rows),
         "refused": len(refused),
-        "programs": len(programs),
+        "programs": n_new_programs,
         "failures": n_fail,
         "broken_templates_caught": caught,
-        "compile_s": round(t_compile, 1),
-        "total_s": round(elapsed, 1),
+        "compile_s": round(t_compile + (previous["meta"]["compile_s"] if previous else 0.0), 1),
+        "total_s": round(elapsed + (previous["meta"]["total_s"] if previous else 0.0), 1),
         "date": time.strftime("%Y-%m-%d"),
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "checks": rows, "refused": refused, "broken": broken_rows}, indent=1))
     out.with_suffix(".md").write_text(_markdown(meta, rows, refused, broken_rows))
