@@ -220,9 +220,8 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
         lp += _prior_logpdf(keys.take("Intercept"), pt.Intercept)
     if pt.thresholds is not None:
         for c in pt.thresholds:
-            key = keys.take()
-            assert key.startswith("Intercept["), key
-            lp += _prior_logpdf(model.priors[key], c)
+            assert keys.keys[keys.pos].startswith("Intercept["), keys.keys[keys.pos]
+            lp += _prior_logpdf(keys.take(), c)
     for name, levels, sl in d.terms:
         for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
