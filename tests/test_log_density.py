@@ -51,6 +51,9 @@ SUBSET = [
     Variant("beta", "hierarchical_centered", True, False, False),
     Variant("bernoulli_probit", "hierarchical", True, False, False),
     Variant("binomial_cloglog", "crossed", False, False, True),
+    # the ordinal family: the probit program is the one tests/test_ordinal.py fits
+    Variant("cumulative_probit", "hierarchical", True, False, False),
+    Variant("cumulative", "hierarchical", True, True, True),
 ]
 
 
