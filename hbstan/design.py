@@ -306,6 +306,8 @@ class Design:
         group_predictors: dict[str, list[str]] | None,
         offset: Any = None,
         trials: Any = None,
+        thresholds: bool = False,
+        encode_response: Any = None,
     ) -> None:
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -318,14 +320,26 @@ class Design:
         self.N = len(data)
 
         # --- response -------------------------------------------------------------------
-        y_dm = _formulae_design(f"{parsed.response} ~ 1", data)
-        self.y = np.asarray(y_dm.response.design_matrix, dtype=float).reshape(-1)
-        if y_dm.response.design_matrix.ndim == 2 and y_dm.response.design_matrix.shape[1] != 1:
-            raise DataError(
-                f"response {parsed.response!r} must be a single numeric column, "
-                f"not a categorical one (it was encoded into {y_dm.response.design_matrix.shape[1]} columns)"
-            )
         self.response = _unquote(parsed.response)
+        # a family may read the response column itself (an ordered Categorical): its numbers
+        # then stand in for the column in the design matrices, its labels are kept
+        encoded = (
+            encode_response(data[self.response], self.response)
+            if encode_response is not None and self.response in data.columns
+            else None
+        )
+        self.response_levels: list[str] | None = None
+        if encoded is not None:
+            self.y, self.response_levels = encoded
+            data = data.assign(**{self.response: self.y})
+        else:
+            y_dm = _formulae_design(f"{parsed.response} ~ 1", data)
+            self.y = np.asarray(y_dm.response.design_matrix, dtype=float).reshape(-1)
+            if y_dm.response.design_matrix.ndim == 2 and y_dm.response.design_matrix.shape[1] != 1:
+                raise DataError(
+                    f"response {parsed.response!r} must be a single numeric column, "
+                    f"not a categorical one (it was encoded into {y_dm.response.design_matrix.shape[1]} columns)"
+                )
 
         # --- population-level part ----------------------------------------------------------
         cdm = _formulae_design(f"{parsed.response} ~ {parsed.common}", data)
@@ -408,6 +422,17 @@ class Design:
             if isinstance(cols, str):
                 cols = [cols]
             block.U, block.U_names = self._group_matrix(block, list(cols))
+
+        # --- thresholds (ordinal families): they replace the intercept ----------------------
+        self.thresholds = thresholds
+        if thresholds:
+            self.has_intercept = False
+
+    @property
+    def centers_X(self) -> bool:
+        """Whether the program centers X (and U) at their means: with an intercept or thresholds,
+        which then absorb the centering (reported on the predictors' original scale)."""
+        return self.has_intercept or self.thresholds
 
     # ------------------------------------------------------------------------------------------
     def _absorb_unpooled(self) -> None:

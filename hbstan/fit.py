@@ -380,16 +380,19 @@ class Fit:
         data : pandas.DataFrame
             New rows with the model's predictor and grouping columns (and trials/offset
             columns where the model uses them).
-        kind : {"response", "mean", "link"}, default "response"
+        kind : {"response", "mean", "link", "probs"}, default "response"
             ``"response"`` draws new observations; ``"mean"`` returns the expected value
-            (inverse link of the linear predictor); ``"link"`` the linear predictor.
+            (inverse link of the linear predictor; for an ordinal family the expected
+            category number, 1..K); ``"link"`` the linear predictor; ``"probs"`` (ordinal
+            families) the probability of each response category.
         seed : int, optional
             Seed of the random draws (new groups' effects and new observations).
 
         Returns
         -------
         xarray.DataArray
-            Dims ``(chain, draw, __obs__)``. Rows of groups not seen in fitting get group
+            Dims ``(chain, draw, __obs__)``, and ``category`` last for ``kind="probs"`` (its
+            coordinates are the response's category labels). Rows of groups not seen in fitting get group
             effects drawn from the population (hierarchical and correlated designs); in an
             unpooled design they raise an error.
         """

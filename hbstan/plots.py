@@ -394,7 +394,8 @@ def _group_intercept_draws(fit: "Fit", i: int, blk: Any) -> tuple[np.ndarray, np
     r = post[ename].values  # (chain, draw, J)
     r = r.reshape(-1, r.shape[-1])
     S = r.shape[0]
-    base = post["Intercept"].values.reshape(S) if "Intercept" in post else np.zeros(S)
+    # (an ordinal family's thresholds are not part of eta: its group intercepts are shifts from 0)
+    base = post["Intercept"].values.reshape(S) if model.design.has_intercept else np.zeros(S)
     group = base[:, None] + r
     pop: np.ndarray | None = base.copy()
     if blk.U is not None:

@@ -50,8 +50,8 @@ def linear_predictor(
     of S draws; ``X`` (n, K) the population-level predictors of the rows; per varying term,
     ``terms`` holds (r, index, Z, U): the group effects (S, J, M), each row's group (indices
     into r's J), its varying-effect predictors (n, M) and its group-level predictors (n, P)
-    or None. With an intercept, the reported Intercept absorbs the centering of X and U;
-    without one, the program's centered U is the one that enters the linear predictor.
+    or None. With an intercept, the reported Intercept absorbs the centering of X and U (so
+    do an ordinal family's thresholds, which are not part of the linear predictor); without one, the program's centered U is the one that enters the linear predictor.
 
     ``out`` receives the result and ``scratch`` holds each term before it is added (both
     (S, n) floats; new arrays when None). Given both, no (S, n) temporary is allocated: in a
@@ -83,7 +83,7 @@ def linear_predictor(
             eta += np.einsum("dnm,nm->dn", r[:, index, :], Z, out=tmp)
         if U is not None:
             names = [p.name for p in model.params if p.stan == f"gamma_{i}"]
-            Uc = U if d.has_intercept else U - blk.U.mean(axis=0)
+            Uc = U if d.centers_X else U - blk.U.mean(axis=0)
             eta += np.matmul(_coef(draws, names), Uc.T, out=tmp)
     return eta
 
@@ -147,6 +147,8 @@ def aux_values(
 ) -> dict[str, Any]:
     """The family's auxiliary parameters: known values, or draws shaped to broadcast over rows.
 
+    An ordinal family's thresholds are ``"thresholds"``, with a last axis of thresholds.
+
     With ``c``, chain ``c``'s draws (draw, 1); without, all draws (chain, draw, 1). A model
     with known standard errors (``se()``) gets the total SD per row, sqrt(se^2 + sigma^2), as
     ``sigma``: of the data's rows, or of the rows whose errors ``se`` gives.
@@ -158,6 +160,9 @@ def aux_values(
         else:
             v = np.asarray(post[a.name])
             out[a.name] = (v if c is None else v[c])[..., None]
+    if model.design.thresholds:  # an ordinal family's thresholds: (..., 1, ncat - 1)
+        v = np.asarray(post["Intercept"])
+        out["thresholds"] = (v if c is None else v[c])[..., None, :]
     if model.se is not None:
         se = model.se if se is None else se
         out["sigma"] = np.sqrt(np.square(se) + np.square(out["sigma"]))

@@ -132,11 +132,17 @@ def predict(
 ) -> Any:
     """See :meth:`hbstan.Fit.predict`.
 
-    ``kind="link"`` gives the linear predictor (with any offset); ``include`` is
+    ``kind="link"`` gives the linear predictor (with any offset); ``kind="probs"`` each
+    category's probability (families with response categories); ``include`` is
     :func:`linear_predictor`'s (the varying terms whose effects enter; None: all).
     """
-    if kind not in ("response", "mean", "link"):
-        raise ValueError(f"kind must be 'response', 'mean' or 'link', got {kind!r}")
+    if kind not in ("response", "mean", "link", "probs"):
+        raise ValueError(f"kind must be 'response', 'mean', 'link' or 'probs', got {kind!r}")
+    if kind == "probs" and not fit.model.design.response_levels:
+        raise ValueError(
+            f"kind='probs' gives the probability of each response category: family={fit.model.family.name!r} "
+            "has no categories; use kind='mean' or 'response'"
+        )
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise DataError("predict needs a non-empty pandas DataFrame of new rows")
     m = fit.model
@@ -168,8 +174,25 @@ def predict(
                 f"include column {opts['se']!r} (or predict kind='mean')"
             )
     aux = aux_values(m, post, se=se)
+    if kind == "probs":
+        return _category_draws(fam.category_probs(eta, aux), post, m.design.response, m.design.response_levels)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return _draws(out, post, m.design.response)
+
+
+def _category_draws(values: np.ndarray, post: Any, name: str, levels: list[str]) -> Any:
+    """(chain, draw, __obs__, category) DataArray of per-row category probabilities."""
+    import xarray as xr
+
+    return xr.DataArray(
+        values,
+        dims=("chain", "draw", "__obs__", "category"),
+        coords={
+            "chain": post["chain"].values, "draw": post["draw"].values, "__obs__": np.arange(values.shape[2]),
+            "category": list(levels),
+        },
+        name=name,
+    )
 
 
 def _draws(values: np.ndarray, post: Any, name: str) -> Any:

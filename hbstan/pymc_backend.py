@@ -445,12 +445,21 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
     stan: dict[str, Any] = {}  # Stan-named quantities (b_Intercept, b, sigma, sd_i, r_i, ...)
     with pm.Model(coords=coords) as pmodel:
         # --- population-level part -----------------------------------------------------------
+        Xc = d.X - d.X.mean(axis=0) if (d.centers_X and d.K) else d.X
+        intercept = cuts = None
         if d.has_intercept:
-            Xc = d.X - d.X.mean(axis=0) if d.K else d.X
             intercept = _class_rv(m, pmodel, f"{PREFIX}Intercept", ["Intercept"], "the intercept", positive=False, shape=())
-        else:
-            Xc = d.X
-            intercept = None
+        if d.thresholds:  # an ordinal family's ordered thresholds, at the predictors' means
+            tkeys = [f"Intercept[{lab}]" for lab in m.threshold_labels]
+            prior, values = m.class_prior(tkeys, "the thresholds")
+            assert prior is not None
+            vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
+            dist = _prior_dist(prior, vals, positive=False, shape=(len(tkeys),))
+            # Stan's ordered[]: the same transform and Jacobian
+            cuts = pmodel.register_rv(
+                dist, f"{PREFIX}Intercept", transform=pm.distributions.transforms.ordered,
+                initval=np.linspace(-1.0, 1.0, len(tkeys)),
+            )
         b = None
         if d.K:
             bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
@@ -472,7 +481,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
         if b is not None:
             eta = eta + pt.dot(pt.as_tensor_variable(Xc), b)
         shift: Any = 0.0  # means_X . b + sum_i means_U_i . gamma_i, for b_Intercept
-        if b is not None and d.has_intercept:
+        if b is not None and d.centers_X:
             shift = pt.dot(d.X.mean(axis=0), b)
 
         # --- varying terms -----------------------------------------------------------------
@@ -532,10 +541,13 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                 stan[f"gamma_{i}"] = gamma
                 means_U = blk.U.mean(axis=0)
                 eta = eta + pt.dot(blk.U - means_U, gamma)[g]
-                if d.has_intercept:
+                if d.centers_X:
                     shift = shift + pt.dot(means_U, gamma)
         if intercept is not None:
             stan["b_Intercept"] = intercept - shift
+        if cuts is not None:  # P(y <= k) = F(c_k - eta): reported against eta = X b, as the program
+            stan["b_Intercept"] = cuts + shift
+            aux["thresholds"] = cuts
 
         # --- user-facing quantities, named as in the Stan fit --------------------------------
         for p in m.params:

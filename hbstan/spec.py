@@ -22,7 +22,7 @@ from .centering import TermEvidence, term_evidence
 from .design import Block, DataError, Design, FormulaError, parse_formula
 from .families import FAMILIES, Family, get_family
 from .options import MODEL_OPTIONS
-from .priors import LKJ, HalfNormal, Normal, Prior, parse_prior
+from .priors import LKJ, HalfNormal, Normal, Prior, StudentT, parse_prior
 from .render import program as rendered_program
 
 __all__ = ["ModelSpec", "POOLINGS", "ParamInfo"]
@@ -119,10 +119,17 @@ class ModelSpec:
         data = self._check_missing(parsed, data, group_predictors, dropna)
         self.data = data
         self.design = Design(
-            parsed, data, family=fam.name, pooling=pooling, group_predictors=dict(group_predictors or {})
+            parsed, data, family=fam.name, pooling=pooling, group_predictors=dict(group_predictors or {}),
+            thresholds=fam.thresholds, encode_response=fam.encode_response,
         )
         self.pooling = pooling
         for blk in self.design.blocks:
+            if fam.thresholds and blk.pooling == "unpooled" and blk.has_intercept:
+                raise FormulaError(
+                    f"family={fam.name!r} has thresholds in place of an intercept: unpooled group "
+                    f"intercepts ({blk.expr} | {blk.factor}) cannot be told apart from them; use "
+                    "pooling='hierarchical' (group effects that shift the latent scale)"
+                )
             if blk.pooling in ("hierarchical", "correlated") and blk.J < 2:
                 raise DataError(
                     f"grouping factor {blk.factor!r} has a single group ({blk.levels[0]!r}): a "
@@ -324,6 +331,20 @@ class ModelSpec:
             raise DataError(f"{what} has missing or infinite values in rows {np.flatnonzero(~np.isfinite(arr))[:5].tolist()}")
         return arr
 
+    @property
+    def threshold_labels(self) -> list[str]:
+        """Coordinates of the thresholds of an ordinal family, ``"a|b"`` between consecutive
+        categories a and b (empty for other families)."""
+        levels = self.design.response_levels
+        if not self.design.thresholds or not levels:
+            return []
+        return [f"{a}|{b}" for a, b in zip(levels[:-1], levels[1:])]
+
+    @property
+    def ncat(self) -> int:
+        """Number of response categories of an ordinal family (0 for other families)."""
+        return len(self.design.response_levels or []) if self.design.thresholds else 0
+
     def _check_response(self) -> None:
         self.family.check_response(self.design.y, self.design.response, self.trials)
 
@@ -339,7 +360,7 @@ class ModelSpec:
         if d.K > 1:
             # with an intercept the program centers X (columns that add up to a constant are
             # collinear with the intercept); without one, X is used as given (full dummy coding)
-            Xc = d.X - d.X.mean(axis=0) if d.has_intercept else d.X
+            Xc = d.X - d.X.mean(axis=0) if d.centers_X else d.X
             rank = np.linalg.matrix_rank(Xc)
             if rank < d.K:
                 raise DataError(
@@ -353,6 +374,12 @@ class ModelSpec:
         out: list[ParamInfo] = []
         if d.has_intercept:
             out.append(ParamInfo("Intercept", "b_Intercept", "scalar"))
+        if d.thresholds:  # one per threshold, between consecutive categories ("1|2", ...)
+            labels = self.threshold_labels
+            out.append(
+                ParamInfo("Intercept", "b_Intercept", "vector", slice(0, len(labels)), ("Intercept_dim",),
+                          {"Intercept_dim": labels})
+            )
         for name, levels, sl in d.terms:
             if levels:
                 out.append(ParamInfo(name, "b", "vector", sl, (f"{name}_dim",), {f"{name}_dim": levels}))
@@ -408,6 +435,8 @@ class ModelSpec:
         pri: dict[str, Prior] = {}
         if d.has_intercept:
             pri["Intercept"] = Normal(loc, 2.5 * s_y)
+        for lab in self.threshold_labels:  # brms's default for the thresholds of ordinal families
+            pri[f"Intercept[{lab}]"] = StudentT(3.0, 0.0, 2.5)
         for name, levels, sl in d.terms:
             for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
                 key = name if lab is None else f"{name}[{lab}]"
@@ -449,6 +478,8 @@ class ModelSpec:
         for name, levels, _ in d.terms:
             if levels:
                 classes[name] = [f"{name}[{lv}]" for lv in levels]
+        if d.thresholds:
+            classes["Intercept"] = [f"Intercept[{lab}]" for lab in self.threshold_labels]
         classes["b"] = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
         sd_keys = [k for k in keys if k.endswith("_sigma") or "_sigma[" in k]
         classes["sd"] = [k for k in sd_keys if k != "sigma"]
@@ -639,6 +670,8 @@ class ModelSpec:
             "integer_response": fam.integer_response,
             "aux": [],
             "has_intercept": d.has_intercept,
+            "thresholds": d.thresholds,
+            "center": d.centers_X,
             "suff": self.suff_stats,
             "se": self.se is not None,
             "marginal": self.marginalized,
@@ -650,6 +683,10 @@ class ModelSpec:
         if d.has_intercept:
             p, v = self.class_prior(["Intercept"], "the intercept")
             ctx["priors"]["Intercept"] = add("Intercept", p, v, False)
+        if d.thresholds:
+            keys = [f"Intercept[{lab}]" for lab in self.threshold_labels]
+            p, v = self.class_prior(keys, "the thresholds")
+            ctx["priors"]["Intercept"] = add("Intercept", p, v, True)
         bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
         p, v = self.class_prior(bkeys, "the coefficients (class 'b')")
         ctx["priors"]["b"] = add("b", p, v, True)
@@ -747,6 +784,8 @@ class ModelSpec:
         if self.suff_stats:  # the template's m.suff
             n = d.N if pointwise else 0
             data["N_rows"] = n
+        if d.thresholds:
+            data["ncat"] = self.ncat
         data["y"] = d.y[:n].astype(int) if self.family.integer_response else d.y[:n]
         data.update(self.fixed_aux)
         if self.family.trials:
@@ -754,7 +793,7 @@ class ModelSpec:
         if self.se is not None:
             data["se"] = self.se[:n]
         data.update(K=d.K, X=d.X[:n], offsets=self.offset[:n])
-        if d.has_intercept:
+        if d.centers_X:
             data["means_X"] = d.X.mean(axis=0)
         for i, blk in enumerate(d.blocks, start=1):
             data[f"J_{i}"] = blk.J

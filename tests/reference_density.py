@@ -26,6 +26,9 @@ The model's definition, as the README states it:
 * zero-inflated (``zi``): P(0) = zi + (1 - zi) P_base(0), P(y) = (1 - zi) P_base(y) for y > 0;
   hurdle (``hu``): P(0) = hu, P(y) = (1 - hu) P_base(y) / P_base(y > 0) for y > 0 (the base:
   the poisson, negbinomial or lognormal above, scipy's pmf/pdf and sf);
+* cumulative: y in 1..K with P(y <= k) = F(c_k - eta) for ordered thresholds c (scipy's logistic or normal CDF by the
+  link), which replace the intercept: eta = offset + (X - mean(X)) b + ..., with X centered
+  and no Intercept; each threshold has its own prior (keys ``Intercept[a|b]``);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -60,6 +63,7 @@ class Point:
     gamma: dict[int, np.ndarray]
     zi: float | None = None  # zero-inflation probability
     hu: float | None = None  # hurdle probability
+    thresholds: np.ndarray | None = None  # cumulative: the ordered thresholds c
 
 
 def program_parameters(compiled: Any) -> set[str]:
@@ -97,6 +101,10 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     zi = float(expit(rng.normal(-1, 0.7))) if family.startswith("zero_inflated_") else None
     hu = float(expit(rng.normal(-1, 0.7))) if family.startswith("hurdle_") else None
     phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" else None
+    cuts = None
+    if family == "cumulative":
+        K = int(model.stan_data["ncat"])
+        cuts = np.sort(rng.normal(0, 1.2, K - 1))
     return Point(
         Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
         b=rng.normal(0, 0.3, d.K),
@@ -110,6 +118,7 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         gamma=gamma,
         zi=zi,
         hu=hu,
+        thresholds=cuts,
     )
 
 
@@ -118,6 +127,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if pt.Intercept is not None:
         out["Intercept"] = pt.Intercept
+    if pt.thresholds is not None:
+        out["Intercept"] = pt.thresholds
     out["b"] = pt.b
     if pt.sigma is not None:
         out["sigma"] = pt.sigma
@@ -222,6 +233,10 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
     lp = 0.0
     if pt.Intercept is not None:
         lp += _prior_logpdf(keys.take("Intercept"), pt.Intercept)
+    if pt.thresholds is not None:
+        for c in pt.thresholds:
+            assert keys.keys[keys.pos].startswith("Intercept["), keys.keys[keys.pos]
+            lp += _prior_logpdf(keys.take(), c)
     for name, levels, sl in d.terms:
         for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
@@ -277,6 +292,8 @@ def log_lik(
     eta = np.zeros(d.N) if offset is None else np.asarray(offset, float).copy()
     if pt.Intercept is not None:
         eta += pt.Intercept + (d.X - d.X.mean(axis=0)) @ pt.b
+    elif pt.thresholds is not None:  # the thresholds stand for the intercept: X is centered
+        eta += (d.X - d.X.mean(axis=0)) @ pt.b
     else:
         eta += d.X @ pt.b
     marginal = []
@@ -355,6 +372,11 @@ def log_lik(
         else:
             ll = np.where(pos, np.log1p(-pt.hu) + logp - np.log(p_pos), np.log(pt.hu))
         return float(ll.sum())
+    if fam == "cumulative":
+        F = stats.logistic.cdf if model.family.link == "logit" else stats.norm.cdf
+        edges = np.concatenate([[-np.inf], pt.thresholds, [np.inf]])
+        k = y.astype(int)
+        return float(np.sum(np.log(F(edges[k] - eta) - F(edges[k - 1] - eta))))
     raise AssertionError(f"no reference likelihood for family {fam!r}")
 
 
@@ -435,7 +457,7 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
     responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
     ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)), ``yz``
-    (counts with extra zeros), ``yh`` (zero or positive).
+    (counts with extra zeros), ``yh`` (zero or positive), ``yo`` (ordinal, 1..5).
     """
     import pandas as pd
 
@@ -470,4 +492,5 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     # zero-inflated counts and hurdle amounts: 30% extra zeros
     df["yz"] = np.where(rng.random(n) < 0.3, 0, df["yp"])
     df["yh"] = np.where(rng.random(n) < 0.3, 0.0, df["yl"])
+    df["yo"] = 1 + np.sum(eta[:, None] + rng.logistic(size=n)[:, None] > np.array([-0.8, 0.2, 1.0, 1.9]), axis=1)
     return df

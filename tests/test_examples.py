@@ -202,3 +202,16 @@ def test_13_proportions(tmp_path: Path) -> None:
     est, lo, hi, truth = (float(m.group(k)) for k in range(1, 5))
     assert lo - 1 < truth < hi + 1 and est < 0
     _check_common(out, tmp_path, 1)
+
+
+def test_12_ordinal_survey(tmp_path: Path) -> None:
+    out = _run("12_ordinal_survey", tmp_path)
+    m = _conclusion(out, rf"treatment effect on the latent scale {_NUM} \(90% interval {_NUM} to {_NUM}; true 0\.8\)")
+    assert float(m.group(2)) < 0.8 < float(m.group(3))
+    m = _conclusion(out, rf"largest error in an answer's probability .*: ordinal {_NUM}, Gaussian of the codes {_NUM}")
+    assert float(m.group(1)) < 0.05 and float(m.group(2)) > 2 * float(m.group(1))
+    m = _conclusion(out, rf"P\(very satisfied\) rises from {_NUM} to {_NUM}")
+    assert float(m.group(2)) > float(m.group(1))
+    m = _conclusion(out, rf"the Gaussian model puts {_NUM}% of a treated respondent's answers beyond the scale")
+    assert float(m.group(1)) > 5
+    _check_common(out, tmp_path, 1)

@@ -59,6 +59,8 @@ def _reference(name: str, y, eta, aux, trials):
         hu = aux["hu"]
         p_pos = base.sf(0) if discrete else 1.0
         return np.where(y == 0, np.log(hu), np.log1p(-hu) + logp - np.log(p_pos)), (1 - hu) * mean / p_pos
+    if name == "cumulative":
+        return _ordinal_reference(stats.logistic, y, eta, aux["thresholds"])
     raise AssertionError(f"no reference for {name}")
 
 
@@ -67,10 +69,26 @@ def _aux(fam: Family, value: float) -> dict[str, float]:
     return {a.name: 0.3 if np.isfinite(a.upper) else value + a.lower for a in fam.aux}
 
 
+THRESHOLDS = np.array([-1.7, -0.4, 0.3, 1.9])  # 5 categories
+
+
+def _ordinal_reference(dist, y, eta, c):
+    """(log-likelihood, expected category) of a cumulative model: P(y <= k) = F(c_k - eta),
+    written with scipy's CDF category by category."""
+    c = np.asarray(c).reshape(-1)
+    y = np.asarray(y).astype(int)
+    edges = np.concatenate([[-np.inf], c, [np.inf]])
+    p = dist.cdf(edges[y] - eta) - dist.cdf(edges[y - 1] - eta)
+    probs = np.stack([dist.cdf(edges[k] - eta) - dist.cdf(edges[k - 1] - eta) for k in range(1, c.size + 2)], -1)
+    return np.log(p), probs @ np.arange(1, c.size + 2)
+
+
 def _data(fam: Family, rng: np.random.Generator, n: int = 200):
     eta = rng.normal(0.3, 0.8, n)
     trials = rng.integers(1, 15, n).astype(float) if fam.trials else None
     aux = _aux(fam, 1.3)
+    if fam.thresholds:
+        aux["thresholds"] = THRESHOLDS[None, :]  # one draw: (1, ncat - 1) against eta (n,)
     y = fam.draw(rng, eta, aux, trials)
     return y, eta, aux, trials
 
@@ -98,6 +116,8 @@ def test_draws_have_the_family_mean(name: str) -> None:
     eta = np.full(200_000, 0.4)
     trials = np.full(eta.shape, 7.0) if fam.trials else None
     aux = _aux(fam, 3.0)  # nu = 4: a finite variance
+    if fam.thresholds:
+        aux["thresholds"] = THRESHOLDS[None, :]
     draws = fam.draw(rng, eta, aux, trials)
     mean = fam.mean(eta, aux, trials)[0]
     sd = np.std(draws)
@@ -106,7 +126,7 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 def test_unknown_family_lists_the_valid_ones() -> None:
     valid = re.escape(
-        "['bernoulli', 'beta', 'binomial', 'gamma', 'gaussian', 'hurdle_lognormal', 'hurdle_negbinomial', "
+        "['bernoulli', 'beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'hurdle_lognormal', 'hurdle_negbinomial', "
         "'hurdle_poisson', 'lognormal', 'negbinomial', 'poisson', 'student', 'zero_inflated_negbinomial', "
         "'zero_inflated_poisson']"
     )
@@ -132,7 +152,9 @@ def test_no_module_outside_families_tests_a_family_name() -> None:
         assert 'family ==' not in path.read_text(), path
 
 
-LINKED = [(name, link) for name in sorted(FAMILIES) for link in FAMILIES[name].links[1:]]
+LINKED = [
+    (name, link) for name in sorted(FAMILIES) for link in FAMILIES[name].links[1:] if not FAMILIES[name].thresholds
+]
 
 
 def _p_reference(link: str, eta: np.ndarray) -> np.ndarray:
@@ -189,3 +211,62 @@ def test_readme_families_table_lists_every_family() -> None:
         assert links == list(fam.links or (fam.link,)), name
         aux = re.findall(r"`(\w+)`", rows[name][4])
         assert [a for a in aux if a not in ("sigma=", "se")] == [a.name for a in fam.aux], name
+
+
+def test_cumulative_probit_equals_scipy() -> None:
+    """The probit link: P(y <= k) = Phi(c_k - eta), against scipy.stats.norm; the category
+    probabilities sum to 1 and their expected category is the mean."""
+    fam = get_family("cumulative").with_link("probit")
+    rng = np.random.default_rng(5)
+    y, eta, aux, _ = _data(fam, rng)
+    ll_ref, mean_ref = _ordinal_reference(stats.norm, y, eta, aux["thresholds"])
+    np.testing.assert_allclose(fam.log_lik(y, eta, aux, None), ll_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fam.mean(eta, aux, None), mean_ref, rtol=1e-12)
+    probs = fam.category_probs(eta, aux)
+    assert probs.shape == (eta.size, 5)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-12)
+    draws = fam.draw(rng, np.full(200_000, 0.4), aux, None)
+    freq = np.bincount(draws, minlength=6)[1:] / draws.size
+    np.testing.assert_allclose(freq, fam.category_probs(np.array([0.4]), aux)[0], atol=0.004)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_cumulative_log_lik_is_accurate_in_the_tails(link: str) -> None:
+    """Far from a category its log-probability is still finite and right (scipy's log CDF and
+    log survival function), where the difference of two CDFs rounds to 0."""
+    fam = get_family("cumulative").with_link(link)
+    dist = stats.logistic if link == "logit" else stats.norm
+    c = THRESHOLDS[None, :]
+    eta = np.array([40.0, -40.0, 25.0, -25.0])
+    y = np.array([1, 5, 2, 4])
+    ref = np.array([
+        dist.logcdf(c[0, 0] - 40.0),  # the lowest category far above it
+        dist.logsf(c[0, -1] + 40.0),  # the highest far below it
+        # a middle category: log(F(c_2 - eta) - F(c_1 - eta)), both in the lower tail
+        dist.logcdf(c[0, 1] - 25.0) + np.log1p(-np.exp(dist.logcdf(c[0, 0] - 25.0) - dist.logcdf(c[0, 1] - 25.0))),
+        dist.logsf(c[0, 2] + 25.0) + np.log1p(-np.exp(dist.logsf(c[0, 3] + 25.0) - dist.logsf(c[0, 2] + 25.0))),
+    ])
+    got = fam.log_lik(y, eta, {"thresholds": c}, None)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+def test_cumulative_response_is_read_from_an_ordered_categorical_or_numbers() -> None:
+    import pandas as pd
+
+    levels = ["poor", "fair", "good", "excellent"]  # "excellent" never observed: still a category
+    df = pd.DataFrame({"y": pd.Categorical(["fair", "poor", "good", "good", "fair", "poor"], levels, ordered=True),
+                       "x": [0.1, -0.3, 0.8, 1.2, 0.0, -1.0]})
+    m = hbstan.Model("y ~ x", df, family="cumulative")
+    np.testing.assert_array_equal(m.design.y, [2, 1, 3, 3, 2, 1])
+    assert m.stan_data["ncat"] == 4
+    assert m.threshold_labels == ["poor|fair", "fair|good", "good|excellent"]
+    assert "poor" not in m.program() and "ordered[ncat - 1] Intercept" in m.program()
+    df["y"] = [2, 1, 3, 3, 2, 1]
+    assert hbstan.Model("y ~ x", df, family="cumulative").threshold_labels == ["1|2", "2|3"]
+    df["y"] = [2, 1, 3.5, 3, 0, 1]
+    with pytest.raises(hbstan.DataError, match=r"response 'y' must hold category numbers 1, 2, \.\.\., K .*rows \[2, 4\] have \[3\.5, 0\.0\]\. Recode"):
+        hbstan.Model("y ~ x", df, family="cumulative")
+    df["y"] = pd.Categorical(["b", "a", "c", "c", "b", "a"])  # unordered: no order to use
+    with pytest.raises(hbstan.DataError, match="unordered pandas Categorical.*ordered=True"):
+        hbstan.Model("y ~ x", df, family="cumulative")

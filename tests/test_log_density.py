@@ -61,6 +61,9 @@ SUBSET = [
     Variant("hurdle_poisson", "unpooled", False, False, True),
     Variant("hurdle_negbinomial", "hierarchical", True, False, False),
     Variant("hurdle_lognormal", "correlated_centered", False, True, False),
+    # the ordinal family: the probit program is the one tests/test_ordinal.py fits
+    Variant("cumulative_probit", "hierarchical", True, False, False),
+    Variant("cumulative", "hierarchical", True, True, True),
 ]
 
 

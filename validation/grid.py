@@ -41,6 +41,8 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "hurdle_poisson": ("yz", {"family": "hurdle_poisson"}),
     "hurdle_negbinomial": ("yz", {"family": "hurdle_negbinomial"}),
     "hurdle_lognormal": ("yh", {"family": "hurdle_lognormal"}),
+    "cumulative": ("yo", {"family": "cumulative"}),
+    "cumulative_probit": ("yo", {"family": "cumulative", "link": "probit"}),
 }
 # count families: an offset enters as an exposure (log offset)
 EXPOSURE = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
@@ -65,6 +67,10 @@ SUFF_DESIGNS = {"suff_pooled", "suff_sampled", "marginal", "marginal_correlated"
 # designs (the pooled one, a non-centered, a centered and a crossed one)
 LINK_FAMILIES = {"bernoulli_probit", "bernoulli_cloglog_aggregated", "binomial_cloglog"}
 LINK_DESIGNS = {"pooled", "hierarchical", "correlated_centered", "crossed"}
+# ordinal families: thresholds replace the intercept, so '0 + ...' renders the same program as
+# '1 + ...' (the intercept variants only); no unpooled design (unpooled group intercepts
+# cannot be told apart from the thresholds: refused); the probit link on two designs
+ORDINAL_DESIGNS = {"cumulative": LINK_DESIGNS, "cumulative_probit": {"hierarchical", "correlated_centered"}}
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ def variants() -> list[Variant]:
         if design in SUFF_DESIGNS and not fam.startswith("gaussian"):
             continue
         if fam in LINK_FAMILIES and design not in LINK_DESIGNS:
+            continue
+        if fam in ORDINAL_DESIGNS and (design not in ORDINAL_DESIGNS[fam] or not intercept):
             continue
         has_g_intercept = design not in ("pooled", "suff_pooled", "unpooled")
         combos = [(False, False), (True, True)] if intercept else [(False, True), (True, False)]

@@ -11,6 +11,7 @@ from .base import AuxParam, Family
 from .bernoulli import Bernoulli
 from .beta import Beta
 from .binomial import Binomial
+from .cumulative import Cumulative
 from .gamma import GammaFamily
 from .gaussian import Gaussian
 from .hurdle_lognormal import HurdleLogNormal
@@ -37,6 +38,7 @@ def register(family: Family) -> Family:
 for _fam in (
     Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial(), GammaFamily(), LogNormal(), Beta(),
     ZeroInflatedPoisson(), ZeroInflatedNegBinomial(), HurdlePoisson(), HurdleNegBinomial(), HurdleLogNormal(),
+    Cumulative(),
 ):
     register(_fam)
 

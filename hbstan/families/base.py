@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import copy
 
 import numpy as np
+import pandas as pd
 
 from ..design import DataError
 from ..priors import Prior
@@ -67,6 +68,14 @@ class Family:
     known_se : bool
         Capability: ``y | se(s) ~ ...`` gives known standard errors, added in quadrature to
         the residual SD ``sigma`` (the template writes its scale as ``mac.scale(m)``).
+    thresholds : bool
+        Capability: ordered thresholds replace the intercept (ordinal families). The linear
+        predictor then has no intercept and no term is centered on one; the program declares
+        ``ordered[ncat - 1] Intercept`` (thresholds at the predictors' means), the posterior
+        reports ``Intercept`` per threshold on the predictors' original scale, and the NumPy
+        methods read the thresholds as ``aux["thresholds"]`` (draws shaped (..., 1, ncat - 1)).
+        Such a family reads its response with :meth:`encode_response` and gives
+        :meth:`category_probs`.
     """
 
     name: ClassVar[str]
@@ -78,6 +87,7 @@ class Family:
     suff_stats: ClassVar[bool] = False
     aggregates_to: ClassVar[str | None] = None
     known_se: ClassVar[bool] = False
+    thresholds: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"
@@ -112,6 +122,15 @@ class Family:
                     f"rows {bad[:5].tolist()} have {y[bad[:5]].tolist()}"
                 )
 
+    def encode_response(self, column: pd.Series, name: str) -> tuple[np.ndarray, list[str]] | None:
+        """The response column as numbers and its category labels, or None (formulae reads it).
+
+        A family whose response is not a number (an ordered Categorical) reads it here:
+        :class:`~hbstan.design.Design` calls this with the response column, when the
+        response is a column of the data.
+        """
+        return None
+
     def response_scale(self, y: np.ndarray, offset: np.ndarray, trials: np.ndarray | None) -> tuple[float, float]:
         """(m_y, s_y): location and scale on the link scale that the default priors use."""
         return 0.0, 1.0
@@ -124,6 +143,10 @@ class Family:
     def mean(self, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
         """Expected response given the linear predictor (and trials)."""
         return self.inverse_link(eta)
+
+    def category_probs(self, eta: np.ndarray, aux: Mapping[str, Any]) -> np.ndarray:
+        """P(y = k) for each category k, on a last axis (families with categories only)."""
+        raise TypeError(f"family={self.name!r} has no response categories: predict kind='mean' or 'response'")
 
     def log_lik(self, y: np.ndarray, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
         """Pointwise log-likelihood (with every constant), broadcast over draws."""

@@ -1,0 +1,96 @@
+"""The cumulative ordinal family: ``Model(family="cumulative", link="logit" | "probit")``.
+
+Simulated 5-point ratings with a predictor and group intercepts: both links recover the
+thresholds (on the predictor's original scale), the slope and the group SD; the program's own
+log_lik equals the NumPy one; per-category probabilities from ``predict(kind="probs")`` add up
+to the expected category of ``kind="mean"``; the Stan and PyMC backends agree. The NumPy side
+against SciPy and the response checks are in tests/test_families.py; the log density of the
+programs in the grid of ``validation/grid.py`` and the suite's subset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hbstan
+from hbstan.pointwise import log_lik_and_y_rep
+
+cmdstan = pytest.mark.cmdstan
+
+CUTS = np.array([-1.6, -0.5, 0.6, 1.8])  # P(y <= k) = F(c_k - eta), 5 categories
+SLOPE, SD = 0.9, 0.6
+LABELS = ["very poor", "poor", "fair", "good", "very good"]
+# non-centered and no threads: the structure of the log-density subset's cumulative variants,
+# so the suite compiles one program per link
+OPTIONS = {"family": "cumulative", "centered": False}
+
+
+def _simulate(link: str, seed: int, J: int = 25, n: int = 1200) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, J, n)
+    x = rng.normal(1.0, 1.0, n)  # not centered: the reported thresholds are on x's own scale
+    eta = SLOPE * x + rng.normal(0, SD, J)[g]
+    e = rng.logistic(size=n) if link == "logit" else rng.normal(size=n)
+    y = 1 + np.sum(eta[:, None] + e[:, None] > CUTS, axis=1)
+    return pd.DataFrame({
+        "y": pd.Categorical.from_codes(y - 1, LABELS, ordered=True), "x": x, "g": [f"g{j:02d}" for j in g],
+    })
+
+
+@cmdstan
+@pytest.mark.parametrize("link, seed", [("logit", 11), ("probit", 12)])
+def test_recovers_the_truth_and_its_program_log_lik_is_numpys(link: str, seed: int) -> None:
+    df = _simulate(link, seed)
+    m = hbstan.Model("y ~ x + (1 | g)", df, link=link, **OPTIONS)
+    fn = "ordered_logistic" if link == "logit" else "ordered_probit"
+    assert f"{fn}_lupmf(y | eta + Xc * b, Intercept)" in m.program()
+    fit = m.sample(chains=2, seed=2, pointwise="stan", sig_figs=15)
+    post = fit.posterior
+    cuts = post["Intercept"]
+    assert list(cuts.coords["Intercept_dim"].values) == [f"{a}|{b}" for a, b in zip(LABELS[:-1], LABELS[1:])]
+    d = cuts.values.reshape(-1, 4)
+    for k in range(4):
+        assert abs(d[:, k].mean() - CUTS[k]) < 3 * d[:, k].std() + 0.05, (k, d[:, k].mean(), d[:, k].std())
+    for name, truth in (("x", SLOPE), ("1|g_sigma", SD)):
+        v = post[name].values
+        assert abs(v.mean() - truth) < 3 * v.std() + 0.03, (name, v.mean(), v.std())
+    # the program's log_lik (pointwise="stan") is the NumPy family's, from the same draws
+    draws = {v: post[v].values for v in post.data_vars}
+    ll, rep = log_lik_and_y_rep(m, draws, np.random.default_rng(0))
+    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ll, rtol=1e-8, atol=1e-9)
+    stan_rep = fit.idata.posterior_predictive["y"].values
+    for k in range(1, 6):  # replicated categories in the same proportions
+        assert np.mean(stan_rep == k) == pytest.approx(np.mean(rep == k), abs=0.01)
+    # per-category probabilities: category coordinates, rows sum to 1, expected category = kind="mean"
+    new = pd.DataFrame({"x": [-1.0, 1.0, 3.0], "g": ["g00", "g01", "unseen"]})
+    probs = fit.predict(new, kind="probs", seed=1)
+    assert probs.dims == ("chain", "draw", "__obs__", "category")
+    assert list(probs.coords["category"].values) == LABELS
+    np.testing.assert_allclose(probs.sum("category").values, 1.0, rtol=1e-12)
+    mean = fit.predict(new, kind="mean", seed=1)
+    np.testing.assert_allclose((probs * np.arange(1, 6)).sum("category").values, mean.values, rtol=1e-12)
+    assert np.all(np.diff(mean.mean(("chain", "draw")).values) > 0)  # higher x, higher ratings
+
+
+@cmdstan
+def test_backends_agree() -> None:
+    pytest.importorskip("pymc")
+    df = _simulate("probit", 13, J=12, n=400)
+    m = hbstan.Model("y ~ x + (1 | g)", df, link="probit", **OPTIONS)
+    c = hbstan.compare_backends(m, chains=2, draws=1000, seed=3)
+    assert c.verdict == "agree", c.to_markdown()
+
+
+def test_thresholds_replace_the_intercept() -> None:
+    """No intercept in the linear predictor, no term centered on one; unpooled group
+    intercepts (not identified beside the thresholds) are refused."""
+    df = _simulate("logit", 14, n=300)
+    m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
+    ctx = m.structure()[0]
+    assert not ctx["has_intercept"] and ctx["thresholds"] and not ctx["blocks"][0]["on_intercept"]
+    assert "vector[N] eta = offsets;" in m.program() and "offsets + Intercept" not in m.program()
+    assert [str(m.priors[k]) for k in m.priors if k.startswith("Intercept[")] == [str(hbstan.StudentT(3, 0, 2.5))] * 4
+    with pytest.raises(hbstan.FormulaError, match="unpooled group intercepts"):
+        hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", pooling="unpooled")
