@@ -132,11 +132,14 @@ def predict(
 ) -> Any:
     """See :meth:`hbstan.Fit.predict`.
 
-    ``kind="link"`` gives the linear predictor (with any offset); ``include`` is
-    :func:`linear_predictor`'s (the varying terms whose effects enter; None: all).
+    ``kind="link"`` gives the linear predictor (with any offset); the name of one of the
+    family's auxiliary parameters (``kind="sigma"``) gives its value in each row (from its
+    formula where it has one); ``include`` is :func:`linear_predictor`'s (the varying terms
+    whose effects enter; None: all).
     """
-    if kind not in ("response", "mean", "link"):
-        raise ValueError(f"kind must be 'response', 'mean' or 'link', got {kind!r}")
+    aux_names = [a.name for a in fit.model.family.aux]
+    if kind not in ("response", "mean", "link", *aux_names):
+        raise ValueError(f"kind must be 'response', 'mean', 'link' or one of {aux_names}, got {kind!r}")
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise DataError("predict needs a non-empty pandas DataFrame of new rows")
     m = fit.model
@@ -167,7 +170,10 @@ def predict(
                 f"predicting responses of a model with known standard errors needs them for the new rows: "
                 f"include column {opts['se']!r} (or predict kind='mean')"
             )
-    aux = aux_values(m, post, se=se)
+    dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
+    aux = aux_values(m, post, se=se, dpar_X=dpar_X)
+    if kind in aux_names:
+        return _draws(np.broadcast_to(aux[kind], eta.shape).copy(), post, kind)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return _draws(out, post, m.design.response)
 

@@ -36,7 +36,8 @@ cmdstan = pytest.mark.cmdstan
 # correlated effects with a group predictor, crossed terms without intercept, unpooled, the
 # negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum;
 # gamma (correlated, group predictor, reduce_sum), lognormal (crossed, no intercept) and beta
-# (centered on the intercept); probit (row by row) and cloglog (binomial, crossed, reduce_sum, no intercept) links
+# (centered on the intercept); probit (row by row) and cloglog (binomial, crossed, reduce_sum, no intercept) links;
+# a formula for sigma (gaussian hierarchical; lognormal crossed without intercept)
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -51,6 +52,8 @@ SUBSET = [
     Variant("beta", "hierarchical_centered", True, False, False),
     Variant("bernoulli_probit", "hierarchical", True, False, False),
     Variant("binomial_cloglog", "crossed", False, False, True),
+    Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
+    Variant("lognormal_sigma_formula", "crossed", False, True, False),
 ]
 
 
