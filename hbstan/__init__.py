@@ -13,7 +13,7 @@ from . import (
 from ._version import __version__
 from .backend import CmdStanNotFoundError, CompileError, find_cmdstan, install_cmdstan  # noqa: E402
 from .compare import Comparison, compare_backends, compare_fits  # noqa: E402
-from .design import DataError, FormulaError  # noqa: E402
+from .design import DataError, Formula, FormulaError  # noqa: E402
 from .effects import avg_comparisons, avg_slopes, datagrid  # noqa: E402
 from .families import Family  # noqa: E402
 from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
@@ -38,6 +38,7 @@ from .priors import (  # noqa: E402
 __all__ = [
     # models and results
     "Model",
+    "Formula",
     "Family",
     "families",
     "Fit",

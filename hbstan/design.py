@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FormulaError", "DataError", "GroupTerm", "ParsedFormula", "parse_formula", "Design"]
+__all__ = [
+    "FormulaError", "DataError", "GroupTerm", "ParsedFormula", "parse_formula", "Design", "Formula", "DparDesign",
+]
 
 
 class FormulaError(ValueError):
@@ -49,6 +51,38 @@ class ParsedFormula:
     groups: list[GroupTerm] = field(default_factory=list)
     se: str | None = None  # column of known standard errors: y | se(s) ~ ...
     se_sigma: bool = False  # se(s, sigma = TRUE): a residual SD is estimated besides them
+    # distributional parameters with their own formula: {"sigma": "x"} from "...; sigma ~ x"
+    dpars: dict[str, str] = field(default_factory=dict)
+
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class Formula(str):
+    """A model formula with formulas for auxiliary (distributional) parameters.
+
+    ``Formula("y ~ x + (1 | g)", sigma="~ x")`` is brms's ``bf(y ~ x + (1 | g), sigma ~ x)`` and
+    bambi's ``Formula("y ~ x + (1 | g)", "sigma ~ x")``: the residual SD varies with ``x`` on
+    the log scale. It is the string ``"y ~ x + (1 | g); sigma ~ x"``, accepted (as such a
+    string is) wherever a formula is: Model, spec files, the command line.
+    """
+
+    def __new__(cls, formula: str, **dpars: str) -> Formula:
+        if not isinstance(formula, str):
+            raise FormulaError(f"formula must be a string, got {formula!r}")
+        parts = [formula.strip()]
+        for name, rhs in dpars.items():
+            if not isinstance(rhs, str):
+                raise FormulaError(f"the formula of {name!r} must be a string such as '~ x', got {rhs!r}")
+            rhs = rhs.strip()
+            rhs = rhs[1:].strip() if rhs.startswith("~") else rhs
+            parts.append(f"{name} ~ {rhs}")
+        return super().__new__(cls, "; ".join(parts))
+
+    @property
+    def dpars(self) -> dict[str, str]:
+        """The distributional parameters' right-hand sides."""
+        return parse_formula(str(self)).dpars
 
 
 def _split_top_level(text: str, sep: str, where: tuple[str, int] | None = None) -> list[str]:
@@ -139,6 +173,26 @@ def parse_formula(formula: str) -> ParsedFormula:
         raise FormulaError(
             f"formula must be a string of the form 'response ~ predictors', got {formula!r}"
         )
+    main, *extra = _split_top_level(formula, ";")
+    dpars: dict[str, str] = {}
+    for part in extra:
+        name, tilde, drhs = part.partition("~")
+        name, drhs = name.strip(), drhs.strip()
+        if not tilde or not _NAME.match(name) or not drhs:
+            raise FormulaError(
+                f"{part.strip()!r} in {formula!r} is not a formula of a distributional parameter; "
+                "write 'y ~ x; sigma ~ z' (or hbstan.Formula('y ~ x', sigma='~ z'))"
+            )
+        if name in dpars:
+            raise FormulaError(f"{formula!r} gives {name!r} two formulas")
+        dpars[name] = drhs
+    parsed = _parse_main(main.strip(), formula)
+    parsed.dpars = dpars
+    return parsed
+
+
+def _parse_main(formula: str, whole: str) -> ParsedFormula:
+    """The response's formula (``whole``: the formula with any distributional parts)."""
     lhs, _, rhs = formula.partition("~")
     lhs, rhs = lhs.strip(), rhs.strip()
     if not lhs:
@@ -182,7 +236,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 groups.append(GroupTerm(expr, factor, correlated))
         else:
             common.append(piece)
-    return ParsedFormula(formula, lhs, trials, " + ".join(common) if common else "1", groups, se, se_sigma)
+    return ParsedFormula(whole, lhs, trials, " + ".join(common) if common else "1", groups, se, se_sigma)
 
 
 def _formulae_design(formula: str, data: pd.DataFrame) -> Any:
@@ -221,6 +275,52 @@ def _term_columns(dm_part: Any) -> list[tuple[str, list[str], slice]]:
             levels = []
         out.append((name, levels, sl))
     return out
+
+
+def _population(common: Any, N: int) -> tuple[bool, np.ndarray, list[tuple[str, list[str], slice]]]:
+    """(has intercept, X without the intercept column, terms) of a formulae population design."""
+    if common is None:
+        return False, np.zeros((N, 0)), []
+    full = np.asarray(common.design_matrix, dtype=float)
+    cols = _term_columns(common)
+    keep = [c for c in cols if c[0] != "Intercept"]
+    idx = np.concatenate([np.arange(s.start, s.stop) for _, _, s in keep]) if keep else np.zeros(0, int)
+    terms, start = [], 0
+    for name, levels, s in keep:
+        width = s.stop - s.start
+        terms.append((name, levels, slice(start, start + width)))
+        start += width
+    return any(name == "Intercept" for name, _, _ in cols), full[:, idx], terms
+
+
+def _columns_for(common: Any, terms: list[tuple[str, list[str], slice]], new: pd.DataFrame) -> np.ndarray:
+    """The design matrix of ``terms`` (no intercept) for new rows."""
+    if common is None or not terms:
+        return np.zeros((len(new), 0))
+    full = np.asarray(common.evaluate_new_data(new).design_matrix, dtype=float)
+    cols = dict((n, s) for n, _, s in _term_columns(common))
+    return full[:, np.concatenate([np.arange(cols[name].start, cols[name].stop) for name, _, _ in terms])]
+
+
+@dataclass
+class DparDesign:
+    """The population-level design of a distributional parameter's formula (``sigma ~ x``)."""
+
+    name: str  # the family's auxiliary parameter it predicts
+    rhs: str
+    has_intercept: bool
+    X: np.ndarray
+    terms: list[tuple[str, list[str], slice]]
+    common_design: Any
+
+    @property
+    def K(self) -> int:
+        """Number of predictor columns (intercept excluded)."""
+        return self.X.shape[1]
+
+    def columns_for(self, new: pd.DataFrame) -> np.ndarray:
+        """Its design matrix (no intercept) for new rows."""
+        return _columns_for(self.common_design, self.terms, new)
 
 
 @dataclass
@@ -344,24 +444,21 @@ class Design:
         # --- population-level part ----------------------------------------------------------
         cdm = _formulae_design(f"{parsed.response} ~ {parsed.common}", data)
         self.common_design = cdm.common
-        if cdm.common is None:
-            self.has_intercept = False
-            self.X = np.zeros((self.N, 0))
-            self.terms: list[tuple[str, list[str], slice]] = []
-        else:
-            full = np.asarray(cdm.common.design_matrix, dtype=float)
-            cols = _term_columns(cdm.common)
-            self.has_intercept = any(name == "Intercept" for name, _, _ in cols)
-            keep = [c for c in cols if c[0] != "Intercept"]
-            idx = np.concatenate([np.arange(s.start, s.stop) for _, _, s in keep]) if keep else np.zeros(0, int)
-            self.X = full[:, idx]
-            self.terms = []
-            start = 0
-            for name, levels, s in keep:
-                width = s.stop - s.start
-                self.terms.append((name, levels, slice(start, start + width)))
-                start += width
+        self.has_intercept, self.X, self.terms = _population(cdm.common, self.N)
         self.K = self.X.shape[1]
+
+        # --- distributional parameters' formulas (population-level terms) ----------------------
+        self.dpars: dict[str, DparDesign] = {}
+        for name, drhs in parsed.dpars.items():
+            sub = _parse_main(f"{parsed.response} ~ {drhs}", parsed.formula)
+            if sub.groups:
+                raise FormulaError(
+                    f"the formula of {name!r} ({drhs!r}) has group terms: distributional parameters take "
+                    "population-level terms only (group terms in them are not supported yet)"
+                )
+            ddm = _formulae_design(f"{parsed.response} ~ {sub.common}", data)
+            has_i, X, terms = _population(ddm.common, self.N)
+            self.dpars[name] = DparDesign(name, sub.common, has_i, X, terms, ddm.common)
 
         # --- varying terms ---------------------------------------------------------------------
         self.blocks: list[Block] = []
@@ -489,9 +586,4 @@ class Design:
     # ------------------------------------------------------------------------------------------
     def common_for(self, new: pd.DataFrame) -> np.ndarray:
         """Population-level design matrix (without intercept) for new rows."""
-        if self.common_design is None or self.K == 0:
-            return np.zeros((len(new), 0))
-        full = np.asarray(self.common_design.evaluate_new_data(new).design_matrix, dtype=float)
-        cols = dict((n, s) for n, _, s in _term_columns(self.common_design))
-        idx = [np.arange(cols[name].start, cols[name].stop) for name, _, _ in self.terms]
-        return full[:, np.concatenate(idx)] if idx else np.zeros((len(new), 0))
+        return _columns_for(self.common_design, self.terms, new)

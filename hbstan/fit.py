@@ -149,7 +149,7 @@ class Fit:
         m = self.model
         s = self.settings
         fam = m.family
-        links = "; ".join([f"mu = {fam.link}"] + [f"{a.name} = identity" for a in fam.aux if a.name not in m.fixed_aux])
+        links = m.link_summary()
         factors = ", ".join(f"{b.factor}: {b.J}" for b in m.design.blocks)
         warmup = s.get("warmup")
         lines = [
@@ -380,11 +380,13 @@ class Fit:
         data : pandas.DataFrame
             New rows with the model's predictor and grouping columns (and trials/offset
             columns where the model uses them).
-        kind : {"response", "mean", "link", "probs"}, default "response"
+        kind : {"response", "mean", "link", "probs"} or an auxiliary parameter, default "response"
             ``"response"`` draws new observations; ``"mean"`` returns the expected value
             (inverse link of the linear predictor; for an ordinal family the expected
             category number, 1..K); ``"link"`` the linear predictor; ``"probs"`` (ordinal
-            families) the probability of each response category.
+            families) the probability of each response category; the name of one of the
+            family's auxiliary parameters (``"sigma"``) its value in each row (from its
+            formula, where it has one).
         seed : int, optional
             Seed of the random draws (new groups' effects and new observations).
 
@@ -514,7 +516,9 @@ def summary_sections(fit: Fit) -> list[tuple[str, pd.DataFrame]]:
             )
             corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{i}")
             out.append((title, _rows(fit, names, corr)))
-    population = [p.name for p in m.params if p.stan in ("b_Intercept", "b")]
+    # brms lists the coefficients of the distributional formulas (sigma_Intercept, sigma_x) here too
+    dpar_stan = {f"b_{n}{suffix}" for n in m.design.dpars for suffix in ("_Intercept", "")}
+    population = [p.name for p in m.params if p.stan in ("b_Intercept", "b") or p.stan in dpar_stan]
     if population:
         out.append(("Population-level effects:", _rows(fit, population)))
     family = [p.name for p in m.params if p.stan in aux]

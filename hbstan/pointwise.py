@@ -142,8 +142,35 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
             chain(c)
 
 
+def dpar_values(model: "Model", post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None) -> np.ndarray:
+    """Draws of a distributional parameter in each row, exp(its linear predictor): (..., n).
+
+    ``post`` holds draws with any leading dimensions; ``X`` its formula's predictors of the
+    rows (n, K), the fitted rows' when None. The reported ``<name>_Intercept`` is on the
+    uncentered scale of the predictors, as the mean's ``Intercept``.
+    """
+    dp = model.design.dpars[name]
+    X = dp.X if X is None else X
+    log_v: Any = 0.0
+    if dp.has_intercept:
+        log_v = np.asarray(post[f"{name}_Intercept"])[..., None]
+    if dp.K:
+        # one column per coefficient: a term with levels is a (..., levels) variable
+        cols = []
+        for p in model.params:
+            if p.stan == f"b_{name}":
+                v = np.asarray(post[p.name])
+                cols.append(v if p.dims else v[..., None])
+        log_v = log_v + np.concatenate(cols, axis=-1) @ X.T
+    return np.exp(log_v)
+
+
 def aux_values(
-    model: "Model", post: Mapping[str, np.ndarray], c: int | None = None, se: np.ndarray | None = None
+    model: "Model",
+    post: Mapping[str, np.ndarray],
+    c: int | None = None,
+    se: np.ndarray | None = None,
+    dpar_X: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The family's auxiliary parameters: known values, or draws shaped to broadcast over rows.
 
@@ -151,11 +178,16 @@ def aux_values(
 
     With ``c``, chain ``c``'s draws (draw, 1); without, all draws (chain, draw, 1). A model
     with known standard errors (``se()``) gets the total SD per row, sqrt(se^2 + sigma^2), as
-    ``sigma``: of the data's rows, or of the rows whose errors ``se`` gives.
+    ``sigma``: of the data's rows, or of the rows whose errors ``se`` gives. A parameter with a
+    formula of its own gets its value in each row, (draw, n) or (chain, draw, n): of the data's
+    rows, or of the rows whose predictors ``dpar_X[name]`` gives.
     """
     out: dict[str, Any] = {}
     for a in model.family.aux:
-        if a.name in model.fixed_aux:
+        if a.name in model.design.dpars:
+            draws = post if c is None else {k: v[c] for k, v in post.items()}
+            out[a.name] = dpar_values(model, draws, a.name, None if dpar_X is None else dpar_X[a.name])
+        elif a.name in model.fixed_aux:
             out[a.name] = model.fixed_aux[a.name]
         else:
             v = np.asarray(post[a.name])

@@ -133,11 +133,14 @@ def predict(
     """See :meth:`hbstan.Fit.predict`.
 
     ``kind="link"`` gives the linear predictor (with any offset); ``kind="probs"`` each
-    category's probability (families with response categories); ``include`` is
-    :func:`linear_predictor`'s (the varying terms whose effects enter; None: all).
+    category's probability (families with response categories); the name of one of the
+    family's auxiliary parameters (``kind="sigma"``) its value in each row (from its formula
+    where it has one); ``include`` is :func:`linear_predictor`'s (the varying terms whose
+    effects enter; None: all).
     """
-    if kind not in ("response", "mean", "link", "probs"):
-        raise ValueError(f"kind must be 'response', 'mean', 'link' or 'probs', got {kind!r}")
+    aux_names = [a.name for a in fit.model.family.aux]
+    if kind not in ("response", "mean", "link", "probs", *aux_names):
+        raise ValueError(f"kind must be 'response', 'mean', 'link', 'probs' or one of {aux_names}, got {kind!r}")
     if kind == "probs" and not fit.model.design.response_levels:
         raise ValueError(
             f"kind='probs' gives the probability of each response category: family={fit.model.family.name!r} "
@@ -173,7 +176,10 @@ def predict(
                 f"predicting responses of a model with known standard errors needs them for the new rows: "
                 f"include column {opts['se']!r} (or predict kind='mean')"
             )
-    aux = aux_values(m, post, se=se)
+    dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
+    aux = aux_values(m, post, se=se, dpar_X=dpar_X)
+    if kind in aux_names:
+        return _draws(np.broadcast_to(aux[kind], eta.shape).copy(), post, kind)
     if kind == "probs":
         return _category_draws(fam.category_probs(eta, aux), post, m.design.response, m.design.response_levels)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)

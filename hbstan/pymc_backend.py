@@ -467,7 +467,28 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
             stan["b"] = b
         aux: dict[str, Any] = {}  # the family's auxiliary parameters: known values or free variables
         for a in m.family.aux:
-            if a.name in m.fixed_aux:
+            dp = d.dpars.get(a.name)
+            if dp is not None:  # its own formula: exp(Intercept + centered X b), as the program
+                log_v: Any = 0.0
+                Xd = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
+                if dp.has_intercept:
+                    di = _class_rv(
+                        m, pmodel, f"{PREFIX}Intercept_{a.name}", [f"{a.name}_Intercept"],
+                        f"the intercept of {a.name}", positive=False, shape=(),
+                    )
+                    log_v = log_v + di
+                if dp.K:
+                    db = stan[f"b_{a.name}"] = _class_rv(
+                        m, pmodel, f"{PREFIX}b_{a.name}", [k for k, _ in m.dpar_keys(a.name)],
+                        f"the coefficients of {a.name}", positive=False, shape=(dp.K,),
+                    )
+                    log_v = log_v + pt.dot(pt.as_tensor_variable(Xd), db)
+                    if dp.has_intercept:
+                        stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
+                elif dp.has_intercept:
+                    stan[f"b_{a.name}_Intercept"] = di
+                aux[a.name] = pt.exp(log_v) * pt.ones(d.N)
+            elif a.name in m.fixed_aux:
                 aux[a.name] = m.fixed_aux[a.name]
             else:
                 aux[a.name] = stan[a.name] = _class_rv(

@@ -110,6 +110,22 @@ class ModelSpec:
         # auxiliary parameters given as known values (data, not parameters)
         self.fixed_aux: dict[str, float] = {} if sigma is None else {"sigma": float(sigma)}
         parsed = parse_formula(formula)
+        for name in parsed.dpars:
+            if name not in fam.distributional:
+                aux = [a.name for a in fam.aux]
+                raise FormulaError(
+                    f"{name!r} cannot have a formula of its own in family={fam.name!r}"
+                    + (f" (its auxiliary parameters: {aux}; with a formula: {list(fam.distributional)})" if aux else
+                       " (it has no auxiliary parameters)")
+                    + f"; families whose sigma may: {_families_with(lambda f: 'sigma' in f.distributional)}"
+                )
+            if name in self.fixed_aux:
+                raise ValueError(f"{name}= gives a known {name}, and the formula gives it predictors: drop one")
+            if parsed.se:
+                raise FormulaError(
+                    f"se() with a formula for {name!r}: known standard errors and a modelled residual SD "
+                    "together are not supported"
+                )
         if parsed.trials and not fam.trials:
             raise FormulaError(
                 f"trials() in the response needs {_families_with(lambda f: f.trials)}, not {fam.name!r}"
@@ -205,7 +221,8 @@ class ModelSpec:
         )
         if self.suff_stats and not self._suff_eligible(strict=True):
             raise ValueError(
-                "suff_stats=True needs family='gaussian', at most one grouping term and no se(); "
+                "suff_stats=True needs family='gaussian', at most one grouping term, no se() and no "
+                "formula for sigma; "
                 f"this model has family={fam.name!r} and {len(self.design.blocks)} grouping terms"
             )
         if marginalize not in (True, False, "auto"):
@@ -350,6 +367,19 @@ class ModelSpec:
 
     def _check_predictors(self) -> None:
         d = self.design
+        for name, dp in d.dpars.items():
+            if not dp.has_intercept and dp.K == 0:
+                raise FormulaError(f"the formula of {name!r} ({dp.rhs!r}) has no intercept and no predictors")
+            for term, _, sl in dp.terms:
+                for c in range(sl.start, sl.stop):
+                    if _sd(dp.X[:, c]) == 0:
+                        raise DataError(
+                            f"predictor {term!r} in the formula of {name!r} is constant (every row is "
+                            f"{dp.X[0, c]:g}): remove it from that formula"
+                        )
+            Xc = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
+            if dp.K > 1 and np.linalg.matrix_rank(Xc) < dp.K:
+                raise DataError(f"the predictors of {name!r} ({dp.rhs!r}) are perfectly collinear: remove one")
         for name, _, sl in d.terms:
             for c in range(sl.start, sl.stop):
                 if _sd(d.X[:, c]) == 0:
@@ -386,7 +416,17 @@ class ModelSpec:
             else:
                 out.append(ParamInfo(name, "b", "vector", sl))
         for a in self.family.aux:
-            if a.name not in self.fixed_aux:
+            dp = d.dpars.get(a.name)
+            if dp is not None:  # its formula's coefficients (log scale), named "sigma_Intercept", "sigma_x"
+                if dp.has_intercept:
+                    out.append(ParamInfo(f"{a.name}_Intercept", f"b_{a.name}_Intercept", "scalar"))
+                for name, levels, sl in dp.terms:
+                    pname = f"{a.name}_{name}"
+                    if levels:
+                        out.append(ParamInfo(pname, f"b_{a.name}", "vector", sl, (f"{pname}_dim",), {f"{pname}_dim": levels}))
+                    else:
+                        out.append(ParamInfo(pname, f"b_{a.name}", "vector", sl))
+            elif a.name not in self.fixed_aux:
                 out.append(ParamInfo(a.name, a.name, "scalar"))
         taken = {p.name for p in out}
         corr_names: set[str] = set()
@@ -442,7 +482,16 @@ class ModelSpec:
                 key = name if lab is None else f"{name}[{lab}]"
                 pri[key] = Normal(0.0, 2.5 * s_y / _sd(d.X[:, c]))
         for a in self.family.aux:
-            if a.name not in self.fixed_aux:
+            dp = d.dpars.get(a.name)
+            if dp is not None:
+                # log scale: the intercept around log s_y (the scalar default Exponential(1 / s_y)
+                # has its median at 0.7 s_y and an SD of about 1.3 on the log scale); a
+                # coefficient of 1 / s_x multiplies the parameter by e per SD of its predictor
+                if dp.has_intercept:
+                    pri[f"{a.name}_Intercept"] = Normal(float(np.log(s_y)), 1.5)
+                for key, c in self.dpar_keys(a.name):
+                    pri[key] = Normal(0.0, 1.0 / _sd(dp.X[:, c]))
+            elif a.name not in self.fixed_aux:
                 pri[a.name] = a.default_prior(s_y)
         for blk in d.blocks:
             for term, levels, sl in blk.effects:
@@ -481,7 +530,10 @@ class ModelSpec:
         if d.thresholds:
             classes["Intercept"] = [f"Intercept[{lab}]" for lab in self.threshold_labels]
         classes["b"] = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
-        sd_keys = [k for k in keys if k.endswith("_sigma") or "_sigma[" in k]
+        dkeys = {k for name in d.dpars for k, _ in self.dpar_keys(name)}
+        for name in d.dpars:
+            classes[f"b_{name}"] = [k for k, _ in self.dpar_keys(name)]
+        sd_keys = [k for k in keys if (k.endswith("_sigma") or "_sigma[" in k) and k not in dkeys]
         classes["sd"] = [k for k in sd_keys if k != "sigma"]
         classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ)]
         gam = [p.name for p in self.params if p.stan.startswith("gamma_")]
@@ -496,7 +548,15 @@ class ModelSpec:
                         classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
         # the class-wide keys are always accepted (a no-op where the design has no such term,
         # e.g. "b" in an unpooled model whose slopes all vary by group)
-        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma")}
+        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars))}
+
+    def dpar_keys(self, name: str) -> list[tuple[str, int]]:
+        """Prior keys of the coefficients in ``name``'s formula (``sigma_x``, ``sigma_c[b]``), with their columns."""
+        out = []
+        for term, levels, sl in self.design.dpars[name].terms:
+            for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
+                out.append((f"{name}_{term}" if lab is None else f"{name}_{term}[{lab}]", c))
+        return out
 
     def _resolve_priors(self, user: dict[str, Prior]) -> dict[str, Prior]:
         self.default_priors = self._default_priors()
@@ -578,7 +638,7 @@ class ModelSpec:
 
     def _suff_eligible(self, strict: bool = False) -> bool:
         d = self.design
-        if not self.family.suff_stats or len(d.blocks) > 1 or self.se is not None:
+        if not self.family.suff_stats or len(d.blocks) > 1 or self.se is not None or d.dpars:
             return False
         cells = d.blocks[0].J if d.blocks else 1
         return strict or d.N >= 2 * cells
@@ -679,6 +739,8 @@ class ModelSpec:
             "threads": threads,
             "priors": {},
             "blocks": [],
+            "dpars": [],
+            "dpar_names": list(d.dpars),
         }
         if d.has_intercept:
             p, v = self.class_prior(["Intercept"], "the intercept")
@@ -691,10 +753,22 @@ class ModelSpec:
         p, v = self.class_prior(bkeys, "the coefficients (class 'b')")
         ctx["priors"]["b"] = add("b", p, v, True)
         for a in fam.aux:
-            entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}", "fixed": a.name in self.fixed_aux}
+            dp = d.dpars.get(a.name)
+            entry = {
+                "name": a.name, "doc": a.doc, "lower": f"{a.lower:g}", "fixed": a.name in self.fixed_aux,
+                "dpar": dp is not None,
+            }
             if math.isfinite(a.upper):  # bounded above too (a probability): <lower=0, upper=1>
                 entry["upper"] = f"{a.upper:g}"
-            if not entry["fixed"]:
+            if dp is not None:
+                dctx: dict[str, Any] = {"name": a.name, "doc": a.doc, "has_intercept": dp.has_intercept, "priors": {}}
+                if dp.has_intercept:
+                    p, v = self.class_prior([f"{a.name}_Intercept"], f"the intercept of {a.name}")
+                    dctx["priors"]["Intercept"] = add(f"Intercept_{a.name}", p, v, False)
+                p, v = self.class_prior([k for k, _ in self.dpar_keys(a.name)], f"the coefficients of {a.name}")
+                dctx["priors"]["b"] = add(f"b_{a.name}", p, v, True)
+                ctx["dpars"].append(dctx)
+            elif not entry["fixed"]:
                 p, v = self.class_prior([a.name], a.name)
                 entry["prior"] = add(a.name, p, v, False)
             ctx["aux"].append(entry)
@@ -735,8 +809,17 @@ class ModelSpec:
     @property
     def threads_supported(self) -> bool:
         """Whether a threaded (reduce_sum) program exists for this model: not with sufficient
-        statistics (whose cost does not grow with the rows) nor with known standard errors."""
-        return not self.suff_stats and self.se is None
+        statistics (whose cost does not grow with the rows), known standard errors or formulas
+        for auxiliary parameters."""
+        return not self.suff_stats and self.se is None and not self.design.dpars
+
+    def link_summary(self) -> str:
+        """The link of each estimated parameter: ``"mu = identity; sigma = log"``."""
+        fam, dp = self.family, self.design.dpars
+        return "; ".join(
+            [f"mu = {fam.link}"]
+            + [f"{a.name} = {'log' if a.name in dp else 'identity'}" for a in fam.aux if a.name not in self.fixed_aux]
+        )
 
     @property
     def known_sigma(self) -> float | None:
@@ -793,6 +876,11 @@ class ModelSpec:
         if self.se is not None:
             data["se"] = self.se[:n]
         data.update(K=d.K, X=d.X[:n], offsets=self.offset[:n])
+        for name, dp in d.dpars.items():
+            data[f"K_{name}"] = dp.K
+            data[f"X_{name}"] = dp.X[:n]
+            if dp.has_intercept:
+                data[f"means_X_{name}"] = dp.X.mean(axis=0)
         if d.centers_X:
             data["means_X"] = d.X.mean(axis=0)
         for i, blk in enumerate(d.blocks, start=1):
@@ -892,7 +980,7 @@ class ModelSpec:
         """The formula, family and links, data, each term's design and parameterization, and the priors."""
         fam = self.family
         d = self.design
-        links = "; ".join([f"mu = {fam.link}"] + [f"{a.name} = identity" for a in fam.aux if a.name not in self.fixed_aux])
+        links = self.link_summary()
         lines = [
             f"Formula: {self.formula}",
             f" Family: {fam.name} ({links})" + (f"; known {', '.join(f'{k} = {v:g}' for k, v in self.fixed_aux.items())}" if self.fixed_aux else ""),

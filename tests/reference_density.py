@@ -37,7 +37,7 @@ The model's definition, as the README states it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,12 @@ class Point:
     zi: float | None = None  # zero-inflation probability
     hu: float | None = None  # hurdle probability
     thresholds: np.ndarray | None = None  # cumulative: the ordered thresholds c
+    # distributional parameters with a formula: name -> (intercept at the predictors' means or None, b)
+    dpars: dict[str, tuple[float | None, np.ndarray]] | None = None
+
+
+def _with_sigma(pt: Point, sigma: np.ndarray) -> Point:
+    return replace(pt, sigma=sigma)
 
 
 def program_parameters(compiled: Any) -> set[str]:
@@ -93,7 +99,10 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         if blk.U is not None:
             gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
     sigma = None
-    if family in ("gaussian", "student", "lognormal", "hurdle_lognormal") and model.known_sigma is None:
+    dpars = {}
+    for name, dp in d.dpars.items():  # log(sigma) = Intercept + (X - mean(X)) b
+        dpars[name] = (float(rng.normal(-0.2, 0.3)) if dp.has_intercept else None, rng.normal(0, 0.3, dp.K))
+    if family in ("gaussian", "student", "lognormal", "hurdle_lognormal") and model.known_sigma is None and "sigma" not in dpars:
         sigma = float(np.exp(rng.normal(0, 0.3)))
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
     negbin = ("negbinomial", "gamma", "zero_inflated_negbinomial", "hurdle_negbinomial")
@@ -119,6 +128,7 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
         zi=zi,
         hu=hu,
         thresholds=cuts,
+        dpars=dpars,
     )
 
 
@@ -134,6 +144,10 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
         out["sigma"] = pt.sigma
     if pt.nu is not None:
         out["nu"] = pt.nu
+    for name, (icpt, b) in (pt.dpars or {}).items():
+        if icpt is not None:
+            out[f"Intercept_{name}"] = icpt
+        out[f"b_{name}"] = b
     if pt.shape is not None:
         out["shape"] = pt.shape
     if pt.phi is not None:
@@ -242,6 +256,13 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
     if pt.sigma is not None:
         lp += _prior_logpdf(keys.take("sigma"), pt.sigma)
+    for name, (icpt, b) in (pt.dpars or {}).items():
+        dp = d.dpars[name]
+        if icpt is not None:
+            lp += _prior_logpdf(keys.take(f"{name}_Intercept"), icpt)
+        for term, levels, sl in dp.terms:
+            for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
+                lp += _prior_logpdf(keys.take(f"{name}_{term}" if lv is None else f"{name}_{term}[{lv}]"), b[c])
     if pt.nu is not None:
         lp += _prior_logpdf(keys.take("nu"), pt.nu)
     if pt.shape is not None:
@@ -318,6 +339,10 @@ def log_lik(
             cov = sigma**2 * np.eye(rows.sum()) + Z @ Lam @ Lam.T @ Z.T
             ll += float(stats.multivariate_normal(eta[rows], cov).logpdf(y[rows]))
         return ll
+    if pt.dpars and "sigma" in pt.dpars:  # sigma of each row from its formula (log link)
+        icpt, b = pt.dpars["sigma"]
+        dp = d.dpars["sigma"]
+        pt = _with_sigma(pt, np.exp((icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b))
     if fam == "gaussian":
         sigma = pt.sigma if pt.sigma is not None else model.known_sigma
         return float(stats.norm.logpdf(y, eta, sigma).sum())

@@ -146,6 +146,7 @@ MODELS = [
     ("bin ~ c + (1 | g)", {"family": "bernoulli", "aggregate": False}),
     ("bin ~ x + (1 | g)", {"family": "bernoulli", "aggregate": True}),
     ("k | trials(n) ~ x + (1 | g)", {"family": "binomial", "link": "cloglog"}),
+    ("y ~ x + (1 | g); sigma ~ x", {}),
     ("y ~ x + (1 | g)", {"marginalize": False, "dropna": True}),
     ("cnt ~ x + (1 | g)", {"family": "poisson", "offset": "off"}),
 ]

@@ -42,6 +42,7 @@ cmdstan = pytest.mark.cmdstan
 # Poisson and hurdle negative binomial hierarchical, zero-inflated negative binomial crossed
 # with a group predictor and reduce_sum, hurdle Poisson unpooled without intercept with
 # reduce_sum, hurdle lognormal correlated and centered without intercept, with a group predictor
+# a formula for sigma (gaussian hierarchical; lognormal crossed without intercept)
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -64,6 +65,8 @@ SUBSET = [
     # the ordinal family: the probit program is the one tests/test_ordinal.py fits
     Variant("cumulative_probit", "hierarchical", True, False, False),
     Variant("cumulative", "hierarchical", True, True, True),
+    Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
+    Variant("lognormal_sigma_formula", "crossed", False, True, False),
 ]
 
 

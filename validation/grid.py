@@ -31,6 +31,9 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "bernoulli_probit": ("yb", {"family": "bernoulli", "link": "probit", "aggregate": False}),
     "bernoulli_cloglog_aggregated": ("yb", {"family": "bernoulli", "link": "cloglog", "aggregate": True}),
     "binomial_cloglog": ("yk | trials(nt)", {"family": "binomial", "link": "cloglog"}),
+    "gaussian_sigma_formula": ("y", {}),
+    "student_sigma_formula": ("y", {"family": "student"}),
+    "lognormal_sigma_formula": ("yl", {"family": "lognormal"}),
     "poisson": ("yp", {"family": "poisson"}),
     "negbinomial": ("yp", {"family": "negbinomial"}),
     "gamma": ("yg", {"family": "gamma"}),
@@ -71,6 +74,9 @@ LINK_DESIGNS = {"pooled", "hierarchical", "correlated_centered", "crossed"}
 # '1 + ...' (the intercept variants only); no unpooled design (unpooled group intercepts
 # cannot be told apart from the thresholds: refused); the probit link on two designs
 ORDINAL_DESIGNS = {"cumulative": LINK_DESIGNS, "cumulative_probit": {"hierarchical", "correlated_centered"}}
+# a formula for sigma ("; sigma ~ x"): the row-by-row likelihood only (no threads, no
+# sufficient statistics), on the same few designs
+DPAR_FAMILIES = {"gaussian_sigma_formula": "x", "student_sigma_formula": "x", "lognormal_sigma_formula": "x"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ class Variant:
             kw["offset"] = "off"
             off = df["off"].to_numpy()
         trials = df["nt"].to_numpy() if self.family.startswith("binomial") else None
-        return hbstan.Model(f"{y} ~ {' + '.join(rhs)}", df, **kw), off, trials
+        dpar = f"; sigma ~ {DPAR_FAMILIES[self.family]}" if self.family in DPAR_FAMILIES else ""
+        return hbstan.Model(f"{y} ~ {' + '.join(rhs)}{dpar}", df, **kw), off, trials
 
 
 def variants() -> list[Variant]:
@@ -122,7 +129,7 @@ def variants() -> list[Variant]:
     for fam, design, intercept in itertools.product(FAMILIES, DESIGNS, (True, False)):
         if design in SUFF_DESIGNS and not fam.startswith("gaussian"):
             continue
-        if fam in LINK_FAMILIES and design not in LINK_DESIGNS:
+        if (fam in LINK_FAMILIES or fam in DPAR_FAMILIES) and design not in LINK_DESIGNS:
             continue
         if fam in ORDINAL_DESIGNS and (design not in ORDINAL_DESIGNS[fam] or not intercept):
             continue
@@ -130,7 +137,8 @@ def variants() -> list[Variant]:
         combos = [(False, False), (True, True)] if intercept else [(False, True), (True, False)]
         for gp, threads in combos:
             gp = gp and has_g_intercept
-            threads = threads and design not in SUFF_DESIGNS  # sufficient statistics: no reduce_sum
+            # sufficient statistics and formulas for sigma: no reduce_sum
+            threads = threads and design not in SUFF_DESIGNS and fam not in DPAR_FAMILIES
             v = Variant(fam, design, intercept, gp, threads)
             if v not in out:
                 out.append(v)

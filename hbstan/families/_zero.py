@@ -57,6 +57,8 @@ class _ZeroPart(Family):
     """A base family (the next class in the MRO) with a probability of zero ``prob``."""
 
     prob: ClassVar[str]  # the name of the zero probability: "zi" or "hu"
+    # the zero part's Stan functions take scalar parameters: no formulas for them (yet)
+    distributional: ClassVar[tuple[str, ...]] = ()
     pymc_name: ClassVar[str]  # PyMC's distribution of the family (its psi is 1 - zi or 1 - hu)
 
     def check_response(self, y, name, trials):  # noqa: D102

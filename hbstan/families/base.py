@@ -65,6 +65,10 @@ class Family:
     aggregates_to : str or None
         Capability: rows with identical predictors can be summed into this family's counts
         (Bernoulli rows into binomial ones: the same likelihood up to a constant).
+    distributional : tuple of str
+        Capability: the auxiliary parameters that may get a formula of their own
+        (``Formula("y ~ x", sigma="~ z")``), on the log scale; the template writes their per-row
+        value as ``mac.aux(m, name)``.
     known_se : bool
         Capability: ``y | se(s) ~ ...`` gives known standard errors, added in quadrature to
         the residual SD ``sigma`` (the template writes its scale as ``mac.scale(m)``).
@@ -88,6 +92,7 @@ class Family:
     aggregates_to: ClassVar[str | None] = None
     known_se: ClassVar[bool] = False
     thresholds: ClassVar[bool] = False
+    distributional: ClassVar[tuple[str, ...]] = ()
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"

@@ -27,6 +27,7 @@ class Gaussian(Family):
     aux = (Sigma("sigma", "residual SD"),)
     suff_stats = True
     known_se = True
+    distributional = ("sigma",)
 
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:  # noqa: D102
         return None

@@ -24,6 +24,7 @@ class LogNormal(Family):
     link = "identity"
     integer_response = False
     aux = (Sigma("sigma", "SD of log(y)"),)
+    distributional = ("sigma",)
 
     def check_response(self, y, name, trials):  # noqa: D102
         check_positive(y, name, self.name)
