@@ -36,7 +36,8 @@ cmdstan = pytest.mark.cmdstan
 # correlated effects with a group predictor, crossed terms without intercept, unpooled, the
 # negative binomial (its linear predictor completed in the template) with crossed terms and reduce_sum;
 # gamma (correlated, group predictor, reduce_sum), lognormal (crossed, no intercept) and beta
-# (centered on the intercept)
+# (centered on the intercept); weights (poisson, group predictor) and censoring (gaussian,
+# pooled: the program of tests/test_weights_cens.py's censored normal)
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -49,6 +50,9 @@ SUBSET = [
     Variant("gamma", "correlated", True, True, True),
     Variant("lognormal", "crossed", False, True, False),
     Variant("beta", "hierarchical_centered", True, False, False),
+    # response additions: weights with a group predictor; left, right and interval censoring
+    Variant("poisson_weighted", "hierarchical", True, True, False),
+    Variant("gaussian_censored", "pooled", True, False, False),
 ]
 
 
@@ -58,10 +62,10 @@ def df() -> pd.DataFrame:
 
 
 def _check(v: Variant, df: pd.DataFrame, predictors: bool, offset: bool, templates: Path | None = None):
-    m, off, trials = v.model(df, predictors=predictors, offset=offset)
+    m, off, trials, rows = v.model(df, predictors=predictors, offset=offset)
     code = m.program(threads=v.threads) if templates is None else render_program(m.structure(v.threads)[0], templates=templates)
     cm = compiled_model(code, cpp_options={"STAN_THREADS": True} if v.threads else None)
-    return check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+    return check_program(m, cm, threads=v.threads, offset=off, trials=trials, **rows)
 
 
 @cmdstan

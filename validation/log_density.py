@@ -46,24 +46,26 @@ def _cpp(v: Variant) -> dict | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="programs compiled at once")
-    ap.add_argument("--only", default=None, help="only variants whose name contains this")
+    ap.add_argument(
+        "--only", action="append", default=None, help="only variants whose name contains this (repeatable: any of them)"
+    )
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" / "log_density"))
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     df = grid_data()
-    grid = [v for v in variants() if args.only is None or args.only in v.name]
+    grid = [v for v in variants() if args.only is None or any(o in v.name for o in args.only)]
     t0 = time.perf_counter()
     # every (variant, data set): its model and program; each distinct program compiled once
     jobs, refused = [], []
     for v in grid:
         for predictors, offset in DATA_SETS:
             try:  # a combination hbstan refuses (e.g. sufficient statistics of no column) is listed
-                m, off, trials = v.model(df, predictors=predictors, offset=offset)
+                m, off, trials, extra = v.model(df, predictors=predictors, offset=offset)
                 m.stan_data_for(threads=v.threads, pointwise=False)
             except ValueError as err:
                 refused.append({"variant": v.name, "predictors": predictors, "offset": offset, "error": str(err)})
                 continue
-            jobs.append((v, predictors, offset, m, off, trials, m.program(threads=v.threads)))
+            jobs.append((v, predictors, offset, m, off, trials, extra, m.program(threads=v.threads)))
     programs = sorted({(j[-1], j[0].threads) for j in jobs})
     print(f"{len(grid)} variants, {len(jobs)} checks ({len(refused)} refused), {len(programs)} distinct programs", flush=True)
 
@@ -77,10 +79,10 @@ def main() -> int:
                 print(f"  compiled {k}/{len(programs)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     t_compile = time.perf_counter() - t0
     rows = []
-    for v, predictors, offset, m, off, trials, code in jobs:
+    for v, predictors, offset, m, off, trials, extra, code in jobs:
         cm = compiled_model(code, cpp_options=_cpp(v))
         try:
-            res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+            res = check_program(m, cm, threads=v.threads, offset=off, trials=trials, **extra)
         except RuntimeError as err:  # CmdStan could not evaluate it: a failure, reported
             rows.append({"variant": v.name, "formula": m.formula, "predictors": predictors, "offset": offset,
                          "ok": False, "spread": float("nan"), "prior_spread": float("nan"),
@@ -105,7 +107,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for what, (folder, v) in broken_templates(Path(tmp)).items():
             for predictors, offset in DATA_SETS:
-                m, off, trials = v.model(df, predictors=predictors, offset=offset)
+                m, off, trials, _ = v.model(df, predictors=predictors, offset=offset)
                 code = render_program(m.structure(v.threads)[0], templates=folder)
                 cm = compiled_model(code, cpp_options=_cpp(v))
                 res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)

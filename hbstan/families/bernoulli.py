@@ -22,7 +22,7 @@ class Bernoulli(LogitFamily):
                 f"have {y[bad[:5]].tolist()}"
             )
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.Bernoulli(name, logit_p=eta, observed=y.astype(int), dims=dims)
+        return pm.Bernoulli.dist(logit_p=eta)
