@@ -51,6 +51,9 @@ class ParsedFormula:
     groups: list[GroupTerm] = field(default_factory=list)
     se: str | None = None  # column of known standard errors: y | se(s) ~ ...
     se_sigma: bool = False  # se(s, sigma = TRUE): a residual SD is estimated besides them
+    weights: str | None = None  # column of likelihood weights: y | weights(w) ~ ...
+    cens: str | None = None  # column of censoring codes: y | cens(c) ~ ... or cens(c, y2)
+    cens_upper: str | None = None  # column of the upper bounds of interval-censored rows (y2)
     # distributional parameters with their own formula: {"sigma": "x"} from "...; sigma ~ x"
     dpars: dict[str, str] = field(default_factory=dict)
 
@@ -130,7 +133,7 @@ def _unquote(name: str) -> str:
 
 
 _ADDITION = re.compile(r"^\s*(?P<name>[A-Za-z_]+)\s*\(\s*(?P<args>.*?)\s*\)\s*$")
-_ADDITIONS = ("trials", "se")  # response additions hbstan reads (brms: y | addition(...) ~ ...)
+_ADDITIONS = ("trials", "se", "weights", "cens")  # response additions hbstan reads (brms: y | addition(...) ~ ...)
 
 
 def _response_additions(lhs: str, formula: str) -> tuple[str, dict[str, list[str]]]:
@@ -144,17 +147,20 @@ def _response_additions(lhs: str, formula: str) -> tuple[str, dict[str, list[str
     for piece in _split_top_level(parts[1], "+"):
         m = _ADDITION.match(piece)
         if not m or m.group("name") not in _ADDITIONS:
-            later = {"weights": "likelihood weights", "cens": "censoring", "mi": "missing values"}
+            later = {"mi": "missing values", "trunc": "truncation"}
             name = m.group("name") if m else piece.strip()
             what = f" ({later[name]} is not supported yet)" if name in later else ""
             raise FormulaError(
                 f"unknown response addition {piece.strip()!r} in {formula!r}{what}; hbstan reads "
-                "'y | trials(n) ~ ...' (binomial) and 'y | se(s) ~ ...' or 'y | se(s, sigma = TRUE) ~ ...' "
-                "(known standard errors)"
+                "'y | trials(n) ~ ...' (binomial), 'y | se(s) ~ ...' or 'y | se(s, sigma = TRUE) ~ ...' "
+                "(known standard errors), 'y | weights(w) ~ ...' (likelihood weights) and 'y | cens(c) ~ ...' "
+                "or 'y | cens(c, y2) ~ ...' (censoring), joined with '+'"
             )
         args = [a.strip() for a in _split_top_level(m.group("args"), ",")] if m.group("args") else []
         if not args or not args[0]:
             raise FormulaError(f"{m.group('name')}() in {formula!r} needs a column name")
+        if m.group("name") in out:
+            raise FormulaError(f"{m.group('name')}() appears twice in the response of {formula!r}")
         out[m.group("name")] = args
     return parts[0].strip(), out
 
@@ -209,6 +215,17 @@ def _parse_main(formula: str, whole: str) -> ParsedFormula:
             if key != "sigma" or value.upper() not in ("TRUE", "FALSE"):
                 raise FormulaError(f"se() in {formula!r} takes a column and sigma = TRUE or FALSE, got {arg!r}")
             se_sigma = value.upper() == "TRUE"
+    weights = _one_column(additions, "weights", formula)
+    cens = cens_upper = None
+    if "cens" in additions:
+        args = additions["cens"]
+        if len(args) > 2 or any("=" in a for a in args):
+            raise FormulaError(
+                f"cens() in {formula!r} takes the column of censoring codes and, for interval censoring, "
+                f"the column of upper bounds: 'y | cens(c)' or 'y | cens(c, y2)', got cens({', '.join(args)})"
+            )
+        cens = _unquote(args[0])
+        cens_upper = _unquote(args[1]) if len(args) == 2 else None
     common: list[str] = []
     groups: list[GroupTerm] = []
     for piece in _split_top_level(rhs, "+", (formula, formula.index(rhs, formula.index("~")))):
@@ -236,7 +253,18 @@ def _parse_main(formula: str, whole: str) -> ParsedFormula:
                 groups.append(GroupTerm(expr, factor, correlated))
         else:
             common.append(piece)
-    return ParsedFormula(whole, lhs, trials, " + ".join(common) if common else "1", groups, se, se_sigma)
+    return ParsedFormula(
+        whole, lhs, trials, " + ".join(common) if common else "1", groups, se, se_sigma, weights, cens, cens_upper
+    )
+
+
+def _one_column(additions: dict[str, list[str]], name: str, formula: str) -> str | None:
+    """The single column argument of a response addition such as ``weights(w)``."""
+    if name not in additions:
+        return None
+    if len(additions[name]) != 1:
+        raise FormulaError(f"{name}() in {formula!r} takes one column, got {name}({', '.join(additions[name])})")
+    return _unquote(additions[name][0])
 
 
 def _formulae_design(formula: str, data: pd.DataFrame) -> Any:

@@ -209,7 +209,15 @@ def _chain_pointwise(
     # and the linear predictor is built in ll's memory, which then becomes the log-likelihood
     scratch = rep if rep.dtype == np.float64 else rep.view(np.float64)
     eta = linear_predictor_draws(model, post, c, out=ll, scratch=scratch)
-    model.family.fill_pointwise(model.design.y, eta, aux_values(model, post, c), model.trials, rng, ll, rep)
+    aux = aux_values(model, post, c)
+    if model.cens is None:
+        model.family.fill_pointwise(model.design.y, eta, aux, model.trials, rng, ll, rep)
+    else:  # the censored rows' probabilities need the linear predictor after the density overwrote it
+        eta = eta.copy()
+        model.family.fill_pointwise(model.design.y, eta, aux, model.trials, rng, ll, rep)
+        model.family.censor_log_lik(ll, model.design.y, model.cens_upper, model.cens, eta, aux, model.trials)
+    if model.weights is not None:  # weighted, as brms reports it: each row's log-likelihood times its weight
+        ll *= model.weights
 
 
 def pointwise_groups(

@@ -583,8 +583,42 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
         if not prior_only:
             if m.se is not None:  # known standard errors, in quadrature with any residual SD
                 aux["sigma"] = pt.sqrt(np.square(m.se) + pt.square(aux["sigma"]))
-            m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m.trials, OBS_DIM)
+            if m.weights is None and m.cens is None:
+                m.family.pymc_likelihood(_obs_name(m), eta, aux, d.y, m.trials, OBS_DIM)
+            else:
+                pm.Potential(f"{PREFIX}log_lik", pt.sum(row_log_lik(m, eta, aux)))
     return pmodel
+
+
+def row_log_lik(m: "Model", eta: Any, aux: dict[str, Any]) -> Any:
+    """Each row's log-likelihood, censored (``cens()``) and weighted (``weights()``): a tensor (N,).
+
+    Each censoring type gets the rows it codes (brms's codes, as the Stan program): left
+    log P(Y <= y), right log P(Y >= y) (for counts P(Y > y - 1)), interval the log difference
+    of the CDFs at y2 and y (for counts at y - 1). Weights multiply each row's term.
+    """
+    d, fam = m.design, m.family
+    y = d.y.astype(int) if fam.integer_response else d.y
+    below = y - 1 if fam.integer_response else y  # counts: the bound itself is inside
+    cens = np.zeros(d.N, dtype=int) if m.cens is None else m.cens
+    ll: Any = pt.zeros(d.N)
+    for code in (0, -1, 1, 2):
+        rows = np.flatnonzero(cens == code)
+        if not rows.size:
+            continue
+        sub = {k: (v[rows] if getattr(v, "ndim", 0) else v) for k, v in aux.items()}  # per-row SDs with se()
+        dist = fam.pymc_dist(eta[rows], sub, None if m.trials is None else m.trials[rows])
+        if code == 0:
+            term = pm.logp(dist, y[rows])
+        elif code == -1:
+            term = pm.logcdf(dist, y[rows])
+        elif code == 1:
+            term = pm.logccdf(dist, below[rows])
+        else:
+            upper = m.cens_upper.astype(int) if fam.integer_response else m.cens_upper
+            term = pm.math.logdiffexp(pm.logcdf(dist, upper[rows]), pm.logcdf(dist, below[rows]))
+        ll = pt.set_subtensor(ll[rows], term)
+    return ll if m.weights is None else ll * m.weights
 
 
 # ---------------------------------------------------------------------------------------------

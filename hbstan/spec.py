@@ -31,6 +31,9 @@ log = logging.getLogger("hbstan")
 
 POOLINGS = ("pooled", "unpooled", "hierarchical", "correlated")
 
+# brms's censoring codes: cens(c) holds these words or numbers
+CENS_CODES = {"left": -1, "none": 0, "right": 1, "interval": 2}
+
 
 @dataclass
 class ParamInfo:
@@ -165,7 +168,7 @@ class ModelSpec:
             k: v
             for k, v in {
                 "trials": trials if trials is not None else parsed.trials, "offset": offset, "exposure": exposure,
-                "se": parsed.se,
+                "se": parsed.se, "weights": parsed.weights, "cens": parsed.cens, "cens_upper": parsed.cens_upper,
             }.items()
             if isinstance(v, str)
         }
@@ -191,6 +194,24 @@ class ModelSpec:
                 )
             if not parsed.se_sigma:
                 self.fixed_aux["sigma"] = 0.0  # no residual SD beyond the known errors
+        # likelihood weights (y | weights(w) ~ ...): each row's log-likelihood times its weight
+        self.weights = self._vector_arg(parsed.weights, "weights") if parsed.weights else None
+        if parsed.weights and not fam.weighting:
+            raise FormulaError(f"weights() needs {_families_with(lambda f: f.weighting)}, not {fam.name!r}")
+        if parsed.dpars and (parsed.weights or parsed.cens):
+            raise FormulaError(
+                f"a formula for {list(parsed.dpars)[0]!r} with weights() or cens(): not supported together yet"
+            )
+        if self.weights is not None:
+            bad = np.flatnonzero(~(self.weights >= 0))
+            if bad.size:
+                raise DataError(
+                    f"weights column {parsed.weights!r} must hold non-negative weights; rows {bad[:5].tolist()} "
+                    f"have {self.weights[bad[:5]].tolist()}"
+                )
+        # censoring (y | cens(c) ~ ... or cens(c, y2)): brms's codes per row, and the upper
+        # bounds of interval-censored rows (y elsewhere)
+        self.cens, self.cens_upper = self._censoring(parsed, fam)
         self.trials = self._vector_arg(trials if trials is not None else parsed.trials, "trials")
         if fam.trials and self.trials is None:
             raise ValueError(
@@ -214,15 +235,20 @@ class ModelSpec:
             raise ValueError(
                 f"aggregate=True applies to {_families_with(lambda f: bool(f.aggregates_to))} only, not {fam.name!r}"
             )
-        self._patterns = self._row_patterns() if fam.aggregates_to and aggregate is not False else None
+        if aggregate is True and self._row_wise:
+            raise ValueError("aggregate=True sums Bernoulli rows: it cannot keep weights() or cens() per row")
+        # weighted or censored rows are not exchangeable: no aggregation (simplest correct choice)
+        self._patterns = (
+            self._row_patterns() if fam.aggregates_to and aggregate is not False and not self._row_wise else None
+        )
         n_pat = 0 if self._patterns is None else int(self._patterns.max()) + 1
         self.aggregated = bool(
             self._patterns is not None and (aggregate is True or n_pat <= self.design.N // 2)
         )
         if self.suff_stats and not self._suff_eligible(strict=True):
             raise ValueError(
-                "suff_stats=True needs family='gaussian', at most one grouping term, no se() and no "
-                "formula for sigma; "
+                "suff_stats=True needs family='gaussian', at most one grouping term, no se(), weights() or "
+                "cens() and no formula for sigma; "
                 f"this model has family={fam.name!r} and {len(self.design.blocks)} grouping terms"
             )
         if marginalize not in (True, False, "auto"):
@@ -271,7 +297,8 @@ class ModelSpec:
     def _check_missing(
         self, parsed: Any, data: pd.DataFrame, group_predictors: Any, dropna: bool
     ) -> pd.DataFrame:
-        names = _identifiers(parsed.formula)
+        # the upper bounds of interval censoring may be missing on the other rows (checked apart)
+        names = _identifiers(parsed.formula) - {parsed.cens_upper}
         for cols in (group_predictors or {}).values():
             names |= set([cols] if isinstance(cols, str) else cols)
         used = [c for c in data.columns if str(c) in names]
@@ -361,6 +388,54 @@ class ModelSpec:
     def ncat(self) -> int:
         """Number of response categories of an ordinal family (0 for other families)."""
         return len(self.design.response_levels or []) if self.design.thresholds else 0
+
+    def _censoring(self, parsed: Any, fam: Family) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Censoring codes (-1, 0, 1, 2) and upper bounds from ``cens(c)`` / ``cens(c, y2)``."""
+        if parsed.cens is None:
+            return None, None
+        if not fam.censoring:
+            raise FormulaError(f"cens() needs {_families_with(lambda f: f.censoring)}, not {fam.name!r}")
+        for col in (parsed.cens, parsed.cens_upper):
+            if col is not None and col not in self.data.columns:
+                raise DataError(
+                    f"censoring column {col!r} is not in the data; the data has columns {list(map(str, self.data.columns))}"
+                )
+        raw = self.data[parsed.cens]
+        words = raw.astype(str).str.strip().str.lower().map(CENS_CODES)
+        numbers = pd.to_numeric(raw, errors="coerce")
+        code = words.where(words.notna(), numbers.where(numbers.isin(list(CENS_CODES.values()))))
+        bad = np.flatnonzero(code.isna().to_numpy())
+        if bad.size:
+            raise DataError(
+                f"censoring column {parsed.cens!r} has codes hbstan does not know in rows {bad[:5].tolist()} "
+                f"({raw.iloc[bad[:5]].tolist()}); valid codes (brms's): 'left', 'none', 'right', 'interval' "
+                "or -1, 0, 1, 2"
+            )
+        cens = code.to_numpy(dtype=int)
+        y = self.design.y
+        upper = y.copy()
+        interval = np.flatnonzero(cens == 2)
+        if interval.size and parsed.cens_upper is None:
+            raise DataError(
+                f"rows {interval[:5].tolist()} of {parsed.cens!r} are interval censored: write "
+                "'y | cens(c, y2) ~ ...' with the column y2 of their upper bounds (y is the lower bound)"
+            )
+        if parsed.cens_upper is not None:
+            y2 = pd.to_numeric(self.data[parsed.cens_upper], errors="coerce").to_numpy(dtype=float)
+            lo = y[interval]
+            hi = y2[interval]
+            ok = np.isfinite(hi) & ((hi >= lo) if fam.integer_response else (hi > lo))
+            if fam.integer_response:
+                ok &= hi == np.round(hi)
+            if not ok.all():
+                rows = interval[~ok][:5]
+                need = "a whole number at least y" if fam.integer_response else "a number above y"
+                raise DataError(
+                    f"the upper bound {parsed.cens_upper!r} of interval-censored rows must be {need} (the lower "
+                    f"bound); rows {rows.tolist()} have y = {y[rows].tolist()} and {parsed.cens_upper} = {y2[rows].tolist()}"
+                )
+            upper[interval] = hi
+        return cens, upper
 
     def _check_response(self) -> None:
         self.family.check_response(self.design.y, self.design.response, self.trials)
@@ -638,7 +713,12 @@ class ModelSpec:
 
     def _suff_eligible(self, strict: bool = False) -> bool:
         d = self.design
-        if not self.family.suff_stats or len(d.blocks) > 1 or self.se is not None or d.dpars:
+        # weights and censoring change each row's contribution: the row-by-row likelihood
+        # (weighted sums of squares would do for weights, but the simplest correct choice is off)
+        if (
+            not self.family.suff_stats or len(d.blocks) > 1 or self.se is not None or self._row_wise
+            or d.dpars
+        ):
             return False
         cells = d.blocks[0].J if d.blocks else 1
         return strict or d.N >= 2 * cells
@@ -734,6 +814,8 @@ class ModelSpec:
             "center": d.centers_X,
             "suff": self.suff_stats,
             "se": self.se is not None,
+            "weights": self.weights is not None,
+            "cens": self.cens is not None,
             "marginal": self.marginalized,
             "suff_ones": self.suff_stats and (d.has_intercept or any(b.has_intercept for b in d.blocks)),
             "threads": threads,
@@ -807,11 +889,16 @@ class ModelSpec:
         return ctx, hyper
 
     @property
+    def _row_wise(self) -> bool:
+        """Whether rows carry weights or censoring (each row's likelihood is its own)."""
+        return self.weights is not None or self.cens is not None
+
+    @property
     def threads_supported(self) -> bool:
         """Whether a threaded (reduce_sum) program exists for this model: not with sufficient
-        statistics (whose cost does not grow with the rows), known standard errors or formulas
-        for auxiliary parameters."""
-        return not self.suff_stats and self.se is None and not self.design.dpars
+        statistics (whose cost does not grow with the rows), known standard errors, weights,
+        censoring or formulas for auxiliary parameters."""
+        return not self.suff_stats and self.se is None and not self._row_wise and not self.design.dpars
 
     def link_summary(self) -> str:
         """The link of each estimated parameter: ``"mu = identity; sigma = log"``."""
@@ -875,6 +962,11 @@ class ModelSpec:
             data["trials"] = self.trials[:n].astype(int)
         if self.se is not None:
             data["se"] = self.se[:n]
+        if self.weights is not None:
+            data["weights"] = self.weights
+        if self.cens is not None:
+            data["cens"] = self.cens
+            data["y2"] = self.cens_upper.astype(int) if self.family.integer_response else self.cens_upper
         data.update(K=d.K, X=d.X[:n], offsets=self.offset[:n])
         for name, dp in d.dpars.items():
             data[f"K_{name}"] = dp.K
@@ -999,6 +1091,11 @@ class ModelSpec:
             notes.append("likelihood from per-group sufficient statistics")
         if self.aggregated:
             notes.append("identical Bernoulli rows summed into binomial counts")
+        if self.weights is not None:
+            notes.append("likelihood weights (each row's log-likelihood times its weight)")
+        if self.cens is not None:
+            counts = {w: int(np.sum(self.cens == c)) for w, c in CENS_CODES.items() if w != "none"}
+            notes.append("censored rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if notes:
             lines.append(f"   Also: {'; '.join(notes)}")
         lines += ["", "Priors:", self.prior_table().to_string(index=False)]

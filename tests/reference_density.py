@@ -29,6 +29,9 @@ The model's definition, as the README states it:
 * cumulative: y in 1..K with P(y <= k) = F(c_k - eta) for ordered thresholds c (scipy's logistic or normal CDF by the
   link), which replace the intercept: eta = offset + (X - mean(X)) b + ..., with X centered
   and no Intercept; each threshold has its own prior (keys ``Intercept[a|b]``);
+* weights(w): each row's log-likelihood times w; cens(c, y2): left-censored rows (c = -1) add
+  log P(Y <= y), right-censored ones (1) log P(Y >= y) (scipy's logsf at y, at y - 1 for
+  counts), interval-censored ones (2) log(P(Y <= y2) - P(Y <= y)) (at y - 1 for counts);
 * hierarchical term: r_g[:, m] ~ N(0, sd_m); correlated: r_g[j] ~ MVN(0, diag(sd) L L' diag(sd)),
   L ~ LKJ-Cholesky(eta); unpooled: each r_g[:, m] has its own prior; non-centered:
   r_g[j] = diag(sd) L z_j with z ~ N(0, 1);
@@ -303,10 +306,15 @@ def log_lik(
     *,
     offset: np.ndarray | None = None,
     trials: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    cens: np.ndarray | None = None,
+    y2: np.ndarray | None = None,
 ) -> float:
     """Log likelihood of the model's rows at ``pt``, up to a constant.
 
-    ``offset`` (log exposure included) and ``trials`` are the values the model was given.
+    ``offset`` (log exposure included), ``trials``, ``weights`` (each row's log-likelihood
+    times its weight), ``cens`` (brms's numeric codes) and ``y2`` (upper bounds of interval
+    censoring) are the values the model was given.
     """
     d = model.design
     y = d.y
@@ -343,42 +351,68 @@ def log_lik(
         icpt, b = pt.dpars["sigma"]
         dp = d.dpars["sigma"]
         pt = _with_sigma(pt, np.exp((icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b))
-    if fam == "gaussian":
-        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
-        return float(stats.norm.logpdf(y, eta, sigma).sum())
-    if fam == "student":
-        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
-        return float(stats.t.logpdf(y, pt.nu, eta, sigma).sum())
-    if fam in ("bernoulli", "binomial"):
-        link = model.family.link
-        if link == "logit":
-            p = expit(eta)
-        elif link == "probit":
-            p = stats.norm.cdf(eta)
-        else:  # cloglog: log P = log(1 - exp(-e^eta)) and log(1 - P) = -e^eta, exact where P rounds to 1
-            assert link == "cloglog", link
-            n = np.ones_like(y) if fam == "bernoulli" else np.asarray(trials)
-            e = np.exp(eta)
+    ll = _special_log_lik(model, fam, pt, y, eta, trials)
+    if ll is None:
+        dist = _response_dist(model, fam, pt, eta, trials)
+        discrete = fam in ("bernoulli", "binomial", "poisson", "negbinomial")
+        ll = dist.logpmf(y) if discrete else dist.logpdf(y)
+        if cens is not None:  # brms's codes: -1 left, 1 right, 2 interval (y to y2); for counts Y >= y
+            cens = np.asarray(cens)
+            below = y - 1 if discrete else y
+            ll = np.where(cens == -1, dist.logcdf(y), ll)
+            ll = np.where(cens == 1, dist.logsf(below), ll)
+            y2 = np.asarray(y2, float)
+            hi, lo = dist.logcdf(y2), dist.logcdf(below)
             with np.errstate(divide="ignore", invalid="ignore"):
-                lp = np.where(y > 0, y * np.log(-np.expm1(-e)), 0.0)
-            return float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + lp - (n - y) * e))
+                # the difference of the CDFs, or in the upper tail of the CCDFs (accurate there)
+                upper = dist.logsf(below) + np.log1p(-np.exp(dist.logsf(y2) - dist.logsf(below)))
+                ll = np.where(cens == 2, np.where(lo > np.log(0.5), upper, hi + np.log1p(-np.exp(lo - hi))), ll)
+    else:
+        assert cens is None, f"no censored reference for family {fam!r}"
+    if weights is not None:
+        ll = ll * np.asarray(weights, float)
+    return float(np.sum(ll))
+
+
+def _response_dist(model: Any, fam: str, pt: Point, eta: np.ndarray, trials: np.ndarray | None) -> Any:
+    """The response distribution of every row, frozen scipy.stats."""
+    sigma = pt.sigma if pt.sigma is not None else model.known_sigma
+    if fam == "gaussian":
+        return stats.norm(eta, sigma)
+    if fam == "student":
+        return stats.t(pt.nu, eta, sigma)
+    if fam in ("bernoulli", "binomial"):
+        p = expit(eta) if model.family.link == "logit" else stats.norm.cdf(eta)  # probit (cloglog: above)
         if fam == "bernoulli":
-            return float(stats.bernoulli.logpmf(y, p).sum())
+            return stats.bernoulli(p)
         assert trials is not None, "a binomial model's reference needs its trials"
-        return float(stats.binom.logpmf(y, np.asarray(trials), p).sum())
+        return stats.binom(np.asarray(trials), p)
     if fam == "poisson":
-        return float(stats.poisson.logpmf(y, np.exp(eta)).sum())
+        return stats.poisson(np.exp(eta))
     if fam == "negbinomial":
-        mu = np.exp(eta)
-        return float(stats.nbinom.logpmf(y, pt.shape, pt.shape / (pt.shape + mu)).sum())
+        return stats.nbinom(pt.shape, pt.shape / (pt.shape + np.exp(eta)))
     if fam == "gamma":
-        return float(stats.gamma.logpdf(y, pt.shape, scale=np.exp(eta) / pt.shape).sum())
+        return stats.gamma(pt.shape, scale=np.exp(eta) / pt.shape)
     if fam == "lognormal":
-        sigma = pt.sigma if pt.sigma is not None else model.known_sigma
-        return float(stats.lognorm.logpdf(y, sigma, scale=np.exp(eta)).sum())
+        return stats.lognorm(sigma, scale=np.exp(eta))
     if fam == "beta":
         mu = expit(eta)
-        return float(stats.beta.logpdf(y, mu * pt.phi, (1 - mu) * pt.phi).sum())
+        return stats.beta(mu * pt.phi, (1 - mu) * pt.phi)
+    raise AssertionError(f"no reference likelihood for family {fam!r}")
+
+
+def _special_log_lik(
+    model: Any, fam: str, pt: Point, y: np.ndarray, eta: np.ndarray, trials: np.ndarray | None
+) -> np.ndarray | None:
+    """Each row's log-likelihood where no frozen scipy distribution gives it (None elsewhere):
+    the cloglog link (exact where P rounds to 1), zero-inflated and hurdle, cumulative."""
+    if fam in ("bernoulli", "binomial") and model.family.link == "cloglog":
+        # log P = log(1 - exp(-e^eta)) and log(1 - P) = -e^eta, exact where P rounds to 1
+        n = np.ones_like(y) if fam == "bernoulli" else np.asarray(trials)
+        e = np.exp(eta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = np.where(y > 0, y * np.log(-np.expm1(-e)), 0.0)
+        return gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1) + lp - (n - y) * e
     if fam.startswith(("zero_inflated_", "hurdle_")):
         if fam.endswith("poisson"):
             base = stats.poisson(np.exp(eta))
@@ -393,16 +427,14 @@ def log_lik(
         else:
             logp, p_pos = base.logpmf(y), base.sf(0)
         if fam.startswith("zero_inflated_"):
-            ll = np.where(pos, np.log1p(-pt.zi) + logp, np.log(pt.zi + (1 - pt.zi) * base.pmf(0)))
-        else:
-            ll = np.where(pos, np.log1p(-pt.hu) + logp - np.log(p_pos), np.log(pt.hu))
-        return float(ll.sum())
+            return np.where(pos, np.log1p(-pt.zi) + logp, np.log(pt.zi + (1 - pt.zi) * base.pmf(0)))
+        return np.where(pos, np.log1p(-pt.hu) + logp - np.log(p_pos), np.log(pt.hu))
     if fam == "cumulative":
         F = stats.logistic.cdf if model.family.link == "logit" else stats.norm.cdf
         edges = np.concatenate([[-np.inf], pt.thresholds, [np.inf]])
         k = y.astype(int)
-        return float(np.sum(np.log(F(edges[k] - eta) - F(edges[k - 1] - eta))))
-    raise AssertionError(f"no reference likelihood for family {fam!r}")
+        return np.log(F(edges[k] - eta) - F(edges[k - 1] - eta))
+    return None
 
 
 @dataclass
@@ -451,11 +483,13 @@ def check_program(
     trials: np.ndarray | None = None,
     n_points: int = 4,
     seed: int = 1,
+    **rows: Any,
 ) -> Check:
     """Evaluate the compiled program and the reference at ``n_points`` random points.
 
     ``compiled`` is the CmdStanModel of ``model.program(threads=threads)``; its data are what
-    hbstan hands CmdStan when sampling (``pointwise`` off).
+    hbstan hands CmdStan when sampling (``pointwise`` off). ``rows``: the ``weights``, ``cens``
+    and ``y2`` the model was given (see :func:`log_lik`).
     """
     names = program_parameters(compiled)
     rng = np.random.default_rng(seed)
@@ -471,7 +505,7 @@ def check_program(
             lp = compiled.log_prob(params=params, data=data[po], jacobian=False, sig_figs=16)
             out[key].append(float(lp["lp__"].iloc[0]))
         out["ref_prior"].append(log_prior(model, pt, names))
-        out["ref_lik"].append(log_lik(model, pt, names, offset=offset, trials=trials))
+        out["ref_lik"].append(log_lik(model, pt, names, offset=offset, trials=trials, **rows))
     return Check(**{k: np.asarray(v) for k, v in out.items()})
 
 
@@ -482,7 +516,8 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
     responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
     ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)), ``yz``
-    (counts with extra zeros), ``yh`` (zero or positive), ``yo`` (ordinal, 1..5).
+    (counts with extra zeros), ``yh`` (zero or positive), ``yo`` (ordinal, 1..5); weights
+    ``w``, censoring codes ``cc`` and the upper bounds ``y_hi``, ``yp_hi``, ``yg_hi``, ``yl_hi``.
     """
     import pandas as pd
 
@@ -518,4 +553,15 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     df["yz"] = np.where(rng.random(n) < 0.3, 0, df["yp"])
     df["yh"] = np.where(rng.random(n) < 0.3, 0.0, df["yl"])
     df["yo"] = 1 + np.sum(eta[:, None] + rng.logistic(size=n)[:, None] > np.array([-0.8, 0.2, 1.0, 1.9]), axis=1)
+    # weights and censoring (weights(w), cens(cc, upper)) from a generator of their own, so the
+    # columns above stay as they were: codes -1, 0, 1, 2 (brms's), and the upper bounds of
+    # interval censoring of each response (y on the other rows)
+    extra = np.random.default_rng(seed + 1000)
+    df["w"] = extra.uniform(0.0, 2.5, n)
+    df["cc"] = extra.choice([-1, 0, 1, 2], n, p=[0.2, 0.4, 0.2, 0.2])
+    interval = df["cc"] == 2
+    df["y_hi"] = np.where(interval, df["y"] + extra.uniform(0.2, 2.0, n), df["y"])
+    df["yp_hi"] = np.where(interval, df["yp"] + extra.integers(0, 4, n), df["yp"])
+    df["yg_hi"] = np.where(interval, df["yg"] * extra.uniform(1.2, 3.0, n), df["yg"])
+    df["yl_hi"] = np.where(interval, df["yl"] * extra.uniform(1.2, 3.0, n), df["yl"])
     return df

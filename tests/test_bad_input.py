@@ -71,6 +71,14 @@ CASES = [
     ("exposure-zero", "yc ~ x", lambda: with_("t", [4], 0.0), {"family": "poisson", "exposure": "t"}, DataError, r"exposure must be positive; rows \[4\]"),
     ("group-predictor-varies", "y ~ x + (1 | g)", toy, {"group_predictors": {"g": ["x"]}}, DataError, r"'x' is not constant within g"),
     ("categorical-response", "cat ~ x", toy, {}, DataError, r"response 'cat' must be a single numeric column"),
+    ("negative-weights", "y | weights(w) ~ x", lambda: toy().assign(w=1.0).pipe(lambda d: d.assign(w=np.where(d.index.isin([2, 9]), -0.5, 1.0))), {}, DataError, r"weights column 'w' must hold non-negative weights; rows \[2, 9\] have \[-0.5, -0.5\]"),
+    ("missing-weights", "y | weights(w) ~ x", lambda: toy().assign(w=1.0).pipe(lambda d: d.assign(w=d["w"].where(d.index != 4))), {}, DataError, r"column 'w' has 1 missing .* rows \[4\]"),
+    ("weights-two-columns", "y | weights(w, v) ~ x", lambda: toy().assign(w=1.0, v=1.0), {}, FormulaError, r"weights\(\) in .* takes one column"),
+    ("unknown-cens-code", "y | cens(c) ~ x", lambda: toy().assign(c=["none"] * 57 + ["rigth", "3", "left"]), {}, DataError, r"censoring column 'c' has codes hbstan does not know in rows \[57, 58\] \(\['rigth', '3'\]\); valid codes .*'left', 'none', 'right', 'interval' or -1, 0, 1, 2"),
+    ("cens-interval-no-upper", "y | cens(c) ~ x", lambda: toy().assign(c=[0] * 58 + [2, 2]), {}, DataError, r"rows \[58, 59\] of 'c' are interval censored: write 'y \| cens\(c, y2\)"),
+    ("cens-upper-below", "y | cens(c, y2) ~ x", lambda: toy().assign(c=[0] * 59 + [2], y2=lambda d: d["y"] - 1), {}, DataError, r"upper bound 'y2' of interval-censored rows must be a number above y .* rows \[59\]"),
+    ("cens-bernoulli", "yb | cens(c) ~ x", lambda: toy().assign(c=0), {"family": "bernoulli"}, FormulaError, r"cens\(\) needs family='gaussian' or family='student'.*not 'bernoulli'"),
+    ("cens-unknown-column", "y | cens(cc) ~ x", toy, {}, DataError, r"censoring column 'cc' is not in the data"),
 ]
 
 

@@ -43,6 +43,8 @@ cmdstan = pytest.mark.cmdstan
 # with a group predictor and reduce_sum, hurdle Poisson unpooled without intercept with
 # reduce_sum, hurdle lognormal correlated and centered without intercept, with a group predictor
 # a formula for sigma (gaussian hierarchical; lognormal crossed without intercept)
+# weights (poisson, group predictor) and censoring (gaussian, pooled: the program of
+# tests/test_weights_cens.py's censored normal)
 SUBSET = [
     Variant("bernoulli_aggregated", "hierarchical", True, False, False),
     Variant("binomial", "hierarchical", True, True, True),
@@ -67,6 +69,9 @@ SUBSET = [
     Variant("cumulative", "hierarchical", True, True, True),
     Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
     Variant("lognormal_sigma_formula", "crossed", False, True, False),
+    # response additions: weights with a group predictor; left, right and interval censoring
+    Variant("poisson_weighted", "hierarchical", True, True, False),
+    Variant("gaussian_censored", "pooled", True, False, False),
 ]
 
 
@@ -76,10 +81,10 @@ def df() -> pd.DataFrame:
 
 
 def _check(v: Variant, df: pd.DataFrame, predictors: bool, offset: bool, templates: Path | None = None):
-    m, off, trials = v.model(df, predictors=predictors, offset=offset)
+    m, off, trials, rows = v.model(df, predictors=predictors, offset=offset)
     code = m.program(threads=v.threads) if templates is None else render_program(m.structure(v.threads)[0], templates=templates)
     cm = compiled_model(code, cpp_options={"STAN_THREADS": True} if v.threads else None)
-    return check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+    return check_program(m, cm, threads=v.threads, offset=off, trials=trials, **rows)
 
 
 @cmdstan

@@ -33,8 +33,8 @@ def test_se_is_read_from_the_formula_and_checked() -> None:
         hbstan.Model("k | se(s) ~ 1", SCHOOLS.assign(k=[1, 0, 1, 0, 1, 0, 1, 1]), family="bernoulli")
     with pytest.raises(ValueError, match="sigma= .* and se\\(\\) .* together"):
         hbstan.Model("y | se(s) ~ 1", SCHOOLS, sigma=2.0)
-    with pytest.raises(FormulaError, match="'weights\\(w\\)'.*likelihood weights is not supported yet"):
-        hbstan.Model("y | weights(w) ~ 1", SCHOOLS.assign(w=1.0))
+    with pytest.raises(FormulaError, match="'mi\\(\\)'.*missing values is not supported yet"):
+        hbstan.Model("y | mi() ~ 1", SCHOOLS)
     with pytest.raises(FormulaError, match="sigma = TRUE or FALSE"):
         hbstan.Model("y | se(s, sd = 2) ~ 1", SCHOOLS)
 

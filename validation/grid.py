@@ -46,9 +46,24 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "hurdle_lognormal": ("yh", {"family": "hurdle_lognormal"}),
     "cumulative": ("yo", {"family": "cumulative"}),
     "cumulative_probit": ("yo", {"family": "cumulative", "link": "probit"}),
+    # response additions: likelihood weights, and censoring (left, right and interval rows)
+    "gaussian_weighted": ("y | weights(w)", {}),
+    "bernoulli_weighted": ("yb | weights(w)", {"family": "bernoulli"}),
+    "poisson_weighted": ("yp | weights(w)", {"family": "poisson"}),
+    "beta_weighted": ("yq | weights(w)", {"family": "beta"}),
+    "gaussian_censored": ("y | cens(cc, y_hi)", {}),
+    "student_censored": ("y | cens(cc, y_hi)", {"family": "student"}),
+    "lognormal_censored": ("yl | cens(cc, yl_hi)", {"family": "lognormal"}),
+    "gamma_censored": ("yg | cens(cc, yg_hi)", {"family": "gamma"}),
+    "poisson_censored": ("yp | cens(cc, yp_hi)", {"family": "poisson"}),
+    "negbinomial_censored": ("yp | cens(cc, yp_hi)", {"family": "negbinomial"}),
 }
 # count families: an offset enters as an exposure (log offset)
 EXPOSURE = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
+# the additions meet fewer designs (they change the likelihood, not the group terms): pooled
+# with an intercept, hierarchical with an intercept and a group predictor, crossed without one
+ADDITIONS = {f for f in FAMILIES if f.endswith(("_weighted", "_censored"))}
+ADDITION_VARIANTS = (("pooled", True, False), ("hierarchical", True, True), ("crossed", False, False))
 
 # group terms and options of each design; the Gaussian-only ones use sufficient statistics
 DESIGNS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -99,8 +114,11 @@ class Variant:
             parts.append("threads")
         return ", ".join(parts)
 
-    def model(self, df: pd.DataFrame, *, predictors: bool, offset: bool) -> tuple[hbstan.Model, np.ndarray | None, np.ndarray | None]:
-        """The model on ``df``, and the offset (log exposure included) and trials it was given."""
+    def model(
+        self, df: pd.DataFrame, *, predictors: bool, offset: bool
+    ) -> tuple[hbstan.Model, np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
+        """The model on ``df``; the offset (log exposure included) and trials it was given; and
+        its weights, censoring codes and upper bounds (``weights``, ``cens``, ``y2``) if any."""
         y, fam_kw = FAMILIES[self.family]
         terms, design_kw = DESIGNS[self.design]
         rhs = ["1" if self.intercept else "0"] + (["x", "c"] if predictors else []) + ([terms] if terms else [])
@@ -117,16 +135,28 @@ class Variant:
             kw["offset"] = "off"
             off = df["off"].to_numpy()
         trials = df["nt"].to_numpy() if self.family.startswith("binomial") else None
+        rows: dict[str, np.ndarray] = {}
+        if "weights(" in y:
+            rows["weights"] = df["w"].to_numpy()
+        if "cens(" in y:
+            rows["cens"] = df["cc"].to_numpy()
+            rows["y2"] = df[y.split(",")[1].strip(" )")].to_numpy()
         dpar = f"; sigma ~ {DPAR_FAMILIES[self.family]}" if self.family in DPAR_FAMILIES else ""
-        return hbstan.Model(f"{y} ~ {' + '.join(rhs)}{dpar}", df, **kw), off, trials
+        return hbstan.Model(f"{y} ~ {' + '.join(rhs)}{dpar}", df, **kw), off, trials, rows
 
 
 def variants() -> list[Variant]:
     """The grid: every family x design x intercept, each with two of the four combinations of
     group predictors and threads (FF and TT with an intercept, FT and TF without), so every
-    pair of options meets somewhere; combinations a design does not have are left out."""
+    pair of options meets somewhere; combinations a design does not have are left out. The
+    weighted and censored entries (no threads: their likelihood is row by row) meet the three
+    designs of ``ADDITION_VARIANTS``."""
     out = []
+    for fam in sorted(ADDITIONS, key=list(FAMILIES).index):
+        out += [Variant(fam, design, intercept, gp, False) for design, intercept, gp in ADDITION_VARIANTS]
     for fam, design, intercept in itertools.product(FAMILIES, DESIGNS, (True, False)):
+        if fam in ADDITIONS:
+            continue
         if design in SUFF_DESIGNS and not fam.startswith("gaussian"):
             continue
         if (fam in LINK_FAMILIES or fam in DPAR_FAMILIES) and design not in LINK_DESIGNS:

@@ -65,7 +65,7 @@ def main() -> int:
     for v in every:
         for predictors, offset in DATA_SETS:
             try:  # a combination hbstan refuses (e.g. sufficient statistics of no column) is listed
-                m, off, trials = v.model(df, predictors=predictors, offset=offset)
+                m, off, trials, extra = v.model(df, predictors=predictors, offset=offset)
                 m.stan_data_for(threads=v.threads, pointwise=False)
             except ValueError as err:
                 if v in grid:
@@ -74,7 +74,7 @@ def main() -> int:
             code = m.program(threads=v.threads)
             all_programs.add((code, v.threads))
             if v in grid:
-                jobs.append((v, predictors, offset, m, off, trials, code))
+                jobs.append((v, predictors, offset, m, off, trials, extra, code))
     programs = sorted({(j[-1], j[0].threads) for j in jobs})
     print(f"{len(grid)} variants, {len(jobs)} checks ({len(refused)} refused), {len(programs)} distinct programs", flush=True)
 
@@ -88,10 +88,10 @@ def main() -> int:
                 print(f"  compiled {k}/{len(programs)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     t_compile = time.perf_counter() - t0
     rows = []
-    for v, predictors, offset, m, off, trials, code in jobs:
+    for v, predictors, offset, m, off, trials, extra, code in jobs:
         cm = compiled_model(code, cpp_options=_cpp(v))
         try:
-            res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)
+            res = check_program(m, cm, threads=v.threads, offset=off, trials=trials, **extra)
         except RuntimeError as err:  # CmdStan could not evaluate it: a failure, reported
             rows.append({"variant": v.name, "formula": m.formula, "predictors": predictors, "offset": offset,
                          "ok": False, "spread": float("nan"), "prior_spread": float("nan"),
@@ -116,7 +116,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for what, (folder, v) in broken_templates(Path(tmp)).items():
             for predictors, offset in DATA_SETS:
-                m, off, trials = v.model(df, predictors=predictors, offset=offset)
+                m, off, trials, _ = v.model(df, predictors=predictors, offset=offset)
                 code = render_program(m.structure(v.threads)[0], templates=folder)
                 cm = compiled_model(code, cpp_options=_cpp(v))
                 res = check_program(m, cm, threads=v.threads, offset=off, trials=trials)

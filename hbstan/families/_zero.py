@@ -59,6 +59,8 @@ class _ZeroPart(Family):
     prob: ClassVar[str]  # the name of the zero probability: "zi" or "hu"
     # the zero part's Stan functions take scalar parameters: no formulas for them (yet)
     distributional: ClassVar[tuple[str, ...]] = ()
+    censoring: ClassVar[bool] = False  # the zero part has no CDF in the template (yet)
+    weighting: ClassVar[bool] = False  # its PyMC side has no pymc_dist to weight (yet)
     pymc_name: ClassVar[str]  # PyMC's distribution of the family (its psi is 1 - zi or 1 - hu)
 
     def check_response(self, y, name, trials):  # noqa: D102

@@ -80,6 +80,13 @@ class Family:
         methods read the thresholds as ``aux["thresholds"]`` (draws shaped (..., 1, ncat - 1)).
         Such a family reads its response with :meth:`encode_response` and gives
         :meth:`category_probs`.
+    weighting : bool
+        Capability: ``y | weights(w) ~ ...`` (each row's log-likelihood times its weight; the
+        template's ``log_lik`` macro takes the rows).
+    censoring : bool
+        Capability: ``y | cens(c) ~ ...`` (left, right and interval censoring). The family
+        gives its log CDF and log CCDF (:meth:`log_cdf`, :meth:`log_ccdf`, and the template's
+        ``lcdf`` / ``lccdf`` macros); for counts right censoring is P(Y >= y), as in brms.
     """
 
     name: ClassVar[str]
@@ -93,6 +100,8 @@ class Family:
     known_se: ClassVar[bool] = False
     thresholds: ClassVar[bool] = False
     distributional: ClassVar[tuple[str, ...]] = ()
+    weighting: ClassVar[bool] = True
+    censoring: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"
@@ -157,6 +166,57 @@ class Family:
         """Pointwise log-likelihood (with every constant), broadcast over draws."""
         raise NotImplementedError
 
+    def log_cdf(self, y: np.ndarray, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
+        """log P(Y <= y), broadcast over draws (families with ``censoring``)."""
+        raise NotImplementedError
+
+    def log_ccdf(self, y: np.ndarray, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None) -> np.ndarray:
+        """log P(Y > y), broadcast over draws (families with ``censoring``)."""
+        raise NotImplementedError
+
+    def censor_log_lik(
+        self,
+        ll: np.ndarray,
+        y: np.ndarray,
+        y2: np.ndarray,
+        cens: np.ndarray,
+        eta: np.ndarray,
+        aux: Mapping[str, Any],
+        trials: np.ndarray | None,
+    ) -> None:
+        """Overwrite the censored rows (last axis) of the log-likelihood ``ll`` in place.
+
+        ``cens`` holds brms's codes: -1 left censored, log P(Y <= y); 1 right censored,
+        log P(Y >= y) (for counts P(Y > y - 1)); 2 interval censored, log P(y < Y <= y2)
+        (for counts P(y <= Y <= y2)). Rows coded 0 keep their density.
+        """
+        below = y - 1.0 if self.integer_response else y  # counts: the bound itself is inside
+        n = y.shape[0]
+
+        def rows(cols: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+            sub = {k: (v[..., cols] if np.ndim(v) and np.shape(v)[-1] == n else v) for k, v in aux.items()}
+            return eta[..., cols], sub
+
+        for code in (-1, 1, 2):
+            cols = np.flatnonzero(cens == code)
+            if not cols.size:
+                continue
+            e, a = rows(cols)
+            t = None if trials is None else trials[cols]
+            if code == -1:
+                ll[..., cols] = self.log_cdf(y[cols], e, a, t)
+            elif code == 1:
+                ll[..., cols] = self.log_ccdf(below[cols], e, a, t)
+            else:
+                hi, lo = self.log_cdf(y2[cols], e, a, t), self.log_cdf(below[cols], e, a, t)
+                # log(exp(hi) - exp(lo)); in the upper tail, where the CDFs round to 1, the
+                # difference of the CCDFs instead
+                shi, slo = self.log_ccdf(y2[cols], e, a, t), self.log_ccdf(below[cols], e, a, t)
+                with np.errstate(divide="ignore"):
+                    ll[..., cols] = np.where(
+                        lo > np.log(0.5), slo + np.log(-np.expm1(shi - slo)), hi + np.log(-np.expm1(lo - hi))
+                    )
+
     def draw(
         self, rng: np.random.Generator, eta: np.ndarray, aux: Mapping[str, Any], trials: np.ndarray | None
     ) -> np.ndarray:
@@ -195,8 +255,15 @@ class Family:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ PyMC
+    def pymc_dist(self, eta: Any, aux: Mapping[str, Any], trials: np.ndarray | None) -> Any:
+        """The response distribution given the linear predictor, unregistered (``pm.X.dist``)."""
+        raise NotImplementedError
+
     def pymc_likelihood(
         self, name: str, eta: Any, aux: Mapping[str, Any], y: np.ndarray, trials: np.ndarray | None, dims: str
     ) -> Any:
         """The observed variable of the PyMC model (inside a ``pm.Model`` context)."""
-        raise NotImplementedError
+        import pymc as pm
+
+        observed = y.astype(int) if self.integer_response else y
+        return pm.modelcontext(None).register_rv(self.pymc_dist(eta, aux, trials), name, observed=observed, dims=dims)

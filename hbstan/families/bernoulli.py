@@ -22,9 +22,9 @@ class Bernoulli(BinaryFamily):
                 f"have {y[bad[:5]].tolist()}"
             )
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
         if self.link == "logit":
-            return pm.Bernoulli(name, logit_p=eta, observed=y.astype(int), dims=dims)
-        return pm.Bernoulli(name, p=self.pymc_p(eta), observed=y.astype(int), dims=dims)
+            return pm.Bernoulli.dist(logit_p=eta)
+        return pm.Bernoulli.dist(p=self.pymc_p(eta))

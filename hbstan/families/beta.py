@@ -78,10 +78,10 @@ class Beta(Family):
         m = np.bincount(index, weights=y, minlength=J) / rows
         return np.log(m) - np.log1p(-m), rows, f"logit mean of {response} (empirical / intercept)", "observations in the group"
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
         import pytensor.tensor as pt
 
         phi = aux["phi"]
-        return pm.Beta(name, alpha=pt.sigmoid(eta) * phi, beta=pt.sigmoid(-eta) * phi, observed=y, dims=dims)
+        return pm.Beta.dist(alpha=pt.sigmoid(eta) * phi, beta=pt.sigmoid(-eta) * phi)
 

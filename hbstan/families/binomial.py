@@ -27,9 +27,9 @@ class Binomial(BinaryFamily):
                 f"(successes {y[over[:5]].tolist()} > trials {n[over[:5]].tolist()})"
             )
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
         if self.link == "logit":
-            return pm.Binomial(name, n=trials.astype(int), logit_p=eta, observed=y.astype(int), dims=dims)
-        return pm.Binomial(name, n=trials.astype(int), p=self.pymc_p(eta), observed=y.astype(int), dims=dims)
+            return pm.Binomial.dist(n=trials.astype(int), logit_p=eta)
+        return pm.Binomial.dist(n=trials.astype(int), p=self.pymc_p(eta))

@@ -65,6 +65,7 @@ class Cumulative(Family):
     links = ("logit", "probit")
     integer_response = True
     thresholds = True
+    weighting = False  # its PyMC side has no pymc_dist to weight (yet)
 
     # ------------------------------------------------------------------ data
     def encode_response(self, column: pd.Series, name: str) -> tuple[np.ndarray, list[str]]:

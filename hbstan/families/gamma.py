@@ -52,6 +52,7 @@ class GammaFamily(Family):
     name = "gamma"
     link = "log"
     integer_response = False
+    censoring = True
     aux = (Precision("shape", "gamma shape (coefficient of variation 1 / sqrt(shape))"),)
 
     def check_response(self, y, name, trials):  # noqa: D102
@@ -90,9 +91,19 @@ class GammaFamily(Family):
         e_j = np.bincount(index, weights=np.exp(offset), minlength=J)
         return np.log(y_j / e_j), rows, f"log mean of {response} (empirical / intercept)", "observations in the group"
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        a = aux["shape"]
+        return stats.gamma.logcdf(y, a, scale=np.exp(eta) / a)
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        a = aux["shape"]
+        return stats.gamma.logsf(y, a, scale=np.exp(eta) / a)
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
         import pytensor.tensor as pt
 
         a = aux["shape"]
-        return pm.Gamma(name, alpha=a, beta=a * pt.exp(-eta), observed=y, dims=dims)
+        return pm.Gamma.dist(alpha=a, beta=a * pt.exp(-eta))

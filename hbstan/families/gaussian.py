@@ -28,6 +28,7 @@ class Gaussian(Family):
     suff_stats = True
     known_se = True
     distributional = ("sigma",)
+    censoring = True
 
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:  # noqa: D102
         return None
@@ -72,8 +73,16 @@ class Gaussian(Family):
         est = np.bincount(index, weights=y, minlength=J) / rows
         return est, rows, f"{response} (group mean / intercept)", "observations in the group"
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.norm.logcdf(y, eta, aux["sigma"])
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.norm.logsf(y, eta, aux["sigma"])
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.Normal(name, mu=eta, sigma=aux["sigma"], observed=y, dims=dims)
+        return pm.Normal.dist(mu=eta, sigma=aux["sigma"])
 

@@ -23,6 +23,7 @@ class LogNormal(Family):
     name = "lognormal"
     link = "identity"
     integer_response = False
+    censoring = True
     aux = (Sigma("sigma", "SD of log(y)"),)
     distributional = ("sigma",)
 
@@ -70,10 +71,18 @@ class LogNormal(Family):
         est = np.bincount(index, weights=np.log(y), minlength=J) / rows
         return est, rows, f"log {response} (group mean / intercept)", "observations in the group"
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.norm.logcdf(np.log(y), eta, aux["sigma"])
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.norm.logsf(np.log(y), eta, aux["sigma"])
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.LogNormal(name, **self.pymc_params(eta, aux), observed=y, dims=dims)
+        return pm.LogNormal.dist(**self.pymc_params(eta, aux))
 
     def pymc_params(self, eta, aux):
         """Return the PyMC distribution's parameters (of its hurdle version too)."""

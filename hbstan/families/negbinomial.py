@@ -9,7 +9,7 @@ The parameter is called ``shape`` as in brms (Stan calls it phi).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln
+from scipy.special import betaln, expit
 
 from ..priors import InverseGamma, Prior
 from .base import AuxParam
@@ -89,10 +89,20 @@ class NegBinomial(Poisson):
         inv_shape = max(excess / max(float(np.sum(mu**2)), 1e-300), 0.0)  # 0: no overdispersion
         return mu / (1.0 + mu * inv_shape), (y - mu) / mu
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        phi = aux["shape"]
+        return stats.nbinom.logcdf(y, phi, expit(np.log(phi) - eta))  # p = phi / (phi + exp(eta))
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        phi = aux["shape"]
+        return stats.nbinom.logsf(y, phi, expit(np.log(phi) - eta))
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.NegativeBinomial(name, **self.pymc_params(eta, aux), observed=y.astype(int), dims=dims)
+        return pm.NegativeBinomial.dist(**self.pymc_params(eta, aux))
 
     def pymc_params(self, eta, aux):  # noqa: D102
         return {**super().pymc_params(eta, aux), "alpha": aux["shape"]}

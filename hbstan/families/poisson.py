@@ -17,6 +17,7 @@ class Poisson(Family):
 
     name = "poisson"
     link = "log"
+    censoring = True
 
     def response_scale(self, y, offset, trials):  # noqa: D102
         rate = np.mean(y / np.exp(offset))
@@ -63,10 +64,18 @@ class Poisson(Family):
         est = np.log(np.maximum(y_j, 0.5) / e_j)
         return est, rows, f"log rate of {response} (empirical / intercept)", "observations in the group"
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.poisson.logcdf(y, np.exp(eta))
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.poisson.logsf(y, np.exp(eta))
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.Poisson(name, **self.pymc_params(eta, aux), observed=y.astype(int), dims=dims)
+        return pm.Poisson.dist(**self.pymc_params(eta, aux))
 
     def pymc_params(self, eta, aux):
         """Return the PyMC distribution's parameters (of its zero-inflated and hurdle versions too)."""

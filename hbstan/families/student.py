@@ -42,7 +42,15 @@ class Student(Gaussian):
     # the Gaussian's in-place version is the normal density's: back to the generic one
     fill_pointwise = Family.fill_pointwise
 
-    def pymc_likelihood(self, name, eta, aux, y, trials, dims):  # noqa: D102
+    def log_cdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.t.logcdf(y, aux["nu"], eta, aux["sigma"])
+
+    def log_ccdf(self, y, eta, aux, trials):  # noqa: D102
+        from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
+        return stats.t.logsf(y, aux["nu"], eta, aux["sigma"])
+
+    def pymc_dist(self, eta, aux, trials):  # noqa: D102
         import pymc as pm
 
-        return pm.StudentT(name, nu=aux["nu"], mu=eta, sigma=aux["sigma"], observed=y, dims=dims)
+        return pm.StudentT.dist(nu=aux["nu"], mu=eta, sigma=aux["sigma"])
