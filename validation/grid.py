@@ -193,7 +193,8 @@ def broken_templates(tmp: Path) -> dict[str, tuple[Path, Variant]]:
     text = fam.read_text()
     start = text.index("cols(Xc) > 0 ? ")
     end = text.index(" : binomial_logit_lupmf", start)
-    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("{% endmacro %}", end):])
+    # the GLM call alone: the condition and its no-predictor branch (to the end of the line) go
+    fam.write_text(text[:start] + text[start + len("cols(Xc) > 0 ? "):end] + text[text.index("\n", end):])
     out[BINOMIAL_GLM_ALONE] = (a, Variant("binomial", "hierarchical", True, False, False))
     b = tmp / "likelihood_dropped"
     shutil.copytree(templates_dir(), b)

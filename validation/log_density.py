@@ -61,7 +61,7 @@ def main() -> int:
     t0 = time.perf_counter()
     # every (variant, data set): its model and program; each distinct program compiled once
     # (with --only, every program of the grid is rendered, for the counts, and the selected compiled)
-    jobs, refused, all_programs = [], [], set()
+    jobs, refused, programs_of = [], [], {}  # programs_of: each variant's programs
     for v in every:
         for predictors, offset in DATA_SETS:
             try:  # a combination hbstan refuses (e.g. sufficient statistics of no column) is listed
@@ -72,7 +72,7 @@ def main() -> int:
                     refused.append({"variant": v.name, "predictors": predictors, "offset": offset, "error": str(err)})
                 continue
             code = m.program(threads=v.threads)
-            all_programs.add((code, v.threads))
+            programs_of.setdefault(v.name, set()).add((code, v.threads))
             if v in grid:
                 jobs.append((v, predictors, offset, m, off, trials, extra, code))
     programs = sorted({(j[-1], j[0].threads) for j in jobs})
@@ -133,16 +133,18 @@ def main() -> int:
         refused = [r for r in old["refused"] if r["variant"] not in names] + refused
         merged = f"variants matching {args.only} checked {time.strftime('%Y-%m-%d')}; the others on {old['meta']['date']}"
     n_fail = sum(not r["ok"] for r in rows)
+    checked = {r["variant"] for r in rows} | {r["variant"] for r in refused}
     caught = {w: any(not r["ok"] for r in broken_rows if r["broken"] == w) for w in {r["broken"] for r in broken_rows}}
     elapsed = time.perf_counter() - t0
     meta = {
         "hbstan": hbstan.__version__,
         "cmdstan": _cmdstan_version(),
         "python": platform.python_version(),
-        "variants": len(grid) if merged is None and args.only else len(every),
+        # counted over the variants the results hold (a merged run: those of every run merged)
+        "variants": len(checked),
         "checks": len(rows),
         "refused": len(refused),
-        "programs": len(programs) if merged is None and args.only else len(all_programs),
+        "programs": len(set().union(*(programs_of.get(name, set()) for name in checked))),
         "failures": n_fail,
         "broken_templates_caught": caught,
         "compile_s": round(t_compile, 1),
