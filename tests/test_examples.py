@@ -215,3 +215,19 @@ def test_12_ordinal_survey(tmp_path: Path) -> None:
     m = _conclusion(out, rf"the Gaussian model puts {_NUM}% of a treated respondent's answers beyond the scale")
     assert float(m.group(1)) > 5
     _check_common(out, tmp_path, 1)
+
+
+def test_14_zero_inflated_counts(tmp_path: Path) -> None:
+    out = _run("14_zero_inflated_counts", tmp_path)
+    m = _conclusion(
+        out, rf"observed zeros {_NUM}%; replicated \(90% interval\): Poisson {_NUM}% to {_NUM}%, zero-inflated Poisson {_NUM}% to {_NUM}%"
+    )
+    observed, p_lo, p_hi, z_lo, z_hi = (float(m.group(k)) for k in range(1, 6))
+    assert p_hi < observed - 10  # the Poisson cannot make the zeros
+    assert z_lo - 2 <= observed <= z_hi + 2
+    m = _conclusion(out, rf"zi {_NUM} \(90% interval {_NUM} to {_NUM}; true 0\.35\)")
+    assert float(m.group(2)) - 0.03 < 0.35 < float(m.group(3)) + 0.03
+    m = _conclusion(out, rf"zero-inflated {_NUM} \(90% interval {_NUM} to {_NUM}\), Poisson {_NUM} .*; true -0\.3")
+    assert float(m.group(2)) - 0.1 < -0.3 < float(m.group(3)) + 0.1 and float(m.group(4)) < float(m.group(1))
+    _conclusion(out, r"LOO prefers zero_inflated_poisson by")
+    _check_common(out, tmp_path, 1)
