@@ -66,6 +66,14 @@ def _option_for(option: Any, factor: str) -> Any:
     return option.get(factor, "auto") if isinstance(option, Mapping) else option
 
 
+def _check_constant(X: np.ndarray, terms: list[tuple[str, list[str], slice]], where: str, fix: str) -> None:
+    """Raise :class:`DataError` for a predictor column that is the same in every row."""
+    for name, _, sl in terms:
+        for c in range(sl.start, sl.stop):
+            if _sd(X[:, c]) == 0:
+                raise DataError(f"predictor {name!r}{where} is constant (every row is {X[0, c]:g}): {fix}")
+
+
 class ModelSpec:
     """A resolved model: formula, data, family, design, priors, options and parameter table.
 
@@ -445,23 +453,13 @@ class ModelSpec:
         for name, dp in d.dpars.items():
             if not dp.has_intercept and dp.K == 0:
                 raise FormulaError(f"the formula of {name!r} ({dp.rhs!r}) has no intercept and no predictors")
-            for term, _, sl in dp.terms:
-                for c in range(sl.start, sl.stop):
-                    if _sd(dp.X[:, c]) == 0:
-                        raise DataError(
-                            f"predictor {term!r} in the formula of {name!r} is constant (every row is "
-                            f"{dp.X[0, c]:g}): remove it from that formula"
-                        )
+            _check_constant(dp.X, dp.terms, f" in the formula of {name!r}", "remove it from that formula")
             Xc = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
             if dp.K > 1 and np.linalg.matrix_rank(Xc) < dp.K:
                 raise DataError(f"the predictors of {name!r} ({dp.rhs!r}) are perfectly collinear: remove one")
-        for name, _, sl in d.terms:
-            for c in range(sl.start, sl.stop):
-                if _sd(d.X[:, c]) == 0:
-                    raise DataError(
-                        f"predictor {name!r} is constant (every row is {d.X[0, c]:g}): its coefficient "
-                        "cannot be estimated apart from the intercept; remove it from the formula"
-                    )
+        _check_constant(
+            d.X, d.terms, "", "its coefficient cannot be estimated apart from the intercept; remove it from the formula"
+        )
         if d.K > 1:
             # with an intercept the program centers X (columns that add up to a constant are
             # collinear with the intercept); without one, X is used as given (full dummy coding)
