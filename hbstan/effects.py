@@ -386,7 +386,7 @@ def predictions(
     seed: int | None = None,
 ) -> pd.DataFrame:
     """See :meth:`hbstan.Fit.predictions`."""
-    _check_kind(kind)
+    _check_kind(kind, (*KINDS, "probs"))
     _check_prob(prob)
     m = fit.model
     if data is not None and grid is not None:
@@ -396,6 +396,18 @@ def predictions(
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise ValueError("predictions need a non-empty pandas DataFrame of rows")
     include = varying_terms(m, re_formula, data)
+    if kind == "probs":  # one row per data row and response category, the category in a column
+        da = predict(fit, data, kind=kind, seed=seed, include=include)
+        cats = list(da.coords["category"].values)
+        probs = da.values.reshape(-1, len(data), len(cats))
+        parts = []
+        for k, cat in enumerate(cats):
+            part = data.copy()
+            part["category"] = cat
+            for key, value in summarize(probs[:, :, k], prob).items():
+                part[key] = value
+            parts.append(part)
+        return pd.concat(parts).sort_index(kind="stable")
     draws = predict(fit, data, kind=kind, seed=seed, include=include).values
     out = data.copy()
     for key, value in summarize(draws.reshape(-1, len(data)), prob).items():

@@ -429,11 +429,13 @@ class Fit:
             span (50 points over the observed range for numbers, every level for categories);
             a dict maps a column to its values (None: the default span), e.g.
             ``grid={"x": None, "g": ["a", "b"]}``.
-        kind : {"mean", "response", "link"}, default "mean"
+        kind : {"mean", "response", "link", "probs"}, default "mean"
             ``"mean"``: the expected value on the response scale (the inverse link of the
             linear predictor; for binomial models the expected successes of the row's trials,
             which a grid holds at 1: the probability); ``"response"``: new observations drawn
-            from the model (the posterior predictive); ``"link"``: the linear predictor.
+            from the model (the posterior predictive); ``"link"``: the linear predictor;
+            ``"probs"`` (ordinal families): each response category's probability, one output
+            row per data row and category (column ``category``).
         prob : float, default 0.95
             Mass of the equal-tailed interval.
         re_formula : "auto", None, or grouping factors / varying terms, default "auto"

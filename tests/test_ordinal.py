@@ -72,6 +72,13 @@ def test_recovers_the_truth_and_its_program_log_lik_is_numpys(link: str, seed: i
     mean = fit.predict(new, kind="mean", seed=1)
     np.testing.assert_allclose((probs * np.arange(1, 6)).sum("category").values, mean.values, rtol=1e-12)
     assert np.all(np.diff(mean.mean(("chain", "draw")).values) > 0)  # higher x, higher ratings
+    # the same as a tidy table: a row per new row and category, its estimate the mean probability
+    table = fit.predictions(new, kind="probs", seed=1)
+    assert len(table) == 3 * 5 and list(table["category"].iloc[:5]) == LABELS
+    np.testing.assert_allclose(
+        table["estimate"].to_numpy().reshape(3, 5), probs.mean(("chain", "draw")).values, rtol=1e-12
+    )
+    assert (table["lower"] <= table["estimate"]).all() and (table["estimate"] <= table["upper"]).all()
 
 
 @cmdstan
