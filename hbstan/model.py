@@ -19,11 +19,14 @@ class Model(ModelSpec):
 
     Parameters
     ----------
-    formula : str
+    formula : str or hbstan.Formula
         lme4/brms formula: ``"y ~ x"`` (pooled), ``"y ~ x + (1 | g)"`` (varying intercept),
         ``"y ~ x + (1 + x || g)"`` (independent varying intercept and slope),
         ``"y ~ x + (1 + x | g)"`` (correlated, LKJ prior). Binomial responses:
-        ``"successes | trials(n) ~ ..."``.
+        ``"successes | trials(n) ~ ..."``. Response additions in brms's syntax: ``se(s)``,
+        ``weights(w)``, ``cens(c)`` / ``cens(c, y2)``. Distributional parameters:
+        :class:`hbstan.Formula` (``Formula("y ~ x", sigma="~ z")``), or its string
+        ``"y ~ x; sigma ~ z"``.
     data : pandas.DataFrame
         One row per observation.
     family : str or Family, default "gaussian"
