@@ -51,7 +51,8 @@ def linear_predictor(
     ``terms`` holds (r, index, Z, U): the group effects (S, J, M), each row's group (indices
     into r's J), its varying-effect predictors (n, M) and its group-level predictors (n, P)
     or None. With an intercept, the reported Intercept absorbs the centering of X and U (so
-    do an ordinal family's thresholds, which are not part of the linear predictor); without one, the program's centered U is the one that enters the linear predictor.
+    do an ordinal family's thresholds, which are not part of the linear predictor); without
+    one, the program's centered U is the one that enters the linear predictor.
 
     ``out`` receives the result and ``scratch`` holds each term before it is added (both
     (S, n) floats; new arrays when None). Given both, no (S, n) temporary is allocated: in a
@@ -183,9 +184,10 @@ def aux_values(
     rows, or of the rows whose predictors ``dpar_X[name]`` gives.
     """
     out: dict[str, Any] = {}
+    # chain c's draws of every variable, sliced once for all formulas (only where there are some)
+    draws = post if c is None or not model.design.dpars else {k: v[c] for k, v in post.items()}
     for a in model.family.aux:
         if a.name in model.design.dpars:
-            draws = post if c is None else {k: v[c] for k, v in post.items()}
             out[a.name] = dpar_values(model, draws, a.name, None if dpar_X is None else dpar_X[a.name])
         elif a.name in model.fixed_aux:
             out[a.name] = model.fixed_aux[a.name]
