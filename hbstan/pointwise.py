@@ -144,7 +144,8 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
 
 
 def dpar_values(model: "Model", post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None) -> np.ndarray:
-    """Draws of a distributional parameter in each row, exp(its linear predictor): (..., n).
+    """Draws of a distributional parameter in each row, its inverse link (exp or inv_logit) of
+    its linear predictor: (..., n).
 
     ``post`` holds draws with any leading dimensions; ``X`` its formula's predictors of the
     rows (n, K), the fitted rows' when None. The reported ``<name>_Intercept`` is on the
@@ -163,7 +164,8 @@ def dpar_values(model: "Model", post: Mapping[str, np.ndarray], name: str, X: np
                 v = np.asarray(post[p.name])
                 cols.append(v if p.dims else v[..., None])
         log_v = log_v + np.concatenate(cols, axis=-1) @ X.T
-    return np.exp(log_v)
+    (aux,) = [a for a in model.family.aux if a.name == name]
+    return aux.inverse_link(log_v)
 
 
 def aux_values(

@@ -18,6 +18,7 @@ __all__ = [
     "Normal",
     "StudentT",
     "Cauchy",
+    "Logistic",
     "HalfNormal",
     "HalfCauchy",
     "HalfStudentT",
@@ -147,6 +148,30 @@ class Cauchy(Prior):
 
     def mean_sd(self) -> tuple[float, float]:  # noqa: D102
         return self.alpha, math.inf
+
+
+@dataclass(frozen=True)
+class Logistic(Prior):
+    """Logistic(mu, s) prior: location ``mu``, positive scale ``s``.
+
+    Logistic(0, 1) on a logit-scale intercept is uniform on its probability (brms's default
+    for the intercepts of ``zi`` and ``hu`` formulas).
+    """
+
+    mu: float = 0.0
+    s: float = 1.0
+    stan_fn: ClassVar[str] = "logistic"
+    args: ClassVar[tuple[str, ...]] = ("loc", "scale")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mu", _check_finite("mu", self.mu, "Logistic"))
+        object.__setattr__(self, "s", _check_positive("s", self.s, "Logistic"))
+
+    def values(self) -> dict[str, float]:  # noqa: D102
+        return {"loc": self.mu, "scale": self.s}
+
+    def mean_sd(self) -> tuple[float, float]:  # noqa: D102
+        return self.mu, self.s * math.pi / math.sqrt(3.0)
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,8 @@ def _prior_dist(
         base = pm.StudentT.dist(nu=vals["nu"], mu=vals["loc"], sigma=vals["scale"], **kw)
     elif fam == "Cauchy":
         base = pm.Cauchy.dist(alpha=vals["loc"], beta=vals["scale"], **kw)
+    elif fam == "Logistic":
+        base = pm.Logistic.dist(mu=vals["loc"], s=vals["scale"], **kw)
     elif fam == "HalfNormal":
         if positive:
             return pm.HalfNormal.dist(sigma=vals["scale"], **kw)
@@ -300,7 +302,7 @@ def _prior_dist(
         return pm.Beta.dist(alpha=vals["alpha"], beta=vals["beta"], **kw)
     else:
         valid = [
-            "Normal", "StudentT", "Cauchy", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
+            "Normal", "StudentT", "Cauchy", "Logistic", "HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma",
             "InverseGamma", "Beta",
         ]
         raise ValueError(f"prior family {fam!r} has no PyMC translation here; valid families: {valid}")
@@ -468,7 +470,7 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
         aux: dict[str, Any] = {}  # the family's auxiliary parameters: known values or free variables
         for a in m.family.aux:
             dp = d.dpars.get(a.name)
-            if dp is not None:  # its own formula: exp(Intercept + centered X b), as the program
+            if dp is not None:  # its own formula: exp or inv_logit(Intercept + centered X b), as the program
                 log_v: Any = 0.0
                 Xd = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
                 if dp.has_intercept:
@@ -487,7 +489,8 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
                         stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
                 elif dp.has_intercept:
                     stan[f"b_{a.name}_Intercept"] = di
-                aux[a.name] = pt.exp(log_v) * pt.ones(d.N)
+                inverse = pt.sigmoid if a.link == "logit" else pt.exp
+                aux[a.name] = inverse(log_v) * pt.ones(d.N)
             elif a.name in m.fixed_aux:
                 aux[a.name] = m.fixed_aux[a.name]
             else:

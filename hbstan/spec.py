@@ -557,11 +557,11 @@ class ModelSpec:
         for a in self.family.aux:
             dp = d.dpars.get(a.name)
             if dp is not None:
-                # log scale: the intercept around log s_y (the scalar default Exponential(1 / s_y)
-                # has its median at 0.7 s_y and an SD of about 1.3 on the log scale); a
-                # coefficient of 1 / s_x multiplies the parameter by e per SD of its predictor
+                # on the link scale (log or logit): the family's intercept prior; a coefficient
+                # of 1 / s_x changes the linear predictor by 1 per SD of its predictor (times
+                # e on the log scale)
                 if dp.has_intercept:
-                    pri[f"{a.name}_Intercept"] = Normal(float(np.log(s_y)), 1.5)
+                    pri[f"{a.name}_Intercept"] = a.formula_intercept_prior(s_y)
                 for key, c in self.dpar_keys(a.name):
                     pri[key] = Normal(0.0, 1.0 / _sd(dp.X[:, c]))
             elif a.name not in self.fixed_aux:
@@ -841,7 +841,10 @@ class ModelSpec:
             if math.isfinite(a.upper):  # bounded above too (a probability): <lower=0, upper=1>
                 entry["upper"] = f"{a.upper:g}"
             if dp is not None:
-                dctx: dict[str, Any] = {"name": a.name, "doc": a.doc, "has_intercept": dp.has_intercept, "priors": {}}
+                dctx: dict[str, Any] = {
+                    "name": a.name, "doc": a.doc, "has_intercept": dp.has_intercept, "priors": {},
+                    "link": a.link, "inverse_link": a.stan_inverse_link,
+                }
                 if dp.has_intercept:
                     p, v = self.class_prior([f"{a.name}_Intercept"], f"the intercept of {a.name}")
                     dctx["priors"]["Intercept"] = add(f"Intercept_{a.name}", p, v, False)
@@ -903,7 +906,7 @@ class ModelSpec:
         fam, dp = self.family, self.design.dpars
         return "; ".join(
             [f"mu = {fam.link}"]
-            + [f"{a.name} = {'log' if a.name in dp else 'identity'}" for a in fam.aux if a.name not in self.fixed_aux]
+            + [f"{a.name} = {a.link if a.name in dp else 'identity'}" for a in fam.aux if a.name not in self.fixed_aux]
         )
 
     @property

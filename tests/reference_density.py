@@ -71,10 +71,6 @@ class Point:
     dpars: dict[str, tuple[float | None, np.ndarray]] | None = None
 
 
-def _with_sigma(pt: Point, sigma: np.ndarray) -> Point:
-    return replace(pt, sigma=sigma)
-
-
 def program_parameters(compiled: Any) -> set[str]:
     """Names of the parameters the compiled program samples (from ``stanc --info``)."""
     return set(compiled.src_info()["parameters"])
@@ -103,16 +99,16 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
             gamma[i] = rng.normal(0, 0.3, blk.U.shape[1])
     sigma = None
     dpars = {}
-    for name, dp in d.dpars.items():  # log(sigma) = Intercept + (X - mean(X)) b
+    for name, dp in d.dpars.items():  # link(value) = Intercept + (X - mean(X)) b
         dpars[name] = (float(rng.normal(-0.2, 0.3)) if dp.has_intercept else None, rng.normal(0, 0.3, dp.K))
     if family in ("gaussian", "student", "lognormal", "hurdle_lognormal") and model.known_sigma is None and "sigma" not in dpars:
         sigma = float(np.exp(rng.normal(0, 0.3)))
     nu = float(1 + np.exp(rng.normal(2, 0.5))) if family == "student" else None
     negbin = ("negbinomial", "gamma", "zero_inflated_negbinomial", "hurdle_negbinomial")
-    shape = float(np.exp(rng.normal(1, 0.7))) if family in negbin else None
-    zi = float(expit(rng.normal(-1, 0.7))) if family.startswith("zero_inflated_") else None
-    hu = float(expit(rng.normal(-1, 0.7))) if family.startswith("hurdle_") else None
-    phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" else None
+    shape = float(np.exp(rng.normal(1, 0.7))) if family in negbin and "shape" not in dpars else None
+    zi = float(expit(rng.normal(-1, 0.7))) if family.startswith("zero_inflated_") and "zi" not in dpars else None
+    hu = float(expit(rng.normal(-1, 0.7))) if family.startswith("hurdle_") and "hu" not in dpars else None
+    phi = float(np.exp(rng.normal(2, 0.7))) if family == "beta" and "phi" not in dpars else None
     cuts = None
     if family == "cumulative":
         K = int(model.stan_data["ncat"])
@@ -189,6 +185,8 @@ def _prior_logpdf(prior: Any, x: Any) -> float:
         dist = stats.t(v["nu"], v["loc"], v["scale"])
     elif fam == "Cauchy":
         dist = stats.cauchy(v["loc"], v["scale"])
+    elif fam == "Logistic":
+        dist = stats.logistic(v["loc"], v["scale"])
     elif fam == "HalfNormal":
         dist = stats.halfnorm(0, v["scale"])
     elif fam == "HalfCauchy":
@@ -257,23 +255,16 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
     for name, levels, sl in d.terms:
         for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
             lp += _prior_logpdf(keys.take(name if lv is None else f"{name}[{lv}]"), pt.b[c])
-    if pt.sigma is not None:
-        lp += _prior_logpdf(keys.take("sigma"), pt.sigma)
-    for name, (icpt, b) in (pt.dpars or {}).items():
-        dp = d.dpars[name]
-        if icpt is not None:
-            lp += _prior_logpdf(keys.take(f"{name}_Intercept"), icpt)
-        for term, levels, sl in dp.terms:
-            for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
-                lp += _prior_logpdf(keys.take(f"{name}_{term}" if lv is None else f"{name}_{term}[{lv}]"), b[c])
-    if pt.nu is not None:
-        lp += _prior_logpdf(keys.take("nu"), pt.nu)
-    if pt.shape is not None:
-        lp += _prior_logpdf(keys.take("shape"), pt.shape)
-    if pt.phi is not None:
-        lp += _prior_logpdf(keys.take("phi"), pt.phi)
-    for name in ("zi", "hu"):
-        if getattr(pt, name) is not None:
+    dpars = pt.dpars or {}
+    for name in ("sigma", "nu", "shape", "phi", "zi", "hu"):  # the families' order of them
+        if name in dpars:  # its formula's intercept and coefficients
+            icpt, b = dpars[name]
+            if icpt is not None:
+                lp += _prior_logpdf(keys.take(f"{name}_Intercept"), icpt)
+            for term, levels, sl in d.dpars[name].terms:
+                for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
+                    lp += _prior_logpdf(keys.take(f"{name}_{term}" if lv is None else f"{name}_{term}[{lv}]"), b[c])
+        elif getattr(pt, name) is not None:
             lp += _prior_logpdf(keys.take(name), getattr(pt, name))
     for i, blk in enumerate(d.blocks, start=1):
         r = pt.r[i]
@@ -347,10 +338,11 @@ def log_lik(
             cov = sigma**2 * np.eye(rows.sum()) + Z @ Lam @ Lam.T @ Z.T
             ll += float(stats.multivariate_normal(eta[rows], cov).logpdf(y[rows]))
         return ll
-    if pt.dpars and "sigma" in pt.dpars:  # sigma of each row from its formula (log link)
-        icpt, b = pt.dpars["sigma"]
-        dp = d.dpars["sigma"]
-        pt = _with_sigma(pt, np.exp((icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b))
+    for name, (icpt, b) in (pt.dpars or {}).items():
+        # each row's value from its formula: logit link for a probability (zi, hu), log else
+        dp = d.dpars[name]
+        lin = (icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b
+        pt = replace(pt, **{name: expit(lin) if name in ("zi", "hu") else np.exp(lin)})
     ll = _special_log_lik(model, fam, pt, y, eta, trials)
     if ll is None:
         dist = _response_dist(model, fam, pt, eta, trials)

@@ -116,3 +116,74 @@ def test_distributional_backends_agree(data: pd.DataFrame) -> None:
     m = hbstan.Model(FORMULA, data.iloc[:400], **OPTIONS)
     c = hbstan.compare_backends(m, chains=2, draws=1500, seed=3)
     assert c.verdict == "agree", c.to_markdown()
+
+
+# --- formulas for the other auxiliary parameters: a probability on the logit scale -----------
+# zero-inflated Poisson with zi ~ z: the structure of the log-density subset's variant
+# "zero_inflated_poisson_zi_formula, hierarchical" (non-centered group intercepts)
+ZI_TRUTH = {"Intercept": 1.2, "x": 0.4, "zi_Intercept": -0.6, "zi_z": 1.0, "sd": 0.3}
+ZI_FORMULA = hbstan.Formula("y ~ x + (1 | g)", zi="~ z")
+
+
+@pytest.fixture(scope="module")
+def zi_data() -> pd.DataFrame:
+    rng = np.random.default_rng(47)
+    J, n = 15, 900
+    g = rng.integers(0, J, n)
+    x, z = rng.normal(size=n), rng.normal(size=n)
+    rate = np.exp(ZI_TRUTH["Intercept"] + ZI_TRUTH["x"] * x + rng.normal(0, ZI_TRUTH["sd"], J)[g])
+    zi = 1 / (1 + np.exp(-(ZI_TRUTH["zi_Intercept"] + ZI_TRUTH["zi_z"] * z)))
+    y = np.where(rng.random(n) < zi, 0, rng.poisson(rate))
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g": [f"g{j:02d}" for j in g]})
+
+
+def test_formulas_for_shape_precision_and_zero_probabilities() -> None:
+    rng = np.random.default_rng(2)
+    n = 60
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "c": rng.poisson(2, n),
+                       "q": rng.uniform(0.1, 0.9, n)})
+    links = {
+        ("negbinomial", "c", "shape"): "mu = log; shape = log",
+        ("gamma", "q", "shape"): "mu = log; shape = log",
+        ("beta", "q", "phi"): "mu = logit; phi = log",
+        ("zero_inflated_poisson", "c", "zi"): "mu = log; zi = logit",
+        ("hurdle_negbinomial", "c", "hu"): "mu = log; shape = identity; hu = logit",
+    }
+    for (family, y, name), summary in links.items():
+        m = hbstan.Model(f"{y} ~ x; {name} ~ z", df, family=family)
+        assert m.link_summary() == summary
+        assert [p.name for p in m.params if p.name.startswith(name)] == [f"{name}_Intercept", f"{name}_z"]
+        # brms's defaults: Student-t(3, 0, 2.5) on the log scale, Logistic(0, 1) on the logit scale
+        expect = hbstan.Logistic(0, 1) if name in ("zi", "hu") else hbstan.StudentT(3, 0, 2.5)
+        assert m.priors[f"{name}_Intercept"] == expect
+    m = hbstan.Model("c ~ x; zi ~ z", df, family="zero_inflated_poisson", priors={"zi_Intercept": "logistic(-2, 0.5)"})
+    assert m.priors["zi_Intercept"] == hbstan.Logistic(-2, 0.5)
+    with pytest.raises(hbstan.FormulaError, match="'zi' cannot have a formula of its own in family='poisson'"):
+        hbstan.Model("c ~ x; zi ~ z", df, family="poisson")
+
+
+@cmdstan
+def test_zero_inflation_formula_is_recovered_and_its_log_lik_is_numpys(zi_data: pd.DataFrame) -> None:
+    m = hbstan.Model(ZI_FORMULA, zi_data, family="zero_inflated_poisson", **OPTIONS)
+    f = m.sample(chains=2, seed=8, pointwise="stan", sig_figs=15)
+    post = f.posterior
+    for name, var in (("Intercept", "Intercept"), ("x", "x"), ("zi_Intercept", "zi_Intercept"),
+                      ("zi_z", "zi_z"), ("sd", "1|g_sigma")):
+        d = post[var].values
+        assert abs(d.mean() - ZI_TRUTH[name]) < 3 * d.std() + 0.02, (name, d.mean(), d.std())
+    zi = f.predict(zi_data, kind="zi").mean(("chain", "draw")).values
+    true = 1 / (1 + np.exp(-(ZI_TRUTH["zi_Intercept"] + ZI_TRUTH["zi_z"] * zi_data["z"].to_numpy())))
+    assert np.max(np.abs(zi - true)) < 0.12
+    assert "zi = logit" in str(f)
+    # the program's log_lik against NumPy's (inv_logit of the formula in both)
+    draws = {v: f.idata.posterior[v].values for v in f.idata.posterior.data_vars}
+    ll, _ = log_lik_and_y_rep(m, draws, np.random.default_rng(0))
+    np.testing.assert_allclose(f.idata.log_likelihood["log_lik"].values, ll, rtol=1e-8, atol=1e-9)
+
+
+@cmdstan
+def test_zero_inflation_formula_backends_agree(zi_data: pd.DataFrame) -> None:
+    pytest.importorskip("pymc")
+    m = hbstan.Model(ZI_FORMULA, zi_data.iloc[:300], family="zero_inflated_poisson", **OPTIONS)
+    c = hbstan.compare_backends(m, chains=2, draws=1000, seed=5)
+    assert c.verdict == "agree", c.to_markdown()

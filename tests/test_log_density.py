@@ -42,7 +42,8 @@ cmdstan = pytest.mark.cmdstan
 # Poisson and hurdle negative binomial hierarchical, zero-inflated negative binomial crossed
 # with a group predictor and reduce_sum, hurdle Poisson unpooled without intercept with
 # reduce_sum, hurdle lognormal correlated and centered without intercept, with a group predictor
-# a formula for sigma (gaussian hierarchical; lognormal crossed without intercept)
+# a formula for sigma (gaussian hierarchical; lognormal crossed without intercept), for zi
+# and for shape and hu at once
 # weights (poisson, group predictor) and censoring (gaussian, pooled: the program of
 # tests/test_weights_cens.py's censored normal)
 SUBSET = [
@@ -69,6 +70,10 @@ SUBSET = [
     Variant("cumulative", "hierarchical", True, True, True),
     Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
     Variant("lognormal_sigma_formula", "crossed", False, True, False),
+    # formulas for a probability (logit) and a shape (log): the first the program of
+    # tests/test_distributional.py's zero-inflation formula; two formulas at once
+    Variant("zero_inflated_poisson_zi_formula", "hierarchical", True, False, False),
+    Variant("hurdle_negbinomial_formulas", "correlated_centered", True, True, False),
     # response additions: weights with a group predictor; left, right and interval censoring
     Variant("poisson_weighted", "hierarchical", True, True, False),
     Variant("gaussian_censored", "pooled", True, False, False),

@@ -34,6 +34,14 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "gaussian_sigma_formula": ("y", {}),
     "student_sigma_formula": ("y", {"family": "student"}),
     "lognormal_sigma_formula": ("yl", {"family": "lognormal"}),
+    "negbinomial_shape_formula": ("yp", {"family": "negbinomial"}),
+    "gamma_shape_formula": ("yg", {"family": "gamma"}),
+    "beta_phi_formula": ("yq", {"family": "beta"}),
+    "zero_inflated_poisson_zi_formula": ("yz", {"family": "zero_inflated_poisson"}),
+    "zero_inflated_negbinomial_formulas": ("yz", {"family": "zero_inflated_negbinomial"}),
+    "hurdle_poisson_hu_formula": ("yz", {"family": "hurdle_poisson"}),
+    "hurdle_negbinomial_formulas": ("yz", {"family": "hurdle_negbinomial"}),
+    "hurdle_lognormal_formulas": ("yh", {"family": "hurdle_lognormal"}),
     "poisson": ("yp", {"family": "poisson"}),
     "negbinomial": ("yp", {"family": "negbinomial"}),
     "gamma": ("yg", {"family": "gamma"}),
@@ -59,7 +67,8 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "negbinomial_censored": ("yp | cens(cc, yp_hi)", {"family": "negbinomial"}),
 }
 # count families: an offset enters as an exposure (log offset)
-EXPOSURE = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
+COUNTS = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
+EXPOSURE = {f for f, (_, kw) in FAMILIES.items() if f in COUNTS or kw.get("family") in COUNTS}
 # the additions meet fewer designs (they change the likelihood, not the group terms): pooled
 # with an intercept, hierarchical with an intercept and a group predictor, crossed without one
 ADDITIONS = {f for f in FAMILIES if f.endswith(("_weighted", "_censored"))}
@@ -89,9 +98,22 @@ LINK_DESIGNS = {"pooled", "hierarchical", "correlated_centered", "crossed"}
 # '1 + ...' (the intercept variants only); no unpooled design (unpooled group intercepts
 # cannot be told apart from the thresholds: refused); the probit link on two designs
 ORDINAL_DESIGNS = {"cumulative": LINK_DESIGNS, "cumulative_probit": {"hierarchical", "correlated_centered"}}
-# a formula for sigma ("; sigma ~ x"): the row-by-row likelihood only (no threads, no
-# sufficient statistics), on the same few designs
-DPAR_FAMILIES = {"gaussian_sigma_formula": "x", "student_sigma_formula": "x", "lognormal_sigma_formula": "x"}
+# formulas for auxiliary parameters ("; sigma ~ x"): the row-by-row likelihood only (no
+# threads, no sufficient statistics), on the same few designs; two formulas at once where a
+# family has two such parameters
+DPAR_FAMILIES = {
+    "gaussian_sigma_formula": "; sigma ~ x",
+    "student_sigma_formula": "; sigma ~ x",
+    "lognormal_sigma_formula": "; sigma ~ x",
+    "negbinomial_shape_formula": "; shape ~ x",
+    "gamma_shape_formula": "; shape ~ x",
+    "beta_phi_formula": "; phi ~ x",
+    "zero_inflated_poisson_zi_formula": "; zi ~ x",
+    "zero_inflated_negbinomial_formulas": "; shape ~ x; zi ~ x",
+    "hurdle_poisson_hu_formula": "; hu ~ x",
+    "hurdle_negbinomial_formulas": "; shape ~ x; hu ~ x",
+    "hurdle_lognormal_formulas": "; sigma ~ x; hu ~ x",
+}
 
 
 @dataclass(frozen=True)
@@ -141,7 +163,7 @@ class Variant:
         if "cens(" in y:
             rows["cens"] = df["cc"].to_numpy()
             rows["y2"] = df[y.split(",")[1].strip(" )")].to_numpy()
-        dpar = f"; sigma ~ {DPAR_FAMILIES[self.family]}" if self.family in DPAR_FAMILIES else ""
+        dpar = DPAR_FAMILIES.get(self.family, "")
         return hbstan.Model(f"{y} ~ {' + '.join(rhs)}{dpar}", df, **kw), off, trials, rows
 
 

@@ -57,7 +57,7 @@ class _ZeroPart(Family):
     """A base family (the next class in the MRO) with a probability of zero ``prob``."""
 
     prob: ClassVar[str]  # the name of the zero probability: "zi" or "hu"
-    # the zero part's Stan functions take scalar parameters: no formulas for them (yet)
+    # each family lists its own: its base family's and the zero probability
     distributional: ClassVar[tuple[str, ...]] = ()
     censoring: ClassVar[bool] = False  # the zero part has no CDF in the template (yet)
     weighting: ClassVar[bool] = False  # its PyMC side has no pymc_dist to weight (yet)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..design import DataError
-from ..priors import Prior
+from ..priors import Logistic, Prior, StudentT
 
 __all__ = ["AuxParam", "Family"]
 
@@ -34,6 +34,36 @@ class AuxParam:
     def default_prior(self, s_y: float) -> Prior:  # pragma: no cover - every family overrides
         """Data-scaled default prior; ``s_y`` is the family's response scale."""
         raise NotImplementedError
+
+    @property
+    def link(self) -> str:
+        """The link of a formula for this parameter: ``"log"`` on (0, inf), ``"logit"`` on (0, 1)."""
+        if self.lower == 0.0 and self.upper == 1.0:
+            return "logit"
+        if self.lower == 0.0 and math.isinf(self.upper):
+            return "log"
+        raise NotImplementedError(f"no link for a parameter on ({self.lower:g}, {self.upper:g})")
+
+    @property
+    def stan_inverse_link(self) -> str:
+        """The Stan function mapping the formula's linear predictor to the parameter."""
+        return {"log": "exp", "logit": "inv_logit"}[self.link]
+
+    def inverse_link(self, eta: Any) -> Any:
+        """NumPy: the parameter's values from its formula's linear predictor ``eta``."""
+        if self.link == "logit":
+            from scipy.special import expit
+
+            return expit(eta)
+        return np.exp(eta)
+
+    def formula_intercept_prior(self, s_y: float) -> Prior:
+        """Default prior of the intercept of a formula for this parameter, on the link scale.
+
+        brms's: Student-t(3, 0, 2.5) on the log scale, Logistic(0, 1) on the logit scale
+        (uniform on the probability).
+        """
+        return Logistic(0.0, 1.0) if self.link == "logit" else StudentT(3.0, 0.0, 2.5)
 
 
 class Family:
@@ -67,8 +97,9 @@ class Family:
         (Bernoulli rows into binomial ones: the same likelihood up to a constant).
     distributional : tuple of str
         Capability: the auxiliary parameters that may get a formula of their own
-        (``Formula("y ~ x", sigma="~ z")``), on the log scale; the template writes their per-row
-        value as ``mac.aux(m, name)``.
+        (``Formula("y ~ x", sigma="~ z")``), on the scale of :attr:`AuxParam.link` (log for a
+        positive parameter, logit for a probability); the template writes their per-row value
+        as ``mac.aux(m, name, rows)``.
     known_se : bool
         Capability: ``y | se(s) ~ ...`` gives known standard errors, added in quadrature to
         the residual SD ``sigma`` (the template writes its scale as ``mac.scale(m)``).

@@ -26,6 +26,7 @@ class Beta(Family):
     link = "logit"
     integer_response = False
     aux = (Precision("phi", "beta precision (variance mu (1 - mu) / (1 + phi))"),)
+    distributional = ("phi",)
 
     def check_response(self, y, name, trials):  # noqa: D102
         bad = np.flatnonzero(~((y > 0) & (y < 1)))

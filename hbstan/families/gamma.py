@@ -54,6 +54,7 @@ class GammaFamily(Family):
     integer_response = False
     censoring = True
     aux = (Precision("shape", "gamma shape (coefficient of variation 1 / sqrt(shape))"),)
+    distributional = ("shape",)
 
     def check_response(self, y, name, trials):  # noqa: D102
         check_positive(y, name, self.name)

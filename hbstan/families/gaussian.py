@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..priors import Exponential, Prior
+from ..priors import Exponential, Normal, Prior
 from .base import AuxParam, Family
 
 
@@ -16,6 +16,11 @@ class Sigma(AuxParam):
     def default_prior(self, s_y: float) -> Prior:
         """Exponential(1 / s_y): mean s_y, the SD of the response."""
         return Exponential(1.0 / s_y)
+
+    def formula_intercept_prior(self, s_y: float) -> Prior:
+        """Normal(log s_y, 1.5) on the log scale: around the response's SD (the scalar default
+        Exponential(1 / s_y) has its median at 0.7 s_y and an SD of about 1.3 on the log scale)."""
+        return Normal(float(np.log(s_y)), 1.5)
 
 
 class Gaussian(Family):

@@ -18,4 +18,5 @@ class HurdleLogNormal(Hurdle, LogNormal):
 
     name = "hurdle_lognormal"
     aux = (*LogNormal.aux, HU)
+    distributional = ("sigma", "hu")
     pymc_name = "HurdleLogNormal"

@@ -16,4 +16,5 @@ class HurdleNegBinomial(Hurdle, NegBinomial):
 
     name = "hurdle_negbinomial"
     aux = (*NegBinomial.aux, HU)
+    distributional = ("shape", "hu")
     pymc_name = "HurdleNegativeBinomial"

@@ -18,4 +18,5 @@ class HurdlePoisson(Hurdle, Poisson):
 
     name = "hurdle_poisson"
     aux = (HU,)
+    distributional = ("hu",)
     pymc_name = "HurdlePoisson"

@@ -17,4 +17,5 @@ class ZeroInflatedNegBinomial(ZeroInflated, NegBinomial):
 
     name = "zero_inflated_negbinomial"
     aux = (*NegBinomial.aux, ZI)
+    distributional = ("shape", "zi")
     pymc_name = "ZeroInflatedNegativeBinomial"

@@ -18,4 +18,5 @@ class ZeroInflatedPoisson(ZeroInflated, Poisson):
 
     name = "zero_inflated_poisson"
     aux = (ZI,)
+    distributional = ("zi",)
     pymc_name = "ZeroInflatedPoisson"
