@@ -11,6 +11,7 @@ recorded. If the fits are right, the ranks are uniform. The refits are one batch
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError
+from .fit import SamplingWarning
 from .many import BATCH_SAMPLER_DEFAULTS, Failure, pinned_options, run_tasks, task_seeds
 from .model import Model
 from .priors import Prior
@@ -183,6 +185,8 @@ class SBCResult:
             )
         lines += ["", f"Divergent transitions: {int(np.nansum(self.divergences))} in "
                   f"{int(np.sum(np.nan_to_num(self.divergences) > 0))} of {len(self.ranks)} fits."]
+        for w in self.settings.get("prior_warnings", []):
+            lines.append(f"- the prior draws: {w}")
         for f in self.failures:
             lines.append(f"- failed: {f}")
         return "\n".join(lines)
@@ -317,10 +321,12 @@ def sbc(
     # 1. prior predictive draws with the model's own program, thinned to near-independence
     per_chain = math.ceil(n_sims / prior_chains)
     gen = Model(model.formula, model.data, **gen_options)
-    prior = gen.sample(
-        chains=prior_chains, draws=per_chain * prior_thin, warmup=max(warmup, 200), seed=seed_prior, prior_only=True,
-        pointwise="python", show_progress=False,
-    )
+    with warnings.catch_warnings():  # kept in the result (settings["prior_warnings"]), not raised
+        warnings.simplefilter("ignore", SamplingWarning)
+        prior = gen.sample(
+            chains=prior_chains, draws=per_chain * prior_thin, warmup=max(warmup, 200), seed=seed_prior,
+            prior_only=True, pointwise="python", show_progress=False,
+        )
     post = prior.idata.posterior.isel(draw=slice(prior_thin - 1, None, prior_thin))
     truth_all = {k: v.reshape(-1)[:n_sims] for k, v in _entries(post, names).items()}
     truth_all = {k: v for k, v in truth_all.items() if np.ptp(v) > 0}  # constant entries cannot be ranked
@@ -352,5 +358,6 @@ def sbc(
     settings = {
         "formula": str(model.formula), "family": model.family.name, "chains": chains, "draws": draws, "warmup": warmup,
         "thin": thin, "seed": seed, "fit_priors": {k: str(v) for k, v in dict(fit_priors or {}).items()},
+        "prior_warnings": list(prior.warnings),
     }
     return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings)
