@@ -1,4 +1,4 @@
-"""Many fits of one model: a local process pool or a Dask cluster, one compile, one seed.
+"""Many fits of one model: a local thread pool or a Dask cluster, one compile, one seed.
 
 The workflows around a fit are many fits: a model per segment (:func:`fit_many`), K-fold
 cross-validation (:func:`hbstan.kfold`), simulation-based calibration (:func:`hbstan.sbc`).
@@ -29,6 +29,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import export_program, install_program, interactive, program_hash
-from .fit import Fit
+from .backend import compiled_model, export_program, install_program, interactive, program_hash
+from .fit import Fit, SamplingWarning
 from .model import Model
 
 __all__ = ["Failure", "ManyFits", "fit_many", "pinned_options", "run_tasks", "task_seeds"]
@@ -74,12 +75,18 @@ def task_seeds(seed: int | None, n: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint32)[0] >> 1) for c in ss.spawn(n)]
 
 
-def _execute(fn: Callable[..., Any], args: tuple[Any, ...], seed: int, key: Any, programs: Sequence[Any]) -> Any:
+def _execute(
+    fn: Callable[..., Any], args: tuple[Any, ...], seed: int, key: Any, programs: Sequence[Any], remote: bool = False
+) -> Any:
     """Run one task on a worker: install the shipped programs it lacks, then ``fn(*args, seed=seed)``.
 
     Any exception becomes a :class:`Failure`; the outcome is ``(ok, value_or_failure, seconds)``.
+    On a Dask worker (``remote``), sampler warnings are not printed to the worker's log: each
+    fit carries them (``Fit.warnings``) back to the caller.
     """
     t0 = time.perf_counter()
+    if remote:
+        warnings.filterwarnings("ignore", category=SamplingWarning)
     try:
         for program in programs:
             if isinstance(program, Mapping):
@@ -169,10 +176,8 @@ def run_tasks(
     bar = _Progress(n, what, progress)
     out: list[Any] = [None] * n
     if client is None:
-        # compiled here (a no-op when cached); the pool's processes share this machine's cache
+        # compiled here (a no-op when cached); the pool's threads share this machine's cache
         for code, cpp in programs:
-            from .backend import compiled_model
-
             compiled_model(code, cpp_options=cpp)
         _run_local(fn, args, seeds, keys, workers, out, bar)
     else:
@@ -210,7 +215,7 @@ def _run_dask(
     shipped = [client.scatter(p, broadcast=True, hash=False) for p in payloads]
     index = {}
     for i in range(len(args)):
-        fut = client.submit(_execute, fn, args[i], seeds[i], keys[i], shipped, pure=False)
+        fut = client.submit(_execute, fn, args[i], seeds[i], keys[i], shipped, True, pure=False)
         index[fut.key] = (i, fut)
     for fut in as_completed([f for _, f in index.values()]):
         i = index[fut.key][0]
