@@ -8,7 +8,8 @@ Each case is a formula and family on a small simulated design (8 groups of 10 ro
 normal predictor); :func:`hbstan.sbc` draws parameters and data from the prior predictive,
 refits every data set on a 2-worker ``LocalCluster`` and tests the ranks' uniformity.
 Writes ``benchmarks/results/sbc.md`` (per case: the report of ``SBCResult.to_markdown()``)
-with ECDF-difference plots in ``benchmarks/results/sbc/``, and ``sbc.json``.
+with ECDF-difference plots in ``docs/figures/sbc_<case>.png`` (where the repository keeps
+its figures), and ``sbc.json``.
 
 Not every family x design yet: the cases below are the ones whose programs the test suite
 compiles anyway; the rest of the grid is the next step.
@@ -73,7 +74,8 @@ def main() -> None:
 
     names = args.only or list(CASES)
     out = HERE / "results"
-    (out / "sbc").mkdir(parents=True, exist_ok=True)
+    figures = HERE.parent / "docs" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     reports, summary = [], {}
     with LocalCluster(
@@ -93,9 +95,9 @@ def main() -> None:
             fig = axes.reshape(-1)[0].figure
             fig.suptitle(f"{name}: {formula} ({family})", fontsize=10)
             fig.tight_layout()
-            fig.savefig(out / "sbc" / f"{name}.png", dpi=80)
+            fig.savefig(figures / f"sbc_{name}.png", dpi=80)
             plt.close(fig)
-            reports.append(f"## {name}\n\n{res.to_markdown()}\n\n![{name}](sbc/{name}.png)\n")
+            reports.append(f"## {name}\n\n{res.to_markdown()}\n\n![{name}](../../docs/figures/sbc_{name}.png)\n")
             summary[name] = {
                 "formula": formula, "family": family, "ok": res.ok, "seconds": res.seconds,
                 "failed_fits": len(res.failures), "divergent_fits": int(np.sum(np.nan_to_num(res.divergences) > 0)),
