@@ -18,6 +18,8 @@ from .effects import avg_comparisons, avg_slopes, datagrid  # noqa: E402
 from .families import Family  # noqa: E402
 from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
 from .io import load, save_fit  # noqa: E402
+from .kfold import kfold  # noqa: E402
+from .many import Failure, ManyFits, fit_many  # noqa: E402
 from .model import Model  # noqa: E402
 from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 from .priors import (  # noqa: E402
@@ -35,6 +37,7 @@ from .priors import (  # noqa: E402
     Prior,
     StudentT,
 )
+from .sbc import SBCResult, sbc  # noqa: E402
 
 __all__ = [
     # models and results
@@ -77,6 +80,13 @@ __all__ = [
     "find_cmdstan",
     "install_cmdstan",
     "datasets",
+    # many fits (a local pool or a Dask cluster): a model per segment, K-fold CV, SBC
+    "fit_many",
+    "ManyFits",
+    "Failure",
+    "kfold",
+    "sbc",
+    "SBCResult",
     # pooling comparison and plots
     "compare_pooling",
     "PoolingComparison",

@@ -26,6 +26,8 @@ __all__ = [
     "normalize_code",
     "program_hash",
     "compiled_model",
+    "export_program",
+    "install_program",
     "new_run_dir",
     "install_cmdstan",
 ]
@@ -87,16 +89,31 @@ def _cmdstanpy_logger() -> logging.Logger:
     return get_logger()
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_levels: list[int] = []  # the levels of the blocks open now, in any thread
+_quiet_restore: list[int] = []  # the level before the first of them
+
+
 @contextlib.contextmanager
 def quiet_cmdstanpy(level: int = logging.CRITICAL) -> Iterator[None]:
-    """CmdStanPy logs only messages at ``level`` or above inside the block."""
+    """CmdStanPy logs only messages at ``level`` or above inside the block.
+
+    Safe in threads (many fits at once, :mod:`hbstan.many`): while blocks of several threads
+    overlap, the logger keeps the most permissive of their levels, and the level from before
+    the first block is restored when the last one ends.
+    """
     logger = _cmdstanpy_logger()
-    old = logger.level
-    logger.setLevel(level)
+    with _QUIET_LOCK:
+        if not _quiet_levels:
+            _quiet_restore[:] = [logger.level]
+        _quiet_levels.append(level)
+        logger.setLevel(min(_quiet_levels))
     try:
         yield
     finally:
-        logger.setLevel(old)
+        with _QUIET_LOCK:
+            _quiet_levels.remove(level)
+            logger.setLevel(min(_quiet_levels) if _quiet_levels else _quiet_restore[0])
 
 
 def install_cmdstan(**kwargs: Any) -> bool:
@@ -220,6 +237,61 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
 
 
 _INFO_FILE = "info.json"
+
+
+def export_program(code: str, *, cpp_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export a compiled program as plain data, to install into another machine's cache.
+
+    Compiles ``code`` here if the cache lacks it (:func:`compiled_model`), then reads the
+    executable. The result (a dict of the program hash, the Stan code, the compiler options,
+    the CmdStan version and the executable's bytes) pickles, so a scheduler can send it to
+    workers that do not share this cache; :func:`install_program` puts it in place there.
+    """
+    compiled_model(code, cpp_options=cpp_options)
+    key = program_hash(code, cpp_options)
+    d = cache_dir() / "models" / key
+    return {
+        "hash": key,
+        "code": code,
+        "cpp_options": dict(cpp_options or {}),
+        "cmdstan": os.path.basename(find_cmdstan().rstrip("/")),
+        "exe": (d / "model").read_bytes(),
+    }
+
+
+def install_program(program: dict[str, Any]) -> bool:
+    """Put an :func:`export_program` result into this machine's cache; True if it was installed.
+
+    Nothing is written when the cache already holds the program (workers sharing a file
+    system with the machine that compiled it). The executable is installed under the hash
+    this machine computes for the code: where that differs from the sender's (another
+    CmdStan version), the bytes are not used and :func:`compiled_model` compiles the program
+    here on first use instead (logged). The executable links CmdStan's TBB library by path,
+    so a worker needs CmdStan at the same path as the sender (the same image or install).
+    """
+    key = program_hash(program["code"], program["cpp_options"] or None)
+    if key != program["hash"]:
+        log.warning(
+            "hbstan: this worker's CmdStan differs from the one that compiled the program (%s): "
+            "it will compile the program itself",
+            program.get("cmdstan"),
+        )
+        return False
+    d = cache_dir() / "models" / key
+    exe, stan_file = d / "model", d / "model.stan"
+    if exe.is_file() and stan_file.is_file():
+        return False
+    with _file_lock(d / ".lock"):
+        if exe.is_file() and stan_file.is_file():
+            return False
+        tmp = d / f".model-{secrets.token_hex(4)}"
+        tmp.write_bytes(program["exe"])
+        tmp.chmod(0o755)
+        stan_file.write_text(program["code"])
+        os.replace(tmp, exe)
+        os.utime(exe)  # newer than model.stan, so CmdStanPy will not rebuild
+    log.info("hbstan: installed the shipped executable into %s", d)
+    return True
 
 
 def _load_model(stan_file: Path, exe: Path) -> Any:
