@@ -3,7 +3,7 @@
 At random parameter values, the log density CmdStan computes for a rendered program equals
 the NumPy/SciPy density of ``tests/reference_density.py`` (written from the model's
 definition, row by row) up to a constant, with and without the likelihood, and the
-likelihood moves with the parameters (the data speak). The whole option grid (288 programs, 1496 checks)
+likelihood moves with the parameters (the data speak). The whole option grid (390 programs, 1911 checks)
 runs in ``validation/log_density.py``, whose results are committed under
 ``validation/results/``; this is a representative subset, plus the check that a broken
 template fails it. Also: models without population-level predictors learn from their data
