@@ -89,10 +89,12 @@ def linear_predictor(
     return eta
 
 
-def category_draws(model: "Model", draws: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
-    """The draws of non-reference category ``k`` (0-based) of a per-category family: each
-    per-category variable at entry ``k`` of its last axis, the others as they are. The linear
-    predictor of category k + 2 is then the one-predictor arithmetic on these."""
+def category_draws(model: Model, draws: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """Slice the draws of a per-category family at non-reference category ``k`` (0-based).
+
+    Each per-category variable is taken at entry ``k`` of its last axis, the others as they
+    are; the linear predictor of category k + 2 is then the one-predictor arithmetic on these.
+    """
     names = {p.name for p in model.params if p.per_category}
     return {n: (v[..., k] if n in names else v) for n, v in draws.items()}
 
@@ -113,7 +115,7 @@ def linear_predictor_draws(
 
 
 def _fitted_rows(
-    model: "Model", post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+    model: Model, post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
 ) -> np.ndarray:
     d = model.design
     chain = {k: v[c] for k, v in post.items()}

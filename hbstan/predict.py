@@ -41,8 +41,9 @@ def _group_predictors(blk: Any, new: pd.DataFrame, n: int) -> np.ndarray | None:
 def linear_predictor(
     fit: "Fit", new: pd.DataFrame, rng: np.random.Generator, *, include: Collection[int] | None = None
 ) -> np.ndarray:
-    """Draws of the linear predictor for new rows: (chain, draw, n), or (chain, draw, n,
-    ncat - 1) for a family with one per non-reference category (``categorical``).
+    """Draw the linear predictor for new rows: (chain, draw, n), or (chain, draw, n, ncat - 1).
+
+    A family with one per non-reference category (``categorical``) has the last axis.
 
     Rows of groups seen in fitting use those groups' effects; each group not seen gets one
     fresh draw of its effects from the population per posterior draw. The arithmetic is
@@ -76,9 +77,12 @@ def linear_predictor(
     return _rows_eta(fit, draws, X, rows, rng, include).reshape(C, D, n)
 
 
-def _group_rows(fit: "Fit", new: pd.DataFrame, include: Collection[int] | None) -> list[Any]:
-    """Per varying term, of the new rows: (each row's group index, the labels of groups not
-    seen in fitting, Z, U), the index and Z None where the term's effects are left out."""
+def _group_rows(fit: Fit, new: pd.DataFrame, include: Collection[int] | None) -> list[Any]:
+    """Read each varying term's groups and predictors in the new rows.
+
+    Per term: (each row's group index, the labels of groups not seen in fitting, Z, U), the
+    index and Z None where the term's effects are left out.
+    """
     d = fit.model.design
     n = len(new)
     out: list[Any] = []
@@ -110,7 +114,7 @@ def _group_rows(fit: "Fit", new: pd.DataFrame, include: Collection[int] | None) 
 
 
 def _rows_eta(
-    fit: "Fit",
+    fit: Fit,
     draws: dict[str, np.ndarray],
     X: np.ndarray,
     rows: list[Any],
@@ -124,7 +128,7 @@ def _rows_eta(
     C, D = post.sizes["chain"], post.sizes["draw"]
     S, n = C * D, X.shape[0]
     terms = []
-    for i, (blk, (idx, unseen, Z, U)) in enumerate(zip(d.blocks, rows), start=1):
+    for i, (blk, (idx, unseen, Z, U)) in enumerate(zip(d.blocks, rows, strict=True), start=1):
         if idx is None:
             # effects at zero for every row: one "group" of zeros, predictors irrelevant
             terms.append((np.zeros((S, 1, blk.M)), np.zeros(n, dtype=int), np.zeros((n, blk.M)), U))

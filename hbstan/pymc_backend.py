@@ -402,9 +402,11 @@ def _obs_name(m: "Model") -> str:
     return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
 
 
-def _one_predictor(m: "Model", pmodel: "pm.Model", stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The linear predictor (N,) and the family's auxiliary parameters, as the program; the
-    Stan-named quantities go into ``stan``."""
+def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Build the linear predictor (N,) and the family's auxiliary parameters, as the program.
+
+    The Stan-named quantities go into ``stan``.
+    """
     d = m.design
     # --- population-level part -----------------------------------------------------------
     Xc = d.X - d.X.mean(axis=0) if (d.centers_X and d.K) else d.X
@@ -534,8 +536,8 @@ def _one_predictor(m: "Model", pmodel: "pm.Model", stan: dict[str, Any]) -> tupl
     return eta, aux
 
 
-def _per_category_predictors(m: "Model", pmodel: "pm.Model", stan: dict[str, Any]) -> Any:
-    """The ncat - 1 linear predictors (N, ncat - 1) of a per-category family, as the program.
+def _per_category_predictors(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> Any:
+    """Build the ncat - 1 linear predictors (N, ncat - 1) of a per-category family, as the program.
 
     Each non-reference category has its intercept, coefficients and block of independent group
     effects; the priors' keys run category after category, as the program's ``to_vector(b)``

@@ -407,14 +407,18 @@ class ModelSpec:
 
     @property
     def category_labels(self) -> list[str]:
-        """Labels of the non-reference categories of a per-category family (``category``
-        coordinates of its coefficients; empty for other families)."""
+        """Labels of the non-reference categories of a per-category family.
+
+        They are the ``category`` coordinates of its coefficients; empty for other families.
+        """
         return list(self.design.response_levels[1:]) if self.family.per_category else []
 
     def per_category_keys(self, keys: list[str]) -> list[str]:
-        """Prior keys of a per-category family: each key once per non-reference category,
-        ``key[category]``, category after category (the order of the program's vectors); other
-        families' keys as they are."""
+        """Expand prior keys per non-reference category (a per-category family).
+
+        Each key becomes ``key[category]``, category after category (the order of the
+        program's vectors); other families' keys stay as they are.
+        """
         cats = self.category_labels
         return [f"{k}[{c}]" for c in cats for k in keys] if cats else list(keys)
 
@@ -586,8 +590,10 @@ class ModelSpec:
         return out
 
     def _per_category_params(self) -> list[ParamInfo]:
-        """The parameter table of a per-category family: every variable has a last dim
-        ``category`` (the non-reference categories' labels)."""
+        """Build the parameter table of a per-category family.
+
+        Every variable has a last dim ``category`` (the non-reference categories' labels).
+        """
         d = self.design
         cat = {"category": self.category_labels}
         out: list[ParamInfo] = []
@@ -774,8 +780,10 @@ class ModelSpec:
         return self.priors[keys[0]], values
 
     def block_keys(self, blk: Block, suffix: str, *, per_category: bool = True) -> list[str]:
-        """Prior keys of a grouping term's effects (``suffix`` "_sigma": of their SDs); with a
-        per-category family, once per category (unless ``per_category=False``)."""
+        """Prior keys of a grouping term's effects (``suffix`` "_sigma": of their SDs).
+
+        With a per-category family, once per category (unless ``per_category=False``).
+        """
         keys = []
         for term, levels, _ in blk.effects:
             ename = blk.effect_name(term) + suffix
@@ -997,9 +1005,12 @@ class ModelSpec:
 
     @property
     def threads_supported(self) -> bool:
-        """Whether a threaded (reduce_sum) program exists for this model: not with sufficient
-        statistics (whose cost does not grow with the rows), known standard errors, weights,
-        censoring or formulas for auxiliary parameters."""
+        """Whether a threaded (reduce_sum) program exists for this model.
+
+        Not with sufficient statistics (whose cost does not grow with the rows), known
+        standard errors, weights, censoring, formulas for auxiliary parameters or a linear
+        predictor per category.
+        """
         return (
             not self.suff_stats and self.se is None and not self._row_wise and not self.design.dpars
             and not self.family.per_category

@@ -227,7 +227,7 @@ def params_from_stan(model: ModelSpec, get: Any) -> dict[str, np.ndarray]:
 
 
 def _entries_by_category(arr: np.ndarray, p: ParamInfo) -> np.ndarray:
-    """A per-category Stan variable with its categories on a last axis.
+    """Put a per-category Stan variable's categories on a last axis.
 
     The coefficients ``b`` (matrix[K, ncat - 1]) are so already; the group effects
     (matrix[J, M * (ncat - 1)]) and their SDs (vector[M * (ncat - 1)]) hold one block of M

@@ -336,7 +336,7 @@ def _categorical_log_prior(model: Any, pt: Point, names: set[str], keys: _Keys) 
         for k, cat in enumerate(cats):
             lp += _prior_logpdf(keys.take(f"Intercept[{cat}]"), pt.Intercept[k])
     for name, levels, sl in d.terms:
-        for c, lv in zip(range(sl.start, sl.stop), levels or [None]):
+        for c, lv in zip(range(sl.start, sl.stop), levels or [None], strict=True):
             for k, cat in enumerate(cats):
                 key = name if lv is None else f"{name}[{lv}]"
                 lp += _prior_logpdf(keys.take(f"{key}[{cat}]"), pt.b[c, k])

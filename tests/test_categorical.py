@@ -126,6 +126,10 @@ def test_features_with_one_prediction_are_refused(fit) -> None:
         hbstan.avg_comparisons(fit, "x")
     with pytest.raises(ValueError, match="avg_slopes is not supported for family='categorical'"):
         hbstan.avg_slopes(fit, "x")
+    with pytest.raises(ValueError, match="one per group and category.*plot_forest"):
+        hbstan.plots.plot_shrinkage(fit)
+    with pytest.raises(ValueError, match=r"one per category: plot the table of fit.predictions\(grid='x', kind='probs'\)"):
+        hbstan.plots.plot_conditional(fit, "x")
 
 
 @cmdstan
@@ -168,6 +172,18 @@ def test_priors_per_category() -> None:
         hbstan.Model("choice ~ x", df, family="categorical", priors={"x[car]": "normal(0, 1)"})
     # labels are coordinates, never Stan code
     assert not any(lab in m.program() for lab in ("walk", "bike", "bus", "choice"))
+
+
+def test_precompile_lists_the_structures_it_has() -> None:
+    """hbstan precompile: the categorical structures without correlated terms, group
+    predictors or unpooled effects (refused), on a response of categories."""
+    from hbstan.precompile import common_models
+
+    labels = [label for label, _ in common_models(["categorical"])]
+    assert labels == [
+        "categorical/pooled/non-centered", "categorical/intercept/non-centered", "categorical/intercept/centered",
+        "categorical/slopes/non-centered", "categorical/slopes/centered",
+    ]
 
 
 def test_bad_input_is_refused_clearly() -> None:

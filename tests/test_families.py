@@ -65,7 +65,7 @@ def _reference(name: str, y, eta, aux, trials):
         e = np.exp(np.column_stack([np.zeros(len(y)), eta]))
         p = e / e.sum(axis=1, keepdims=True)
         onehot = np.eye(p.shape[1])[np.asarray(y).astype(int) - 1]
-        return np.array([stats.multinomial.logpmf(o, 1, q) for o, q in zip(onehot, p)]), None
+        return np.array([stats.multinomial.logpmf(o, 1, q) for o, q in zip(onehot, p, strict=True)]), None
     raise AssertionError(f"no reference for {name}")
 
 

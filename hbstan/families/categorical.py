@@ -87,7 +87,7 @@ class Categorical(Family):
                 "least 2 (with exactly 2, family='bernoulli' is the same model)"
             )
         counts = np.bincount(y.astype(int), minlength=len(levels) + 1)[1:]
-        empty = [lab for lab, n in zip(levels, counts) if n == 0]
+        empty = [lab for lab, n in zip(levels, counts, strict=True) if n == 0]
         if empty:
             raise DataError(
                 f"response {name!r} has no rows in category(ies) {empty[:5]} of {levels}: the odds of an "
