@@ -145,6 +145,40 @@ def test_backends_agree() -> None:
     assert c.verdict == "agree", c.to_markdown()
 
 
+@cmdstan
+@pytest.mark.parametrize("formula", ["choice ~ x + z + (1 | g)", "choice ~ x + z"])
+def test_pymc_log_density_equals_stan(formula: str) -> None:
+    """The PyMC model's log density (intercepts, coefficients of a numeric and a factor
+    predictor and group effects, each per category) equals the program's at random points, up to
+    a constant: the two lay out the categories alike. The programs of the tests above."""
+    pytest.importorskip("pymc")
+    import pytensor
+
+    from hbstan.backend import compiled_model
+    from hbstan.pymc_backend import PREFIX, build_pymc_model
+
+    df = _simulate(25, n=200)
+    df["z"] = np.random.default_rng(1).choice(["p", "q", "r"], len(df))
+    m = hbstan.Model(formula, df, family="categorical")
+    cm = compiled_model(m.stan_code)
+    pmodel = build_pymc_model(m)
+    logp = pmodel.compile_logp(jacobian=True)
+    constrained = pytensor.function(pmodel.value_vars, pmodel.replace_rvs_by_values(pmodel.free_RVs))
+    rng = np.random.default_rng(1)
+    diffs = []
+    for _ in range(4):
+        point = {k: rng.normal(scale=0.7, size=np.shape(v)) for k, v in pmodel.initial_point().items()}
+        vals = constrained(*[point[v.name] for v in pmodel.value_vars])
+        params = {rv.name[len(PREFIX):]: np.asarray(v) for rv, v in zip(pmodel.free_RVs, vals, strict=True)}
+        # PyMC's b is Stan's to_vector(b) (category after category); its z is (J, M (ncat - 1))
+        params["b"] = params["b"].reshape(2, m.design.K).T
+        if "z_1" in params:
+            params["z_1"] = params["z_1"].T
+        lp = cm.log_prob(params=params, data=m.stan_data, jacobian=True, sig_figs=14)["lp__"].iloc[0]
+        diffs.append(float(logp(point)) - float(lp))
+    assert max(diffs) - min(diffs) < 1e-8, diffs
+
+
 # ------------------------------------------------------------------ no sampling
 def test_priors_per_category() -> None:
     df = _simulate(23, n=120)
