@@ -347,6 +347,16 @@ def _check_kind(kind: str, allowed: Sequence[str] = KINDS) -> None:
         raise ValueError(f"kind must be one of {list(allowed)}, got {kind!r}")
 
 
+def _check_single_predictor(m: ModelSpec, what: str) -> None:
+    """Refuse an average effect of a family with one linear predictor per category."""
+    if m.family.per_category:
+        raise ValueError(
+            f"{what} is not supported for family={m.family.name!r} (one prediction per category, no "
+            "mean); compare each category's probability instead: fit.predictions(data, kind='probs') "
+            "on the two versions of the data"
+        )
+
+
 def summarize(draws: np.ndarray, prob: float) -> dict[str, np.ndarray]:
     """Posterior mean, SD and equal-tailed ``prob`` interval of (draws, k) arrays, per column."""
     a = (1 - prob) / 2
@@ -396,7 +406,9 @@ def predictions(
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise ValueError("predictions need a non-empty pandas DataFrame of rows")
     include = varying_terms(m, re_formula, data)
-    if kind == "probs":  # one row per data row and response category, the category in a column
+    if kind == "probs" or (kind == "link" and m.family.per_category):
+        # one row per data row and response category (for the link of a per-category family:
+        # per non-reference category), the category in a column
         da = predict(fit, data, kind=kind, seed=seed, include=include)
         cats = list(da.coords["category"].values)
         probs = da.values.reshape(-1, len(data), len(cats))
@@ -555,6 +567,7 @@ def avg_comparisons(
     _check_kind(kind, ("mean", "link"))
     _check_prob(prob)
     m = fit.model
+    _check_single_predictor(m, "avg_comparisons")
     _check_column(m, variable, "avg_comparisons")
     rows = _rows_data(m, data)
     if variable not in rows.columns:
@@ -656,6 +669,7 @@ def avg_slopes(
     _check_kind(kind, ("mean", "link"))
     _check_prob(prob)
     m = fit.model
+    _check_single_predictor(m, "avg_slopes")
     _check_column(m, variable, "avg_slopes")
     col = m.data[variable]
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):

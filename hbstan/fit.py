@@ -383,8 +383,10 @@ class Fit:
         kind : {"response", "mean", "link", "probs"} or an auxiliary parameter, default "response"
             ``"response"`` draws new observations; ``"mean"`` returns the expected value
             (inverse link of the linear predictor; for an ordinal family the expected
-            category number, 1..K); ``"link"`` the linear predictor; ``"probs"`` (ordinal
-            families) the probability of each response category; the name of one of the
+            category number, 1..K; ``family="categorical"`` has none); ``"link"`` the linear
+            predictor (for ``categorical`` the log odds of each non-reference category against
+            the reference, dim ``category``); ``"probs"`` (ordinal and categorical families)
+            the probability of each response category; the name of one of the
             family's auxiliary parameters (``"sigma"``) its value in each row (from its
             formula, where it has one).
         seed : int, optional
@@ -434,8 +436,9 @@ class Fit:
             linear predictor; for binomial models the expected successes of the row's trials,
             which a grid holds at 1: the probability); ``"response"``: new observations drawn
             from the model (the posterior predictive); ``"link"``: the linear predictor;
-            ``"probs"`` (ordinal families): each response category's probability, one output
-            row per data row and category (column ``category``).
+            ``"probs"`` (ordinal and categorical families): each response category's
+            probability, one output row per data row and category (column ``category``; for
+            ``categorical`` also ``"link"``, per non-reference category).
         prob : float, default 0.95
             Mass of the equal-tailed interval.
         re_formula : "auto", None, or grouping factors / varying terms, default "auto"

@@ -357,6 +357,12 @@ def plot_ppc(
 def _block(fit: "Fit", group: str | None) -> tuple[int, Any]:
     """(1-based index, Block) of the grouping factor ``group`` (default: the first one)."""
     blocks = fit.model.design.blocks
+    if fit.model.family.per_category:
+        raise ValueError(
+            f"the shrinkage plot shows one group intercept per group; family={fit.model.family.name!r} has "
+            "one per group and category, without a no-pooling estimate of each: plot the posterior "
+            "of the group effects instead, e.g. hbstan.plots.plot_forest(fit, var_names=['1|g'])"
+        )
     if not blocks:
         raise ValueError(
             f"the shrinkage plot needs a model with a varying intercept such as (1 | group); "
@@ -711,6 +717,11 @@ def plot_conditional(
 
     fit = _check_fit(fit, "plot_conditional")
     m = fit.model
+    if m.family.per_category:
+        raise ValueError(
+            f"plot_conditional draws one prediction per row; family={m.family.name!r} has one per category: "
+            f"plot the table of fit.predictions(grid={x!r}, kind='probs') (a row per grid point and category) instead"
+        )
     roles = model_columns(fit)
     for name, what in ((x, "x"), (by, "by")):
         if name is not None and name not in roles:

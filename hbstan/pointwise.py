@@ -89,10 +89,34 @@ def linear_predictor(
     return eta
 
 
+def category_draws(model: Model, draws: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """Slice the draws of a per-category family at non-reference category ``k`` (0-based).
+
+    Each per-category variable is taken at entry ``k`` of its last axis, the others as they
+    are; the linear predictor of category k + 2 is then the one-predictor arithmetic on these.
+    """
+    names = {p.name for p in model.params if p.per_category}
+    return {n: (v[..., k] if n in names else v) for n, v in draws.items()}
+
+
 def linear_predictor_draws(
     model: "Model", post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
 ) -> np.ndarray:
-    """Linear predictor of the fitted rows for chain ``c`` of (chain, draw, ...) draws: (draw, N)."""
+    """Linear predictor of the fitted rows for chain ``c`` of (chain, draw, ...) draws: (draw, N).
+
+    A per-category family (``categorical``) has one per non-reference category: (draw, N,
+    ncat - 1), in new memory (``out`` and ``scratch`` are not used).
+    """
+    if model.family.per_category:
+        return np.stack(
+            [_fitted_rows(model, category_draws(model, post, k), c) for k in range(model.ncat - 1)], axis=-1
+        )
+    return _fitted_rows(model, post, c, out, scratch)
+
+
+def _fitted_rows(
+    model: Model, post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+) -> np.ndarray:
     d = model.design
     chain = {k: v[c] for k, v in post.items()}
     terms = [

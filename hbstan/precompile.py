@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .backend import compiled_model
+from .design import FormulaError
 from .families import FAMILIES, get_family
 from .model import Model
 
@@ -40,6 +41,7 @@ def _data(seed: int = 0, n: int = 200, J: int = 10) -> pd.DataFrame:
     df["u"] = np.linspace(-1, 1, J)[g]
     df["y"] = rng.uniform(0.05, 0.95, n)  # valid for every real-valued family (gaussian to beta)
     df["yb"] = rng.integers(0, 2, n)  # 0/1: valid counts for every integer family
+    df["yc"] = rng.integers(1, 4, n)  # categories 1..3 (ordinal and categorical families)
     return df
 
 
@@ -50,12 +52,18 @@ def common_models(families: list[str] | None = None, designs: list[str] | None =
         formula, kw = DESIGNS[design]
         fam = get_family(family)
         lhs = ("yb | trials(n)" if fam.trials else "yb") if fam.integer_response else "y"
+        if fam.thresholds or fam.per_category:
+            lhs = "yc"
         formula = lhs + formula[1:]
         if fam.suff_stats and design not in ("pooled", "unpooled"):
             # the default for these: group effects integrated out of the likelihood
             yield f"{family}/{design}/integrated out", Model(formula, data=df, family=family, **kw)
         for centered in ([False, True] if design != "pooled" and design != "unpooled" else [False]):
-            m = Model(formula, data=df, family=family, centered=centered, **kw)
+            try:
+                m = Model(formula, data=df, family=family, centered=centered, **kw)
+            except FormulaError as err:  # a structure the family does not have (categorical: correlated terms)
+                log.info("hbstan: no %s/%s program: %s", family, design, err)
+                break
             yield f"{family}/{design}/{'centered' if centered else 'non-centered'}", m
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError, group_labels
-from .pointwise import aux_values, group_effects
+from .pointwise import aux_values, category_draws, group_effects
 from .pointwise import linear_predictor as linear_predictor_rows
 
 if TYPE_CHECKING:
@@ -18,16 +18,11 @@ if TYPE_CHECKING:
 __all__ = ["predict", "log_lik"]
 
 
-def _stack(fit: "Fit", names: list[str], width: int) -> np.ndarray:
-    """(chain, draw, width) array from per-term posterior variables."""
-    post = fit.idata.posterior
-    parts = []
-    for n in names:
-        v = post[n].values
-        parts.append(v if v.ndim == 3 else v[..., None])
+def _stack(draws: dict[str, np.ndarray], names: list[str], width: int) -> np.ndarray:
+    """(S, width) array from per-term posterior variables with one leading dim of S draws."""
+    parts = [draws[n] if draws[n].ndim == 2 else draws[n][:, None] for n in names]
     if not parts:
-        c, d = post.sizes["chain"], post.sizes["draw"]
-        return np.zeros((c, d, width))
+        return np.zeros((next(iter(draws.values())).shape[0], width))
     return np.concatenate(parts, axis=-1)
 
 
@@ -46,7 +41,9 @@ def _group_predictors(blk: Any, new: pd.DataFrame, n: int) -> np.ndarray | None:
 def linear_predictor(
     fit: "Fit", new: pd.DataFrame, rng: np.random.Generator, *, include: Collection[int] | None = None
 ) -> np.ndarray:
-    """Draws of the linear predictor for new rows: (chain, draw, n).
+    """Draw the linear predictor for new rows: (chain, draw, n), or (chain, draw, n, ncat - 1).
+
+    A family with one per non-reference category (``categorical``) has the last axis.
 
     Rows of groups seen in fitting use those groups' effects; each group not seen gets one
     fresh draw of its effects from the population per posterior draw. The arithmetic is
@@ -71,13 +68,28 @@ def linear_predictor(
         raise DataError(f"cannot build the predictors for the new data: {err}") from None
     # every draw of every chain in one leading dimension
     draws = {v: post[v].values.reshape(C * D, *post[v].shape[2:]) for v in post.data_vars}
-    terms = []
-    S = C * D
+    rows = _group_rows(fit, new, include)
+    if m.family.per_category:  # one linear predictor per non-reference category: (chain, draw, n, ncat - 1)
+        etas = [
+            _rows_eta(fit, category_draws(m, draws, k), X, rows, rng, include) for k in range(m.ncat - 1)
+        ]
+        return np.stack(etas, axis=-1).reshape(C, D, n, m.ncat - 1)
+    return _rows_eta(fit, draws, X, rows, rng, include).reshape(C, D, n)
+
+
+def _group_rows(fit: Fit, new: pd.DataFrame, include: Collection[int] | None) -> list[Any]:
+    """Read each varying term's groups and predictors in the new rows.
+
+    Per term: (each row's group index, the labels of groups not seen in fitting, Z, U), the
+    index and Z None where the term's effects are left out.
+    """
+    d = fit.model.design
+    n = len(new)
+    out: list[Any] = []
     for i, blk in enumerate(d.blocks, start=1):
+        U = _group_predictors(blk, new, n)
         if include is not None and i not in include:
-            # effects at zero for every row: one "group" of zeros, predictors irrelevant
-            zero = (np.zeros((S, 1, blk.M)), np.zeros(n, dtype=int), np.zeros((n, blk.M)))
-            terms.append((*zero, _group_predictors(blk, new, n)))
+            out.append((None, [], None, U))
             continue
         missing = [c for c in blk.columns if c not in new.columns]
         if missing:
@@ -95,10 +107,36 @@ def linear_predictor(
             Z = np.asarray(blk.expr_design.evaluate_new_data(new).design_matrix, dtype=float)
         except Exception as err:
             raise DataError(f"cannot build the varying-effect predictors of {blk.factor!r} for the new data: {err}") from None
+        for k, lab in enumerate(unseen):
+            idx[labels == lab] = blk.J + k
+        out.append((idx, unseen, Z, U))
+    return out
+
+
+def _rows_eta(
+    fit: Fit,
+    draws: dict[str, np.ndarray],
+    X: np.ndarray,
+    rows: list[Any],
+    rng: np.random.Generator,
+    include: Collection[int] | None,
+) -> np.ndarray:
+    """(S, n): the linear predictor of the new rows from ``draws`` (one leading dim of S draws)."""
+    m = fit.model
+    d = m.design
+    post = fit.idata.posterior
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    S, n = C * D, X.shape[0]
+    terms = []
+    for i, (blk, (idx, unseen, Z, U)) in enumerate(zip(d.blocks, rows, strict=True), start=1):
+        if idx is None:
+            # effects at zero for every row: one "group" of zeros, predictors irrelevant
+            terms.append((np.zeros((S, 1, blk.M)), np.zeros(n, dtype=int), np.zeros((n, blk.M)), U))
+            continue
         r = group_effects(m, draws, i)  # (C * D, J, M)
         if unseen:
             effects = [blk.effect_name(t) for t, _, _ in blk.effects]
-            sds = _stack(fit, [f"{e}_sigma" for e in effects], blk.M).reshape(C * D, blk.M)
+            sds = _stack(draws, [f"{e}_sigma" for e in effects], blk.M)
             zs = rng.standard_normal((C, D, len(unseen), blk.M)).reshape(C * D, len(unseen), blk.M)
             if blk.pooling == "correlated":
                 cname = next(p.name for p in m.params if p.stan == f"Cor_{i}")
@@ -107,11 +145,8 @@ def linear_predictor(
             else:
                 new_r = sds[:, None, :] * zs
             r = np.concatenate([r, new_r], axis=1)
-            for k, lab in enumerate(unseen):
-                idx[labels == lab] = blk.J + k
-        terms.append((r, idx, Z, _group_predictors(blk, new, n)))
-    eta = linear_predictor_rows(m, draws, X, np.zeros(n), terms)
-    return eta.reshape(C, D, n)
+        terms.append((r, idx, Z, U))
+    return linear_predictor_rows(m, draws, X, np.zeros(n), terms)
 
 
 def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | None:
@@ -146,6 +181,12 @@ def predict(
             f"kind='probs' gives the probability of each response category: family={fit.model.family.name!r} "
             "has no categories; use kind='mean' or 'response'"
         )
+    if kind == "mean" and fit.model.family.per_category:
+        raise ValueError(
+            f"family={fit.model.family.name!r} has unordered categories and no mean: use kind='probs' "
+            "(each category's probability), 'response' (draws of the category number) or 'link' (the "
+            "log odds of each category against the reference)"
+        )
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         raise DataError("predict needs a non-empty pandas DataFrame of new rows")
     m = fit.model
@@ -162,6 +203,8 @@ def predict(
     fam = m.family
     post = fit.idata.posterior
     if kind == "link":
+        if fam.per_category:  # the log odds of each non-reference category against the reference
+            return _category_draws(eta, post, m.design.response, m.category_labels)
         return _draws(eta, post, m.design.response)
     trials = None
     if fam.trials:

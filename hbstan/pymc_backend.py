@@ -404,6 +404,193 @@ def _obs_name(m: "Model") -> str:
     return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
 
 
+def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Build the linear predictor (N,) and the family's auxiliary parameters, as the program.
+
+    The Stan-named quantities go into ``stan``.
+    """
+    d = m.design
+    # --- population-level part -----------------------------------------------------------
+    Xc = d.X - d.X.mean(axis=0) if (d.centers_X and d.K) else d.X
+    intercept = cuts = None
+    if d.has_intercept:
+        intercept = _class_rv(m, pmodel, f"{PREFIX}Intercept", ["Intercept"], "the intercept", positive=False, shape=())
+    if d.thresholds:  # an ordinal family's ordered thresholds, at the predictors' means
+        tkeys = [f"Intercept[{lab}]" for lab in m.threshold_labels]
+        prior, values = m.class_prior(tkeys, "the thresholds")
+        assert prior is not None
+        vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
+        dist = _prior_dist(prior, vals, positive=False, shape=(len(tkeys),))
+        # Stan's ordered[]: the same transform and Jacobian
+        cuts = pmodel.register_rv(
+            dist, f"{PREFIX}Intercept", transform=pm.distributions.transforms.ordered,
+            initval=np.linspace(-1.0, 1.0, len(tkeys)),
+        )
+    b = None
+    if d.K:
+        bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        b = _class_rv(m, pmodel, f"{PREFIX}b", bkeys, "the coefficients (class 'b')", positive=False, shape=(d.K,))
+        stan["b"] = b
+    aux: dict[str, Any] = {}  # the family's auxiliary parameters: known values or free variables
+    for a in m.family.aux:
+        dp = d.dpars.get(a.name)
+        if dp is not None:  # its own formula: exp or inv_logit(Intercept + centered X b), as the program
+            log_v: Any = 0.0
+            Xd = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
+            if dp.has_intercept:
+                di = _class_rv(
+                    m, pmodel, f"{PREFIX}Intercept_{a.name}", [f"{a.name}_Intercept"],
+                    f"the intercept of {a.name}", positive=False, shape=(),
+                )
+                log_v = log_v + di
+            if dp.K:
+                db = stan[f"b_{a.name}"] = _class_rv(
+                    m, pmodel, f"{PREFIX}b_{a.name}", [k for k, _ in m.dpar_keys(a.name)],
+                    f"the coefficients of {a.name}", positive=False, shape=(dp.K,),
+                )
+                log_v = log_v + pt.dot(pt.as_tensor_variable(Xd), db)
+                if dp.has_intercept:
+                    stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
+            elif dp.has_intercept:
+                stan[f"b_{a.name}_Intercept"] = di
+            inverse = pt.sigmoid if a.link == "logit" else pt.exp
+            aux[a.name] = inverse(log_v) * pt.ones(d.N)
+        elif a.name in m.fixed_aux:
+            aux[a.name] = m.fixed_aux[a.name]
+        else:
+            aux[a.name] = stan[a.name] = _class_rv(
+                m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower,
+                upper=a.upper,
+            )
+
+    eta: Any = pt.as_tensor_variable(np.asarray(m.offset, dtype=float))
+    if intercept is not None:
+        eta = eta + intercept
+    if b is not None:
+        eta = eta + pt.dot(pt.as_tensor_variable(Xc), b)
+    shift: Any = 0.0  # means_X . b + sum_i means_U_i . gamma_i, for b_Intercept
+    if b is not None and d.centers_X:
+        shift = pt.dot(d.X.mean(axis=0), b)
+
+    # --- varying terms -----------------------------------------------------------------
+    for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
+        J, M = blk.J, blk.M
+        if blk.pooling == "unpooled":
+            r = _class_rv(
+                m, pmodel, f"{PREFIX}r_{i}", m.block_keys(blk, ""), f"the effects of {blk.factor}",
+                positive=False, shape=(J, M),
+            )
+        else:
+            sd = _class_rv(
+                m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
+                positive=True, shape=(M,),
+            )
+            stan[f"sd_{i}"] = sd
+            if blk.pooling == "correlated":
+                cname = next(q.name for q in m.params if q.stan == f"Cor_{i}")
+                eta_lkj = float(m.priors[cname].values()["eta"])
+                cvec = pm.LKJCorr(
+                    f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M)
+                )
+                C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+                stan[f"Cor_{i}"] = C
+                chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
+            if how.centered:
+                # as the program: r, or a = r + Intercept (first column) where the term is
+                # centered on the intercept (hierarchical centering; the same density)
+                name = f"{PREFIX}{'a' if how.on_intercept else 'r'}_{i}"
+                if how.on_intercept:
+                    mu = pt.concatenate([pt.reshape(intercept, (1,)), pt.zeros(M - 1)])
+                else:
+                    mu = pt.zeros(M)
+                if blk.pooling == "correlated":
+                    a = _centered_mvnormal(name, mu, chol, J, M)
+                else:
+                    a = pm.Normal(name, mu=mu, sigma=sd, shape=(J, M))
+                r = a - mu if how.on_intercept else a
+            elif blk.pooling == "correlated":
+                z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))
+                r = pt.dot(chol, z).T
+            else:
+                z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M))
+                r = z * sd
+        stan[f"r_{i}"] = r
+        g = blk.index
+        for col in range(M):
+            zcol = blk.Z[:, col]
+            term = r[g, col]
+            eta = eta + (term if np.all(zcol == 1.0) else term * zcol)
+        if blk.U is not None:
+            gkeys = [q.name for q in m.params if q.stan == f"gamma_{i}"]
+            gamma = _class_rv(
+                m, pmodel, f"{PREFIX}gamma_{i}", gkeys, f"the group-level predictors of {blk.factor}",
+                positive=False, shape=(len(gkeys),),
+            )
+            stan[f"gamma_{i}"] = gamma
+            means_U = blk.U.mean(axis=0)
+            eta = eta + pt.dot(blk.U - means_U, gamma)[g]
+            if d.centers_X:
+                shift = shift + pt.dot(means_U, gamma)
+    if intercept is not None:
+        stan["b_Intercept"] = intercept - shift
+    if cuts is not None:  # P(y <= k) = F(c_k - eta): reported against eta = X b, as the program
+        stan["b_Intercept"] = cuts + shift
+        aux["thresholds"] = cuts
+    return eta, aux
+
+
+def _per_category_predictors(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> Any:
+    """Build the ncat - 1 linear predictors (N, ncat - 1) of a per-category family, as the program.
+
+    Each non-reference category has its intercept, coefficients and block of independent group
+    effects; the priors' keys run category after category, as the program's ``to_vector(b)``
+    and ``sd_i``. The Stan-named quantities go into ``stan`` with the categories on a last
+    axis (b (K, ncat - 1), sd_i (M, ncat - 1), r_i (J, M, ncat - 1)).
+    """
+    d = m.design
+    kc = m.ncat - 1
+    eta: Any = pt.zeros((d.N, kc))
+    intercept = None
+    if d.has_intercept:
+        intercept = _class_rv(
+            m, pmodel, f"{PREFIX}Intercept", m.per_category_keys(["Intercept"]), "the intercept",
+            positive=False, shape=(kc,),
+        )
+        eta = eta + intercept[None, :]
+    shift: Any = 0.0
+    if d.K:
+        Xc = d.X - d.X.mean(axis=0) if d.centers_X else d.X
+        bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+        flat = _class_rv(
+            m, pmodel, f"{PREFIX}b", m.per_category_keys(bkeys), "the coefficients (class 'b')",
+            positive=False, shape=(kc * d.K,),
+        )
+        b = stan["b"] = flat.reshape((kc, d.K)).T  # (K, ncat - 1): Stan's matrix, column by column
+        eta = eta + pt.dot(pt.as_tensor_variable(Xc), b)
+        if d.centers_X:
+            shift = pt.dot(d.X.mean(axis=0), b)
+    if intercept is not None:
+        stan["b_Intercept"] = intercept - shift
+    for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
+        J, M = blk.J, blk.M
+        sd = _class_rv(
+            m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
+            positive=True, shape=(kc * M,),
+        )
+        if how.centered:
+            r = pm.Normal(f"{PREFIX}r_{i}", mu=0.0, sigma=sd, shape=(J, kc * M))
+        else:
+            r = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, kc * M)) * sd
+        r3 = r.reshape((J, kc, M))  # category k's block of M columns
+        stan[f"sd_{i}"] = sd.reshape((kc, M)).T
+        stan[f"r_{i}"] = r3.dimshuffle(0, 2, 1)
+        for col in range(M):
+            zcol = blk.Z[:, col]
+            term = r3[blk.index, :, col]  # (N, ncat - 1)
+            eta = eta + (term if np.all(zcol == 1.0) else term * zcol[:, None])
+    return eta
+
+
 def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
     """The Stan program of ``m`` as a ``pymc.Model``.
 
@@ -446,140 +633,20 @@ def build_pymc_model(m: "Model", *, prior_only: bool = False) -> "pm.Model":
 
     stan: dict[str, Any] = {}  # Stan-named quantities (b_Intercept, b, sigma, sd_i, r_i, ...)
     with pm.Model(coords=coords) as pmodel:
-        # --- population-level part -----------------------------------------------------------
-        Xc = d.X - d.X.mean(axis=0) if (d.centers_X and d.K) else d.X
-        intercept = cuts = None
-        if d.has_intercept:
-            intercept = _class_rv(m, pmodel, f"{PREFIX}Intercept", ["Intercept"], "the intercept", positive=False, shape=())
-        if d.thresholds:  # an ordinal family's ordered thresholds, at the predictors' means
-            tkeys = [f"Intercept[{lab}]" for lab in m.threshold_labels]
-            prior, values = m.class_prior(tkeys, "the thresholds")
-            assert prior is not None
-            vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
-            dist = _prior_dist(prior, vals, positive=False, shape=(len(tkeys),))
-            # Stan's ordered[]: the same transform and Jacobian
-            cuts = pmodel.register_rv(
-                dist, f"{PREFIX}Intercept", transform=pm.distributions.transforms.ordered,
-                initval=np.linspace(-1.0, 1.0, len(tkeys)),
-            )
-        b = None
-        if d.K:
-            bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
-            b = _class_rv(m, pmodel, f"{PREFIX}b", bkeys, "the coefficients (class 'b')", positive=False, shape=(d.K,))
-            stan["b"] = b
-        aux: dict[str, Any] = {}  # the family's auxiliary parameters: known values or free variables
-        for a in m.family.aux:
-            dp = d.dpars.get(a.name)
-            if dp is not None:  # its own formula: exp or inv_logit(Intercept + centered X b), as the program
-                log_v: Any = 0.0
-                Xd = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
-                if dp.has_intercept:
-                    di = _class_rv(
-                        m, pmodel, f"{PREFIX}Intercept_{a.name}", [f"{a.name}_Intercept"],
-                        f"the intercept of {a.name}", positive=False, shape=(),
-                    )
-                    log_v = log_v + di
-                if dp.K:
-                    db = stan[f"b_{a.name}"] = _class_rv(
-                        m, pmodel, f"{PREFIX}b_{a.name}", [k for k, _ in m.dpar_keys(a.name)],
-                        f"the coefficients of {a.name}", positive=False, shape=(dp.K,),
-                    )
-                    log_v = log_v + pt.dot(pt.as_tensor_variable(Xd), db)
-                    if dp.has_intercept:
-                        stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
-                elif dp.has_intercept:
-                    stan[f"b_{a.name}_Intercept"] = di
-                inverse = pt.sigmoid if a.link == "logit" else pt.exp
-                aux[a.name] = inverse(log_v) * pt.ones(d.N)
-            elif a.name in m.fixed_aux:
-                aux[a.name] = m.fixed_aux[a.name]
-            else:
-                aux[a.name] = stan[a.name] = _class_rv(
-                    m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower,
-                    upper=a.upper,
-                )
-
-        eta: Any = pt.as_tensor_variable(np.asarray(m.offset, dtype=float))
-        if intercept is not None:
-            eta = eta + intercept
-        if b is not None:
-            eta = eta + pt.dot(pt.as_tensor_variable(Xc), b)
-        shift: Any = 0.0  # means_X . b + sum_i means_U_i . gamma_i, for b_Intercept
-        if b is not None and d.centers_X:
-            shift = pt.dot(d.X.mean(axis=0), b)
-
-        # --- varying terms -----------------------------------------------------------------
-        for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
-            J, M = blk.J, blk.M
-            if blk.pooling == "unpooled":
-                r = _class_rv(
-                    m, pmodel, f"{PREFIX}r_{i}", m.block_keys(blk, ""), f"the effects of {blk.factor}",
-                    positive=False, shape=(J, M),
-                )
-            else:
-                sd = _class_rv(
-                    m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}",
-                    positive=True, shape=(M,),
-                )
-                stan[f"sd_{i}"] = sd
-                if blk.pooling == "correlated":
-                    cname = next(q.name for q in m.params if q.stan == f"Cor_{i}")
-                    eta_lkj = float(m.priors[cname].values()["eta"])
-                    cvec = pm.LKJCorr(
-                        f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M)
-                    )
-                    C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
-                    stan[f"Cor_{i}"] = C
-                    chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
-                if how.centered:
-                    # as the program: r, or a = r + Intercept (first column) where the term is
-                    # centered on the intercept (hierarchical centering; the same density)
-                    name = f"{PREFIX}{'a' if how.on_intercept else 'r'}_{i}"
-                    if how.on_intercept:
-                        mu = pt.concatenate([pt.reshape(intercept, (1,)), pt.zeros(M - 1)])
-                    else:
-                        mu = pt.zeros(M)
-                    if blk.pooling == "correlated":
-                        a = _centered_mvnormal(name, mu, chol, J, M)
-                    else:
-                        a = pm.Normal(name, mu=mu, sigma=sd, shape=(J, M))
-                    r = a - mu if how.on_intercept else a
-                elif blk.pooling == "correlated":
-                    z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))
-                    r = pt.dot(chol, z).T
-                else:
-                    z = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M))
-                    r = z * sd
-            stan[f"r_{i}"] = r
-            g = blk.index
-            for col in range(M):
-                zcol = blk.Z[:, col]
-                term = r[g, col]
-                eta = eta + (term if np.all(zcol == 1.0) else term * zcol)
-            if blk.U is not None:
-                gkeys = [q.name for q in m.params if q.stan == f"gamma_{i}"]
-                gamma = _class_rv(
-                    m, pmodel, f"{PREFIX}gamma_{i}", gkeys, f"the group-level predictors of {blk.factor}",
-                    positive=False, shape=(len(gkeys),),
-                )
-                stan[f"gamma_{i}"] = gamma
-                means_U = blk.U.mean(axis=0)
-                eta = eta + pt.dot(blk.U - means_U, gamma)[g]
-                if d.centers_X:
-                    shift = shift + pt.dot(means_U, gamma)
-        if intercept is not None:
-            stan["b_Intercept"] = intercept - shift
-        if cuts is not None:  # P(y <= k) = F(c_k - eta): reported against eta = X b, as the program
-            stan["b_Intercept"] = cuts + shift
-            aux["thresholds"] = cuts
+        if m.family.per_category:
+            eta = _per_category_predictors(m, pmodel, stan)
+            aux: dict[str, Any] = {}
+        else:
+            eta, aux = _one_predictor(m, pmodel, stan)
 
         # --- user-facing quantities, named as in the Stan fit --------------------------------
         for p in m.params:
             t = stan[p.stan]
+            cat = int(p.per_category)  # a last axis of categories
             if p.kind == "vector":
-                t = t[p.cols] if p.dims else t[p.cols.start]
+                t = t[p.cols] if len(p.dims) > cat else t[p.cols.start]
             elif p.kind == "matrix_cols":
-                t = t[:, p.cols] if len(p.dims) > 1 else t[:, p.cols.start]
+                t = t[:, p.cols] if len(p.dims) > 1 + cat else t[:, p.cols.start]
             pm.Deterministic(p.name, t, dims=p.dims or None)
 
         # --- likelihood ----------------------------------------------------------------------

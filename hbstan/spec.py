@@ -45,6 +45,9 @@ class ParamInfo:
     cols: slice | None = None  # which entries of the Stan variable (vector/last axis)
     dims: tuple[str, ...] = ()
     coords: dict[str, list[str]] | None = None
+    # a family with one linear predictor per non-reference category: a last dim "category"
+    # (Stan holds such a variable as entries x categories, or flat, category after category)
+    per_category: bool = False
 
 
 def _identifiers(text: str) -> set[str]:
@@ -150,6 +153,8 @@ class ModelSpec:
             thresholds=fam.thresholds, encode_response=fam.encode_response,
         )
         self.pooling = pooling
+        if fam.per_category:
+            self._check_per_category(group_predictors, offset, exposure)
         for blk in self.design.blocks:
             if fam.thresholds and blk.pooling == "unpooled" and blk.has_intercept:
                 raise FormulaError(
@@ -277,7 +282,9 @@ class ModelSpec:
             t for t, blk in enumerate(blocks) if blk.pooling != "unpooled" and not (self.marginalized and t == 0)
         ]
         self.term_evidence: list[TermEvidence] = []
-        if any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
+        # (a per-category family has no single working response: its terms are non-centered
+        # unless centered=True, as brms's)
+        if not fam.per_category and any(_option_for(centered, blocks[t].factor) == "auto" for t in sampled):
             self.term_evidence = term_evidence(
                 fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials,
                 known_var=self.se**2 if self.se is not None and self.fixed_aux.get("sigma") == 0.0 else None,
@@ -287,7 +294,7 @@ class ModelSpec:
             if t not in sampled:
                 blk.centered = False if opt == "auto" or blk.pooling == "unpooled" else bool(opt)
             elif opt == "auto":
-                blk.centered = self.term_evidence[t].centered
+                blk.centered = False if fam.per_category else self.term_evidence[t].centered
             else:
                 blk.centered = bool(opt)
         self.params = self._param_table()
@@ -394,8 +401,58 @@ class ModelSpec:
 
     @property
     def ncat(self) -> int:
-        """Number of response categories of an ordinal family (0 for other families)."""
-        return len(self.design.response_levels or []) if self.design.thresholds else 0
+        """Number of response categories of an ordinal or categorical family (0 for other families)."""
+        categories = self.design.thresholds or self.family.per_category
+        return len(self.design.response_levels or []) if categories else 0
+
+    @property
+    def category_labels(self) -> list[str]:
+        """Labels of the non-reference categories of a per-category family.
+
+        They are the ``category`` coordinates of its coefficients; empty for other families.
+        """
+        return list(self.design.response_levels[1:]) if self.family.per_category else []
+
+    def per_category_keys(self, keys: list[str]) -> list[str]:
+        """Expand prior keys per non-reference category (a per-category family).
+
+        Each key becomes ``key[category]``, category after category (the order of the
+        program's vectors); other families' keys stay as they are.
+        """
+        cats = self.category_labels
+        return [f"{k}[{c}]" for c in cats for k in keys] if cats else list(keys)
+
+    def _check_per_category(self, group_predictors: Any, offset: Any, exposure: Any) -> None:
+        """Refuse what a family with one linear predictor per category does not support (yet)."""
+        fam, d = self.family, self.design
+        if offset is not None or exposure is not None:
+            raise ValueError(
+                f"family={fam.name!r} has a linear predictor per category: an offset or exposure is not "
+                "supported (it would shift every category's log odds alike); drop offset=/exposure="
+            )
+        if group_predictors:
+            raise FormulaError(
+                f"group_predictors with family={fam.name!r} are not supported yet (they would need "
+                "coefficients per category); add the group-level predictor to the formula instead"
+            )
+        for blk in d.blocks:
+            if blk.pooling == "correlated":
+                raise FormulaError(
+                    f"family={fam.name!r}: correlated group effects ({blk.expr} | {blk.factor}) are not "
+                    f"supported yet; write ({blk.expr} || {blk.factor}) for independent effects (each "
+                    "category gets its own group effects and SDs, as brms's (1 | g))"
+                )
+            if blk.pooling == "unpooled":
+                raise FormulaError(
+                    f"family={fam.name!r}: unpooled group effects ({blk.expr} | {blk.factor}) are not "
+                    "supported; use pooling='hierarchical' (or the grouping column as a predictor)"
+                )
+        names = {blk.factor for blk in d.blocks} | {t[0] for t in d.terms}
+        if "category" in names:
+            raise FormulaError(
+                f"family={fam.name!r} labels its coefficients with a dimension 'category': a predictor or "
+                "grouping factor may not be named 'category'; rename the column"
+            )
 
     def _censoring(self, parsed: Any, fam: Family) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Censoring codes (-1, 0, 1, 2) and upper bounds from ``cens(c)`` / ``cens(c, y2)``."""
@@ -475,6 +532,8 @@ class ModelSpec:
     def _param_table(self) -> list[ParamInfo]:
         d = self.design
         out: list[ParamInfo] = []
+        if self.family.per_category:
+            return self._per_category_params()
         if d.has_intercept:
             out.append(ParamInfo("Intercept", "b_Intercept", "scalar"))
         if d.thresholds:  # one per threshold, between consecutive categories ("1|2", ...)
@@ -528,6 +587,35 @@ class ModelSpec:
                 name = col if col not in taken else f"{blk.factor}:{col}"
                 out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
             taken |= {p.name for p in out}
+        return out
+
+    def _per_category_params(self) -> list[ParamInfo]:
+        """Build the parameter table of a per-category family.
+
+        Every variable has a last dim ``category`` (the non-reference categories' labels).
+        """
+        d = self.design
+        cat = {"category": self.category_labels}
+        out: list[ParamInfo] = []
+        if d.has_intercept:
+            out.append(ParamInfo("Intercept", "b_Intercept", "scalar", None, ("category",), cat, True))
+        for name, levels, sl in d.terms:  # Stan's b: matrix[K, ncat - 1]
+            if levels:
+                out.append(ParamInfo(
+                    name, "b", "vector", sl, (f"{name}_dim", "category"), {f"{name}_dim": levels, **cat}, True
+                ))
+            else:
+                out.append(ParamInfo(name, "b", "vector", sl, ("category",), cat, True))
+        for i, blk in enumerate(d.blocks, start=1):  # r_i and sd_i: one block of M per category
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                extra = (f"{ename}_dim",) if levels else ()
+                coords = {blk.factor: blk.levels, **cat}
+                scoords = dict(cat)
+                if levels:
+                    coords[f"{ename}_dim"] = scoords[f"{ename}_dim"] = levels
+                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra, "category"), coords, True))
+                out.append(ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, (*extra, "category"), scoords, True))
         return out
 
     @staticmethod
@@ -590,6 +678,12 @@ class ModelSpec:
                     q.name for q in self.params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
                 )
                 pri[pname] = Normal(0.0, 2.5 * s_y / su)
+        if self.family.per_category:
+            # each key once per non-reference category; the intercepts brms's student_t(3, 0, 2.5)
+            pri = {
+                k: (StudentT(3.0, 0.0, 2.5) if key == "Intercept" else p)
+                for key, p in pri.items() for k in self.per_category_keys([key])
+            }
         return pri
 
     def prior_classes(self) -> dict[str, list[str]]:
@@ -619,6 +713,17 @@ class ModelSpec:
                         classes[ename] = [f"{ename}[{lv}]" for lv in levels]
                     else:
                         classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
+        if self.family.per_category:
+            # every class over all categories, and each base key (``x``, ``1|g_sigma``) a class
+            # of its per-category keys
+            classes = {k: self.per_category_keys(v) for k, v in classes.items() if k not in ("sd", "corr")}
+            classes["sd"] = [k for k in keys if "_sigma" in k]
+            classes["corr"] = []
+            base = ["Intercept"] if d.has_intercept else []
+            base += [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+            base += [k for blk in d.blocks for k in self.block_keys(blk, "_sigma", per_category=False)]
+            for k in base:
+                classes.setdefault(k, self.per_category_keys([k]))
         # the class-wide keys are always accepted (a no-op where the design has no such term,
         # e.g. "b" in an unpooled model whose slopes all vary by group)
         return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars))}
@@ -674,13 +779,16 @@ class ModelSpec:
                 values.setdefault(a, []).append(v)
         return self.priors[keys[0]], values
 
-    def block_keys(self, blk: Block, suffix: str) -> list[str]:
-        """Prior keys of a grouping term's effects (``suffix`` "_sigma": of their SDs)."""
+    def block_keys(self, blk: Block, suffix: str, *, per_category: bool = True) -> list[str]:
+        """Prior keys of a grouping term's effects (``suffix`` "_sigma": of their SDs).
+
+        With a per-category family, once per category (unless ``per_category=False``).
+        """
         keys = []
         for term, levels, _ in blk.effects:
             ename = blk.effect_name(term) + suffix
             keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
-        return keys
+        return self.per_category_keys(keys) if per_category else keys
 
     def _row_patterns(self) -> np.ndarray:
         """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable."""
@@ -809,6 +917,7 @@ class ModelSpec:
             "aux": [],
             "has_intercept": d.has_intercept,
             "thresholds": d.thresholds,
+            "per_category": fam.per_category,
             "center": d.centers_X,
             "suff": self.suff_stats,
             "se": self.se is not None,
@@ -823,14 +932,14 @@ class ModelSpec:
             "dpar_names": list(d.dpars),
         }
         if d.has_intercept:
-            p, v = self.class_prior(["Intercept"], "the intercept")
-            ctx["priors"]["Intercept"] = add("Intercept", p, v, False)
+            p, v = self.class_prior(self.per_category_keys(["Intercept"]), "the intercept")
+            ctx["priors"]["Intercept"] = add("Intercept", p, v, fam.per_category)
         if d.thresholds:
             keys = [f"Intercept[{lab}]" for lab in self.threshold_labels]
             p, v = self.class_prior(keys, "the thresholds")
             ctx["priors"]["Intercept"] = add("Intercept", p, v, True)
         bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
-        p, v = self.class_prior(bkeys, "the coefficients (class 'b')")
+        p, v = self.class_prior(self.per_category_keys(bkeys), "the coefficients (class 'b')")
         ctx["priors"]["b"] = add("b", p, v, True)
         for a in fam.aux:
             dp = d.dpars.get(a.name)
@@ -860,6 +969,7 @@ class ModelSpec:
             (
                 i for i, blk in enumerate(d.blocks, start=1)
                 if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+                and not fam.per_category  # a vector of intercepts, one per category
             ),
             None,
         )
@@ -871,6 +981,8 @@ class ModelSpec:
                 "marginal": self.marginalized and i == 1,
                 "on_intercept": i == on_intercept,
                 "has_U": blk.U is not None,
+                # the number of group effects: one block of M_i per category with a per-category family
+                "M": f"M_{i} * (ncat - 1)" if fam.per_category else f"M_{i}",
             }
             if blk.pooling == "unpooled":
                 p, v = self.class_prior(self.block_keys(blk, ""), f"the effects of {blk.factor}")
@@ -896,10 +1008,16 @@ class ModelSpec:
 
     @property
     def threads_supported(self) -> bool:
-        """Whether a threaded (reduce_sum) program exists for this model: not with sufficient
-        statistics (whose cost does not grow with the rows), known standard errors, weights,
-        censoring or formulas for auxiliary parameters."""
-        return not self.suff_stats and self.se is None and not self._row_wise and not self.design.dpars
+        """Whether a threaded (reduce_sum) program exists for this model.
+
+        Not with sufficient statistics (whose cost does not grow with the rows), known
+        standard errors, weights, censoring, formulas for auxiliary parameters or a linear
+        predictor per category.
+        """
+        return (
+            not self.suff_stats and self.se is None and not self._row_wise and not self.design.dpars
+            and not self.family.per_category
+        )
 
     def link_summary(self) -> str:
         """The link of each estimated parameter: ``"mu = identity; sigma = log"``."""
@@ -955,7 +1073,7 @@ class ModelSpec:
         if self.suff_stats:  # the template's m.suff
             n = d.N if pointwise else 0
             data["N_rows"] = n
-        if d.thresholds:
+        if d.thresholds or self.family.per_category:
             data["ncat"] = self.ncat
         data["y"] = d.y[:n].astype(int) if self.family.integer_response else d.y[:n]
         data.update(self.fixed_aux)

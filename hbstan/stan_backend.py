@@ -27,7 +27,7 @@ from .pointwise import pointwise_groups
 if TYPE_CHECKING:
     import arviz as az
 
-    from .spec import ModelSpec
+    from .spec import ModelSpec, ParamInfo
 
 __all__ = ["sample_stan", "params_from_stan"]
 
@@ -206,20 +206,35 @@ def params_from_stan(model: ModelSpec, get: Any) -> dict[str, np.ndarray]:
     for p in model.params:
         if p.stan not in cache:
             cache[p.stan] = get(p.stan)
+            if p.per_category:
+                cache[p.stan] = _entries_by_category(cache[p.stan], p)
         arr = cache[p.stan]
+        cat = int(p.per_category)  # a last axis of categories
         if p.kind == "scalar":
             val = arr
         elif p.kind == "vector":
             val = arr[:, :, p.cols]
-            if not p.dims:
+            if len(p.dims) == cat:
                 val = val[:, :, 0]
         elif p.kind == "matrix_cols":  # (chain, draw, J, M)
             val = arr[:, :, :, p.cols]
-            if len(p.dims) == 1:
-                val = val[..., 0]
+            if len(p.dims) == 1 + cat:
+                val = val[:, :, :, 0]
         else:  # corr
             val = arr
         post[p.name] = val
     return post
 
 
+def _entries_by_category(arr: np.ndarray, p: ParamInfo) -> np.ndarray:
+    """Put a per-category Stan variable's categories on a last axis.
+
+    The coefficients ``b`` (matrix[K, ncat - 1]) are so already; the group effects
+    (matrix[J, M * (ncat - 1)]) and their SDs (vector[M * (ncat - 1)]) hold one block of M
+    columns per category, which becomes (..., M, ncat - 1).
+    """
+    flat = (p.kind == "vector" and arr.ndim == 3) or (p.kind == "matrix_cols" and arr.ndim == 4)
+    if not flat:
+        return arr
+    kc = len((p.coords or {})["category"])
+    return np.swapaxes(arr.reshape(*arr.shape[:-1], kc, -1), -1, -2)

@@ -29,6 +29,11 @@ The model's definition, as the README states it:
 * cumulative: y in 1..K with P(y <= k) = F(c_k - eta) for ordered thresholds c (scipy's logistic or normal CDF by the
   link), which replace the intercept: eta = offset + (X - mean(X)) b + ..., with X centered
   and no Intercept; each threshold has its own prior (keys ``Intercept[a|b]``);
+* categorical: y in 1..K with P(y = k) = exp(eta_k) / sum_j exp(eta_j), eta_1 = 0 (scipy's
+  multinomial of one trial); each non-reference category k has its own intercept, coefficients
+  (b: K x (ncat - 1)) and group effects (r_g: J x (M (ncat - 1)), category after category, with
+  SDs sd (M (ncat - 1))); each has its own prior (keys ``Intercept[k]``, ``x[k]``,
+  ``1|g_sigma[k]``, each key's categories together);
 * weights(w): each row's log-likelihood times w; cens(c, y2): left-censored rows (c = -1) add
   log P(Y <= y), right-censored ones (1) log P(Y >= y) (scipy's logsf at y, at y - 1 for
   counts), interval-censored ones (2) log(P(Y <= y2) - P(Y <= y)) (at y - 1 for counts);
@@ -76,6 +81,10 @@ def program_parameters(compiled: Any) -> set[str]:
     return set(compiled.src_info()["parameters"])
 
 
+def _ncat(model: Any) -> int:
+    return int(model.stan_data["ncat"])
+
+
 def _random_cholesky_corr(M: int, rng: np.random.Generator) -> np.ndarray:
     A = rng.normal(size=(M, M + 2))
     S = A @ A.T
@@ -87,12 +96,14 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     """Random parameter values in the support, at the scale of a typical posterior."""
     d = model.design
     family = getattr(model.family, "name", model.family)
+    kc = _ncat(model) - 1 if family == "categorical" else 1  # linear predictors per row
     sd, L, r, gamma = {}, {}, {}, {}
     for i, blk in enumerate(d.blocks, start=1):
         if blk.pooling != "unpooled":
-            sd[i] = np.exp(rng.normal(-0.7, 0.4, blk.M))
-            L[i] = _random_cholesky_corr(blk.M, rng) if blk.pooling == "correlated" else np.eye(blk.M)
-            r[i] = rng.normal(size=(blk.J, blk.M)) @ (np.diag(sd[i]) @ L[i]).T
+            M = blk.M * kc  # categorical: one block of effects per non-reference category
+            sd[i] = np.exp(rng.normal(-0.7, 0.4, M))
+            L[i] = _random_cholesky_corr(M, rng) if blk.pooling == "correlated" else np.eye(M)
+            r[i] = rng.normal(size=(blk.J, M)) @ (np.diag(sd[i]) @ L[i]).T
         else:
             r[i] = rng.normal(0, 0.6, (blk.J, blk.M))
         if blk.U is not None:
@@ -113,9 +124,15 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     if family == "cumulative":
         K = int(model.stan_data["ncat"])
         cuts = np.sort(rng.normal(0, 1.2, K - 1))
+    if family == "categorical":  # an intercept per non-reference category, b: K x (ncat - 1)
+        icpt: Any = rng.normal(0.3, 0.5, kc) if d.has_intercept else None
+        b = rng.normal(0, 0.3, (d.K, kc))
+    else:
+        icpt = float(rng.normal(0.3, 0.5)) if d.has_intercept else None
+        b = rng.normal(0, 0.3, d.K)
     return Point(
-        Intercept=float(rng.normal(0.3, 0.5)) if d.has_intercept else None,
-        b=rng.normal(0, 0.3, d.K),
+        Intercept=icpt,
+        b=b,
         sigma=sigma,
         nu=nu,
         shape=shape,
@@ -245,6 +262,8 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
     """Log prior density of the program's parameters (``names``) at ``pt``, up to a constant."""
     d = model.design
     keys = _Keys(model.priors)
+    if getattr(model.family, "name", model.family) == "categorical":
+        return _categorical_log_prior(model, pt, names, keys)
     lp = 0.0
     if pt.Intercept is not None:
         lp += _prior_logpdf(keys.take("Intercept"), pt.Intercept)
@@ -290,6 +309,58 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
     return lp
 
 
+def _group_effects_log_density(blk: Any, i: int, pt: Point, names: set[str]) -> float:
+    """The density of a hierarchical term's effects: of z (non-centered) or of r (centered)."""
+    sd, L, r = pt.sd[i], pt.L[i], pt.r[i]
+    Lam = np.diag(sd) @ L
+    if f"z_{i}" in names:
+        return float(stats.norm.logpdf(np.linalg.solve(Lam, r.T)).sum())
+    return float(stats.multivariate_normal(np.zeros(sd.size), Lam @ Lam.T).logpdf(r).sum())
+
+
+def _categorical_log_prior(model: Any, pt: Point, names: set[str], keys: _Keys) -> float:
+    """The categorical family's log prior: each key once per non-reference category."""
+    d = model.design
+    cats = list(d.response_levels[1:])
+    lp = 0.0
+    if pt.Intercept is not None:
+        for k, cat in enumerate(cats):
+            lp += _prior_logpdf(keys.take(f"Intercept[{cat}]"), pt.Intercept[k])
+    for name, levels, sl in d.terms:
+        for c, lv in zip(range(sl.start, sl.stop), levels or [None], strict=True):
+            for k, cat in enumerate(cats):
+                key = name if lv is None else f"{name}[{lv}]"
+                lp += _prior_logpdf(keys.take(f"{key}[{cat}]"), pt.b[c, k])
+    for i, blk in enumerate(d.blocks, start=1):
+        assert blk.pooling == "hierarchical", blk.pooling
+        for m, key in enumerate(_effect_keys(blk, "_sigma")):
+            for k, cat in enumerate(cats):  # category k's block of M effects
+                lp += _prior_logpdf(keys.take(f"{key}[{cat}]"), pt.sd[i][k * blk.M + m])
+        lp += _group_effects_log_density(blk, i, pt, names)
+    assert keys.pos == len(keys.keys), f"priors not used: {keys.keys[keys.pos:]}"
+    return lp
+
+
+def _categorical_log_lik(model: Any, pt: Point, offset: np.ndarray | None) -> float:
+    """log P(y) of the multinomial logit, from scipy's multinomial of one trial per row."""
+    assert offset is None, "a categorical model has no offset"
+    d = model.design
+    kc = _ncat(model) - 1
+    eta = np.zeros((d.N, kc))
+    if pt.Intercept is not None:
+        eta += pt.Intercept + (d.X - d.X.mean(axis=0)) @ pt.b
+    else:
+        eta += d.X @ pt.b
+    for i, blk in enumerate(d.blocks, start=1):
+        for k in range(kc):
+            r = pt.r[i][:, k * blk.M:(k + 1) * blk.M]
+            eta[:, k] += np.sum(r[blk.index] * blk.Z, axis=1)
+    logits = np.column_stack([np.zeros(d.N), eta])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    onehot = np.eye(kc + 1)[d.y.astype(int) - 1]
+    return float(np.sum(stats.multinomial.logpmf(onehot, 1, p)))
+
+
 def log_lik(
     model: Any,
     pt: Point,
@@ -309,6 +380,9 @@ def log_lik(
     """
     d = model.design
     y = d.y
+    if getattr(model.family, "name", model.family) == "categorical":
+        assert weights is None and cens is None, "no weights or censoring for a categorical model"
+        return _categorical_log_lik(model, pt, offset)
     eta = np.zeros(d.N) if offset is None else np.asarray(offset, float).copy()
     if pt.Intercept is not None:
         eta += pt.Intercept + (d.X - d.X.mean(axis=0)) @ pt.b
@@ -508,7 +582,7 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     predictor ``u``, ``h`` (5 groups, crossed with g), ``off`` (an offset), ``t`` (exposure),
     responses ``y`` (gaussian), ``yb`` (0/1), ``yk`` out of ``nt`` (binomial), ``yp`` (counts),
     ``yg`` (gamma, positive), ``yl`` (lognormal, positive), ``yq`` (beta, in (0, 1)), ``yz``
-    (counts with extra zeros), ``yh`` (zero or positive), ``yo`` (ordinal, 1..5); weights
+    (counts with extra zeros), ``yh`` (zero or positive), ``yo`` (ordinal, 1..5), ``ycat`` (unordered: bus, car, train); weights
     ``w``, censoring codes ``cc`` and the upper bounds ``y_hi``, ``yp_hi``, ``yg_hi``, ``yl_hi``.
     """
     import pandas as pd
@@ -556,4 +630,9 @@ def grid_data(n: int = 160, seed: int = 5) -> Any:
     df["yp_hi"] = np.where(interval, df["yp"] + extra.integers(0, 4, n), df["yp"])
     df["yg_hi"] = np.where(interval, df["yg"] * extra.uniform(1.2, 3.0, n), df["yg"])
     df["yl_hi"] = np.where(interval, df["yl"] * extra.uniform(1.2, 3.0, n), df["yl"])
+    # an unordered response in 3 categories (categorical), from a generator of its own
+    cat = np.random.default_rng(seed + 2000)
+    logits = np.column_stack([np.zeros(n), eta - 0.4, 0.3 - 0.6 * x])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    df["ycat"] = np.array(["bus", "car", "train"])[(cat.random(n)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)]
     return df

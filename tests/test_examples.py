@@ -231,3 +231,19 @@ def test_14_zero_inflated_counts(tmp_path: Path) -> None:
     assert float(m.group(2)) - 0.1 < -0.3 < float(m.group(3)) + 0.1 and float(m.group(4)) < float(m.group(1))
     _conclusion(out, r"LOO prefers zero_inflated_poisson by")
     _check_common(out, tmp_path, 1)
+
+
+def test_15_travel_mode_choice(tmp_path: Path) -> None:
+    out = _run("15_travel_mode_choice", tmp_path)
+    m = _conclusion(
+        out,
+        rf"bike {_NUM} \(90% interval {_NUM} to {_NUM}; true 0\.9\), bus {_NUM} \(90% interval {_NUM} to {_NUM}; true 1\.3\)",
+    )
+    assert float(m.group(2)) - 0.05 < 0.9 < float(m.group(3)) + 0.05
+    assert float(m.group(5)) - 0.05 < 1.3 < float(m.group(6)) + 0.05
+    m = _conclusion(out, rf"largest error in a mode's probability over .*: {_NUM}")
+    assert float(m.group(1)) < 0.06
+    m = _conclusion(out, rf"P\(walk\) falls from {_NUM} at {_NUM} km to {_NUM} at")
+    assert float(m.group(1)) > float(m.group(3)) + 0.2
+    _conclusion(out, r"LOO prefers city effects by")
+    _check_common(out, tmp_path, 1)

@@ -61,6 +61,11 @@ def _reference(name: str, y, eta, aux, trials):
         return np.where(y == 0, np.log(hu), np.log1p(-hu) + logp - np.log(p_pos)), (1 - hu) * mean / p_pos
     if name == "cumulative":
         return _ordinal_reference(stats.logistic, y, eta, aux["thresholds"])
+    if name == "categorical":  # eta (n, K - 1): the multinomial of one trial, reference logit 0
+        e = np.exp(np.column_stack([np.zeros(len(y)), eta]))
+        p = e / e.sum(axis=1, keepdims=True)
+        onehot = np.eye(p.shape[1])[np.asarray(y).astype(int) - 1]
+        return np.array([stats.multinomial.logpmf(o, 1, q) for o, q in zip(onehot, p, strict=True)]), None
     raise AssertionError(f"no reference for {name}")
 
 
@@ -84,7 +89,8 @@ def _ordinal_reference(dist, y, eta, c):
 
 
 def _data(fam: Family, rng: np.random.Generator, n: int = 200):
-    eta = rng.normal(0.3, 0.8, n)
+    # a family with a linear predictor per non-reference category: 3 categories
+    eta = rng.normal(0.3, 0.8, (n, 2) if fam.per_category else n)
     trials = rng.integers(1, 15, n).astype(float) if fam.trials else None
     aux = _aux(fam, 1.3)
     if fam.thresholds:
@@ -100,11 +106,12 @@ def test_numpy_side_equals_scipy(name: str) -> None:
     y, eta, aux, trials = _data(fam, rng)
     ll_ref, mean_ref = _reference(name, y, eta, aux, trials)
     np.testing.assert_allclose(fam.log_lik(y, eta, aux, trials), ll_ref, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(fam.mean(eta, aux, trials), mean_ref, rtol=1e-12)
+    if mean_ref is not None:
+        np.testing.assert_allclose(fam.mean(eta, aux, trials), mean_ref, rtol=1e-12)
     # fill_pointwise (in place, eta sharing the log-likelihood's memory) gives the same numbers
-    ll = np.array(eta, dtype=float)
+    ll = np.empty(y.shape) if fam.per_category else np.array(eta, dtype=float)
     rep = np.empty(y.shape, dtype=np.int64 if fam.integer_response else float)
-    fam.fill_pointwise(y, ll, aux, trials, np.random.default_rng(2), ll, rep)
+    fam.fill_pointwise(y, eta if fam.per_category else ll, aux, trials, np.random.default_rng(2), ll, rep)
     np.testing.assert_allclose(ll, ll_ref, rtol=1e-10, atol=1e-10)
     fam.check_response(y.astype(float), "y", trials)  # its own draws are valid responses
 
@@ -113,6 +120,15 @@ def test_numpy_side_equals_scipy(name: str) -> None:
 def test_draws_have_the_family_mean(name: str) -> None:
     fam = get_family(name)
     rng = np.random.default_rng(3)
+    if fam.per_category:  # no mean: each category's frequency is its probability
+        eta = np.tile([0.4, -0.7], (200_000, 1))
+        draws = fam.draw(rng, eta, {}, None)
+        freq = np.bincount(draws, minlength=4)[1:] / draws.size
+        p = np.exp([0.0, 0.4, -0.7]) / np.exp([0.0, 0.4, -0.7]).sum()
+        np.testing.assert_allclose(freq, p, atol=0.004)
+        with pytest.raises(TypeError, match="no mean: predict kind='probs'"):
+            fam.mean(eta, {}, None)
+        return
     eta = np.full(200_000, 0.4)
     trials = np.full(eta.shape, 7.0) if fam.trials else None
     aux = _aux(fam, 3.0)  # nu = 4: a finite variance
@@ -126,7 +142,7 @@ def test_draws_have_the_family_mean(name: str) -> None:
 
 def test_unknown_family_lists_the_valid_ones() -> None:
     valid = re.escape(
-        "['bernoulli', 'beta', 'binomial', 'cumulative', 'gamma', 'gaussian', 'hurdle_lognormal', 'hurdle_negbinomial', "
+        "['bernoulli', 'beta', 'binomial', 'categorical', 'cumulative', 'gamma', 'gaussian', 'hurdle_lognormal', 'hurdle_negbinomial', "
         "'hurdle_poisson', 'lognormal', 'negbinomial', 'poisson', 'student', 'zero_inflated_negbinomial', "
         "'zero_inflated_poisson']"
     )

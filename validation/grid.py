@@ -54,6 +54,7 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "hurdle_lognormal": ("yh", {"family": "hurdle_lognormal"}),
     "cumulative": ("yo", {"family": "cumulative"}),
     "cumulative_probit": ("yo", {"family": "cumulative", "link": "probit"}),
+    "categorical": ("ycat", {"family": "categorical"}),
     # response additions: likelihood weights, and censoring (left, right and interval rows)
     "gaussian_weighted": ("y | weights(w)", {}),
     "bernoulli_weighted": ("yb | weights(w)", {"family": "bernoulli"}),
@@ -98,6 +99,10 @@ LINK_DESIGNS = {"pooled", "hierarchical", "correlated_centered", "crossed"}
 # '1 + ...' (the intercept variants only); no unpooled design (unpooled group intercepts
 # cannot be told apart from the thresholds: refused); the probit link on two designs
 ORDINAL_DESIGNS = {"cumulative": LINK_DESIGNS, "cumulative_probit": {"hierarchical", "correlated_centered"}}
+# the categorical family (a linear predictor per category): independent group effects only
+# (correlated and unpooled terms and group predictors are refused), no reduce_sum, no offset
+# (refused: the data sets with one are listed as such)
+CATEGORICAL_DESIGNS = {"pooled", "hierarchical", "hierarchical_centered", "independent_slopes", "crossed"}
 # formulas for auxiliary parameters ("; sigma ~ x"): the row-by-row likelihood only (no
 # threads, no sufficient statistics), on the same few designs; two formulas at once where a
 # family has two such parameters
@@ -185,12 +190,14 @@ def variants() -> list[Variant]:
             continue
         if fam in ORDINAL_DESIGNS and (design not in ORDINAL_DESIGNS[fam] or not intercept):
             continue
+        if fam == "categorical" and design not in CATEGORICAL_DESIGNS:
+            continue
         has_g_intercept = design not in ("pooled", "suff_pooled", "unpooled")
         combos = [(False, False), (True, True)] if intercept else [(False, True), (True, False)]
         for gp, threads in combos:
-            gp = gp and has_g_intercept
-            # sufficient statistics and formulas for sigma: no reduce_sum
-            threads = threads and design not in SUFF_DESIGNS and fam not in DPAR_FAMILIES
+            gp = gp and has_g_intercept and fam != "categorical"
+            # sufficient statistics, formulas for sigma and the categorical family: no reduce_sum
+            threads = threads and design not in SUFF_DESIGNS and fam not in DPAR_FAMILIES and fam != "categorical"
             v = Variant(fam, design, intercept, gp, threads)
             if v not in out:
                 out.append(v)

@@ -11,6 +11,7 @@ from .base import AuxParam, Family
 from .bernoulli import Bernoulli
 from .beta import Beta
 from .binomial import Binomial
+from .categorical import Categorical
 from .cumulative import Cumulative
 from .gamma import GammaFamily
 from .gaussian import Gaussian
@@ -38,7 +39,7 @@ def register(family: Family) -> Family:
 for _fam in (
     Gaussian(), Student(), Bernoulli(), Binomial(), Poisson(), NegBinomial(), GammaFamily(), LogNormal(), Beta(),
     ZeroInflatedPoisson(), ZeroInflatedNegBinomial(), HurdlePoisson(), HurdleNegBinomial(), HurdleLogNormal(),
-    Cumulative(),
+    Cumulative(), Categorical(),
 ):
     register(_fam)
 

@@ -111,6 +111,14 @@ class Family:
         methods read the thresholds as ``aux["thresholds"]`` (draws shaped (..., 1, ncat - 1)).
         Such a family reads its response with :meth:`encode_response` and gives
         :meth:`category_probs`.
+    per_category : bool
+        Capability: one linear predictor per non-reference response category (the multinomial
+        logit, ``categorical``). The intercept, each coefficient and each group effect then has
+        a last dimension ``category`` (the labels of categories 2..K), the program declares
+        ``vector[ncat - 1] Intercept`` and ``matrix[K, ncat - 1] b`` and one block of group
+        effects per category, and the NumPy methods take ``eta`` shaped (..., n, K - 1). Such a
+        family reads its response with :meth:`encode_response` and gives :meth:`category_probs`.
+        Offsets, group-level predictors and correlated or unpooled terms are not supported.
     weighting : bool
         Capability: ``y | weights(w) ~ ...`` (each row's log-likelihood times its weight; the
         template's ``log_lik`` macro takes the rows).
@@ -130,6 +138,7 @@ class Family:
     aggregates_to: ClassVar[str | None] = None
     known_se: ClassVar[bool] = False
     thresholds: ClassVar[bool] = False
+    per_category: ClassVar[bool] = False
     distributional: ClassVar[tuple[str, ...]] = ()
     weighting: ClassVar[bool] = True
     censoring: ClassVar[bool] = False
