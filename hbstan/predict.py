@@ -157,6 +157,21 @@ def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | No
     return new[value].to_numpy(dtype=float)
 
 
+
+def _eta_with_offsets(
+    fit: Fit, data: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
+) -> np.ndarray:
+    """The linear predictor of the new rows with their offset and log exposure, if the model has them."""
+    opts, n = fit.model.column_args, len(data)
+    eta = linear_predictor(fit, data, rng, include=include)
+    off = _column(data, "offset", opts.get("offset"), n)
+    if off is not None:
+        eta = eta + off
+    exposure = _column(data, "exposure", opts.get("exposure"), n)
+    if exposure is not None:
+        eta = eta + np.log(exposure)
+    return eta
+
 def predict(
     fit: "Fit",
     data: pd.DataFrame,
@@ -191,15 +206,9 @@ def predict(
         raise DataError("predict needs a non-empty pandas DataFrame of new rows")
     m = fit.model
     rng = np.random.default_rng(seed)
-    eta = linear_predictor(fit, data, rng, include=include)
+    eta = _eta_with_offsets(fit, data, rng, include)
     n = len(data)
     opts = m.column_args
-    off = _column(data, "offset", opts.get("offset"), n)
-    if off is not None:
-        eta = eta + off
-    exposure = _column(data, "exposure", opts.get("exposure"), n)
-    if exposure is not None:
-        eta = eta + np.log(exposure)
     fam = m.family
     post = fit.idata.posterior
     if kind == "link":
@@ -264,13 +273,7 @@ def log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndar
         raise DataError(f"response {resp!r} of the new rows is missing or not a number in rows {bad[:5].tolist()}")
     opts = m.column_args
     rng = np.random.default_rng(seed)
-    eta = linear_predictor(fit, data, rng)
-    off = _column(data, "offset", opts.get("offset"), n)
-    if off is not None:
-        eta = eta + off
-    exposure = _column(data, "exposure", opts.get("exposure"), n)
-    if exposure is not None:
-        eta = eta + np.log(exposure)
+    eta = _eta_with_offsets(fit, data, rng)
     trials = _column(data, "trials", opts.get("trials"), n) if m.family.trials else None
     se = _column(data, "se", opts.get("se"), n) if m.se is not None else None
     dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
