@@ -352,9 +352,25 @@ def _check_single_predictor(m: ModelSpec, what: str) -> None:
     if m.family.per_category:
         raise ValueError(
             f"{what} is not supported for family={m.family.name!r} (one prediction per category, no "
-            "mean); compare each category's probability instead: fit.predictions(data, kind='probs') "
-            "on the two versions of the data"
+            "mean); compare each category's probability instead: kind='probs'"
         )
+
+
+def _check_probs(m: ModelSpec, kind: str, what: str) -> list[str] | None:
+    """Return the response categories for ``kind="probs"`` (None for another kind).
+
+    Refuses what the family cannot give: probabilities of a family without categories, a
+    mean or link contrast of a family with one prediction per category.
+    """
+    if kind == "probs":
+        if not m.design.response_levels:
+            raise ValueError(
+                f"{what}(kind='probs') compares the probabilities of response categories: family="
+                f"{m.family.name!r} has none; use kind='mean' or 'link'"
+            )
+        return [str(c) for c in m.design.response_levels]
+    _check_single_predictor(m, what)
+    return None
 
 
 def summarize(draws: np.ndarray, prob: float) -> dict[str, np.ndarray]:
@@ -453,6 +469,8 @@ def _averages(
 ) -> list[np.ndarray]:
     """Per draw and group of rows, the average prediction for each (counterfactual) data frame: (S, G) each.
 
+    With ``kind="probs"`` (S, K, G): each of the K response categories' probability.
+
     The rows are taken in chunks (about ``CHUNK_VALUES`` predictions at a time), so the
     fitted data of any size fit in memory; every frame's chunk uses the same seed, so rows of
     groups not seen in fitting get the same drawn effects in each counterfactual.
@@ -461,8 +479,9 @@ def _averages(
     S = post.sizes["chain"] * post.sizes["draw"]
     G = int(codes.max()) + 1
     counts = np.bincount(codes, minlength=G).astype(float)
-    sums = [np.zeros((S, G)) for _ in frames]
-    step = max(1, CHUNK_VALUES // S)
+    K = len(fit.model.design.response_levels) if kind == "probs" else 1
+    sums = [np.zeros((S, K, G)) for _ in frames]
+    step = max(1, CHUNK_VALUES // (S * K))
     n = len(frames[0])
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
@@ -470,18 +489,27 @@ def _averages(
         onehot[np.arange(rows.stop - start), codes[rows]] = 1.0
         for k, frame in enumerate(frames):
             chunk = frame.iloc[rows]
-            values = predict(fit, chunk, kind=kind, seed=seed, include=include).values.reshape(S, -1)
+            values = predict(fit, chunk, kind=kind, seed=seed, include=include).values
+            # (chain, draw, rows[, category]) -> (S, K, rows), averaged into the groups
+            values = values.reshape(S, len(chunk), K).transpose(0, 2, 1)
             sums[k] += values @ onehot
-    return [s / counts for s in sums]
+    return [s / counts if kind == "probs" else s[:, 0] / counts for s in sums]
 
 
 def _result(
-    rows: list[tuple[str, str, np.ndarray]], groups: pd.DataFrame | None, prob: float
+    rows: list[tuple[str, str, np.ndarray]], groups: pd.DataFrame | None, prob: float, categories: list[str] | None = None
 ) -> pd.DataFrame:
-    """Tidy table: one row per (term, contrast[, by group]) from (S, G) per-draw averages."""
+    """Tidy table: one row per (term, contrast[, category][, by group]).
+
+    From (S, G) per-draw averages, or (S, K, G) with the K response ``categories``.
+    """
+    if categories is not None:  # a row per category, the category after the contrast
+        rows = [(t, c, d[:, k]) for t, c, d in rows for k in range(len(categories))]
     parts = []
-    for term, contrast, draws in rows:
+    for i, (term, contrast, draws) in enumerate(rows):
         table = pd.DataFrame({"term": term, "contrast": contrast}, index=range(draws.shape[1]))
+        if categories is not None:
+            table["category"] = categories[i % len(categories)]
         if groups is not None:
             table = pd.concat([table, groups.reset_index(drop=True)], axis=1)
         for key, value in summarize(draws, prob).items():
@@ -543,10 +571,12 @@ def avg_comparisons(
     by : str or list of str, optional
         Average within the groups of rows these columns of the data define (one result row
         per group and contrast), e.g. a grouping column.
-    kind : {"mean", "link"}, default "mean"
+    kind : {"mean", "link", "probs"}, default "mean"
         Compare expected values on the response scale (the inverse link of the linear
         predictor; for binomial models, the expected number of successes for each row's
-        trials) or the linear predictor itself (log-odds, log rate).
+        trials) or the linear predictor itself (log-odds, log rate); ``"probs"``, for the
+        ordinal and categorical families, each response category's probability (a result row
+        per category, as marginaleffects does for brms's ordinal models).
     prob : float, default 0.95
         Mass of the equal-tailed interval.
     re_formula : default "auto"
@@ -560,14 +590,14 @@ def avg_comparisons(
     Returns
     -------
     pandas.DataFrame
-        Columns ``term``, ``contrast`` (e.g. ``"+1"``, ``"1 - 0"``, ``"b - a"``), the ``by``
-        columns, ``estimate`` (posterior mean), ``std_error`` (posterior SD), ``lower`` and
-        ``upper`` (equal-tailed ``prob`` interval).
+        Columns ``term``, ``contrast`` (e.g. ``"+1"``, ``"1 - 0"``, ``"b - a"``), with
+        ``kind="probs"`` ``category``, the ``by`` columns, ``estimate`` (posterior mean),
+        ``std_error`` (posterior SD), ``lower`` and ``upper`` (equal-tailed ``prob`` interval).
     """
-    _check_kind(kind, ("mean", "link"))
+    _check_kind(kind, ("mean", "link", "probs"))
     _check_prob(prob)
     m = fit.model
-    _check_single_predictor(m, "avg_comparisons")
+    categories = _check_probs(m, kind, "avg_comparisons")
     _check_column(m, variable, "avg_comparisons")
     rows = _rows_data(m, data)
     if variable not in rows.columns:
@@ -608,7 +638,7 @@ def avg_comparisons(
     for label, lo, hi in pairs:
         low, high = _averages(fit, [_set(rows, variable, lo), _set(rows, variable, hi)], codes, kind, include, seed)
         results.append((variable, label, high - low))
-    return _result(results, groups, prob)
+    return _result(results, groups, prob, categories)
 
 
 def _pair(contrast: Any, variable: str) -> tuple[Any, Any]:
@@ -649,8 +679,9 @@ def avg_slopes(
     eps : float, optional
         Step of the finite difference (default: 1e-4 times the observed range of the column,
         as marginaleffects).
-    kind : {"mean", "link"}, default "mean"
-        Slope of the expected value on the response scale, or of the linear predictor.
+    kind : {"mean", "link", "probs"}, default "mean"
+        Slope of the expected value on the response scale, or of the linear predictor; with
+        ``"probs"`` (ordinal and categorical families) of each category's probability.
     prob : float, default 0.95
         Mass of the equal-tailed interval.
     re_formula : default "auto"
@@ -663,13 +694,13 @@ def avg_slopes(
     Returns
     -------
     pandas.DataFrame
-        Columns ``term``, ``contrast`` (``"dY/dX"``), the ``by`` columns, ``estimate``,
-        ``std_error``, ``lower`` and ``upper``.
+        Columns ``term``, ``contrast`` (``"dY/dX"``), with ``kind="probs"`` ``category``,
+        the ``by`` columns, ``estimate``, ``std_error``, ``lower`` and ``upper``.
     """
-    _check_kind(kind, ("mean", "link"))
+    _check_kind(kind, ("mean", "link", "probs"))
     _check_prob(prob)
     m = fit.model
-    _check_single_predictor(m, "avg_slopes")
+    categories = _check_probs(m, kind, "avg_slopes")
     _check_column(m, variable, "avg_slopes")
     col = m.data[variable]
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
@@ -691,4 +722,4 @@ def avg_slopes(
     low, high = _averages(
         fit, [_set(rows, variable, x - eps / 2), _set(rows, variable, x + eps / 2)], codes, kind, include, seed
     )
-    return _result([(variable, "dY/dX", (high - low) / eps)], groups, prob)
+    return _result([(variable, "dY/dX", (high - low) / eps)], groups, prob, categories)

@@ -211,10 +211,6 @@ class ModelSpec:
         self.weights = self._vector_arg(parsed.weights, "weights") if parsed.weights else None
         if parsed.weights and not fam.weighting:
             raise FormulaError(f"weights() needs {_families_with(lambda f: f.weighting)}, not {fam.name!r}")
-        if parsed.dpars and (parsed.weights or parsed.cens):
-            raise FormulaError(
-                f"a formula for {list(parsed.dpars)[0]!r} with weights() or cens(): not supported together yet"
-            )
         if self.weights is not None:
             bad = np.flatnonzero(~(self.weights >= 0))
             if bad.size:

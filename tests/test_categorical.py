@@ -126,6 +126,16 @@ def test_features_with_one_prediction_are_refused(fit) -> None:
         hbstan.avg_comparisons(fit, "x")
     with pytest.raises(ValueError, match="avg_slopes is not supported for family='categorical'"):
         hbstan.avg_slopes(fit, "x")
+    # ... and each category's probability is: the average change per unit of x against the
+    # softmax of the draws computed here
+    seen = new.assign(g=["g00", "g03", "g07"])
+    cmp = hbstan.avg_comparisons(fit, "x", kind="probs", data=seen)
+    assert list(cmp["category"]) == LABELS
+    groups = list(seen["g"])
+    change = np.exp(_log_softmax_of_draws(fit.posterior, seen.assign(x=seen["x"] + 1), groups)) - np.exp(
+        _log_softmax_of_draws(fit.posterior, seen, groups)
+    )
+    np.testing.assert_allclose(cmp["estimate"].to_numpy(), change.mean(axis=2).mean(axis=(0, 1)), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="one per group and category.*plot_forest"):
         hbstan.plots.plot_shrinkage(fit)
     with pytest.raises(ValueError, match=r"one per category: plot the table of fit.predictions\(grid='x', kind='probs'\)"):

@@ -187,3 +187,18 @@ def test_zero_inflation_formula_backends_agree(zi_data: pd.DataFrame) -> None:
     m = hbstan.Model(ZI_FORMULA, zi_data.iloc[:300], family="zero_inflated_poisson", **OPTIONS)
     c = hbstan.compare_backends(m, chains=2, draws=1000, seed=5)
     assert c.verdict == "agree", c.to_markdown()
+
+
+@cmdstan
+@pytest.mark.parametrize("variant", ["lognormal_sigma_formula_censored", "gaussian_sigma_formula_weighted"])
+def test_sigma_formula_with_censoring_or_weights_pymc_density_is_stans(variant: str) -> None:
+    """A formula for sigma with cens() or weights(): PyMC's log density equals the program's
+    (up to a constant) at random points; the programs are the log-density subset's."""
+    pytest.importorskip("pymc")
+    from .reference_density import grid_data
+    from .test_log_density import Variant
+    from .test_pymc import _check_logp_matches_stan
+
+    m, *_ = Variant(variant, "pooled", True, False, False).model(grid_data(), predictors=True, offset=False)
+    assert m.cens is not None or m.weights is not None
+    _check_logp_matches_stan(m)

@@ -81,6 +81,9 @@ SUBSET = [
     # response additions: weights with a group predictor; left, right and interval censoring
     Variant("poisson_weighted", "hierarchical", True, True, False),
     Variant("gaussian_censored", "pooled", True, False, False),
+    # ... with a formula for sigma: the programs of tests/test_distributional.py's PyMC check
+    Variant("lognormal_sigma_formula_censored", "pooled", True, False, False),
+    Variant("gaussian_sigma_formula_weighted", "pooled", True, False, False),
 ]
 
 

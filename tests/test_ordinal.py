@@ -79,6 +79,26 @@ def test_recovers_the_truth_and_its_program_log_lik_is_numpys(link: str, seed: i
         table["estimate"].to_numpy().reshape(3, 5), probs.mean(("chain", "draw")).values, rtol=1e-12
     )
     assert (table["lower"] <= table["estimate"]).all() and (table["estimate"] <= table["upper"]).all()
+    # average change in each category's probability per unit of x (marginaleffects' avg_comparisons
+    # with kind="probs"), without group effects, against the same computed here with SciPy
+    from scipy import stats
+
+    cmp = hbstan.avg_comparisons(fit, "x", kind="probs", re_formula=None, data=new)
+    assert list(cmp["category"]) == LABELS and set(cmp["contrast"]) == {"+1"}
+    F = stats.logistic.cdf if link == "logit" else stats.norm.cdf
+    c = d[:, None, :]  # (S, 1, 4) thresholds on x's own scale: P(y <= k) = F(c_k - x b)
+    b = post["x"].values.reshape(-1, 1, 1)
+    x = new["x"].to_numpy()[None, :, None]
+
+    def probs_at(xv: np.ndarray) -> np.ndarray:  # (S, rows, 5)
+        cum = np.concatenate([np.zeros_like(xv * b), F(c - xv * b), np.ones_like(xv * b)], axis=2)
+        return np.diff(cum, axis=2)
+
+    change = (probs_at(x + 1) - probs_at(x)).mean(axis=1)  # (S, 5)
+    np.testing.assert_allclose(cmp["estimate"].to_numpy(), change.mean(axis=0), rtol=1e-9, atol=1e-12)
+    assert abs(cmp["estimate"].sum()) < 1e-12  # the probabilities' changes cancel
+    slopes = hbstan.avg_slopes(fit, "x", kind="probs", re_formula=None, data=new)
+    assert list(slopes["category"]) == LABELS and slopes["estimate"].iloc[0] < 0 < slopes["estimate"].iloc[-1]
 
 
 @cmdstan

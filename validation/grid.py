@@ -66,6 +66,11 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "gamma_censored": ("yg | cens(cc, yg_hi)", {"family": "gamma"}),
     "poisson_censored": ("yp | cens(cc, yp_hi)", {"family": "poisson"}),
     "negbinomial_censored": ("yp | cens(cc, yp_hi)", {"family": "negbinomial"}),
+    # ... with a formula for the auxiliary parameter
+    "gaussian_sigma_formula_weighted": ("y | weights(w)", {}),
+    "beta_phi_formula_weighted": ("yq | weights(w)", {"family": "beta"}),
+    "lognormal_sigma_formula_censored": ("yl | cens(cc, yl_hi)", {"family": "lognormal"}),
+    "gamma_shape_formula_censored": ("yg | cens(cc, yg_hi)", {"family": "gamma"}),
 }
 # count families: an offset enters as an exposure (log offset)
 COUNTS = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
@@ -118,6 +123,10 @@ DPAR_FAMILIES = {
     "hurdle_poisson_hu_formula": "; hu ~ x",
     "hurdle_negbinomial_formulas": "; shape ~ x; hu ~ x",
     "hurdle_lognormal_formulas": "; sigma ~ x; hu ~ x",
+    "gaussian_sigma_formula_weighted": "; sigma ~ x",
+    "beta_phi_formula_weighted": "; phi ~ x",
+    "lognormal_sigma_formula_censored": "; sigma ~ x",
+    "gamma_shape_formula_censored": "; shape ~ x",
 }
 
 
