@@ -201,4 +201,7 @@ def test_sigma_formula_with_censoring_or_weights_pymc_density_is_stans(variant: 
 
     m, *_ = Variant(variant, "pooled", True, False, False).model(grid_data(), predictors=True, offset=False)
     assert m.cens is not None or m.weights is not None
-    _check_logp_matches_stan(m)
+    # censored rows: Stan's and PyTensor's log CDFs differ by about 1e-6 in all (of a log
+    # density in the hundreds) at these random points, far in the tails; an error in the
+    # formula or the censoring moves the difference by far more
+    _check_logp_matches_stan(m, tol=1e-8 if m.cens is None else 1e-4)
