@@ -146,14 +146,19 @@ def term_evidence(
     *,
     trials: np.ndarray | None = None,
     known_var: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    censored: np.ndarray | None = None,
     passes: int = 3,
 ) -> list[TermEvidence]:
     """Evidence for each varying term of ``blocks`` (design blocks: ``index``, ``Z``, ``J``, ``U``).
 
     ``family`` is a :class:`~hbstan.families.Family` or its name; ``trials`` the binomial
     trials; ``known_var`` each row's known residual variance (``se()`` without a residual SD:
-    the weights are then 1 / se^2). Unpooled terms get an entry with ``centered=False`` (they
-    have no population SD).
+    the weights are then 1 / se^2). ``weights`` are likelihood weights (``weights()``): a row's
+    information is its weight times its GLM information. ``censored`` marks censored rows
+    (``cens()``), which count as carrying no information about their group (the information
+    errs small, towards the non-centered choice: the safe side). Unpooled terms get an entry
+    with ``centered=False`` (they have no population SD).
     """
     family = get_family(family)
     gaussian = family.link == "identity"
@@ -164,6 +169,10 @@ def term_evidence(
     w, e0 = _link_fit(family, y, n, A, offset)
     if known_var is not None:
         w = 1.0 / np.asarray(known_var, float)
+    rows_w = np.ones(N) if weights is None else np.asarray(weights, float)
+    if censored is not None:
+        rows_w = np.where(np.asarray(censored, bool), 0.0, rows_w)
+    w = w * rows_w
     fitted = [np.zeros(N) for _ in blocks]
 
     def estimate(t: int, blk: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -182,7 +191,7 @@ def term_evidence(
             fitted[t] = np.sum((est * shrink)[blk.index] * blk.Z, axis=1)
             found[t] = (tau2, var[ok])
         if gaussian:  # the residual variance left by all terms
-            w = np.full(N, 1.0 / max(float(np.var(e0 - sum(fitted))), 1e-12))
+            w = rows_w / max(float(np.var(e0 - sum(fitted))), 1e-12)
     out = []
     for t, blk in enumerate(blocks):
         if blk.pooling == "unpooled":

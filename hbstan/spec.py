@@ -284,6 +284,7 @@ class ModelSpec:
             self.term_evidence = term_evidence(
                 fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials,
                 known_var=self.se**2 if self.se is not None and self.fixed_aux.get("sigma") == 0.0 else None,
+                weights=self.weights, censored=None if self.cens is None else self.cens != 0,
             )
         for t, blk in enumerate(blocks):
             opt = _option_for(centered, blk.factor)

@@ -110,12 +110,22 @@ def test_choices_follow_the_evidence() -> None:
     g = np.repeat(np.arange(20), 60)
     df = pd.DataFrame({"g": g, "x": rng.normal(size=1200)})
     df["y"] = rng.poisson(np.exp(1 + rng.normal(0, 0.5, 20)[g] + 0.3 * df["x"]))
-    ev = hbstan.Model("y ~ x + (1 | g)", df, family="poisson").term_evidence[0]
+    rich = ev = hbstan.Model("y ~ x + (1 | g)", df, family="poisson").term_evidence[0]
     assert ev.centered and "centered" in ev.reason()
     # too few groups: never centered, whatever the data per group
     small = df[df["g"] < 6]
     ev = hbstan.Model("y ~ x + (1 | g)", small, family="poisson").term_evidence[0]
     assert not ev.centered and "groups" in ev.reason()
+    # likelihood weights scale each row's information: the same rows at a weight of 1/60 carry
+    # a single row's worth per group (a weight of 1 changes nothing), and censored rows count
+    # for nothing, so a group whose rows are nearly all censored is as a group with few rows
+    for w, centered in ((1.0, True), (1 / 60, False)):
+        ev_w = hbstan.Model("y | weights(w) ~ x + (1 | g)", df.assign(w=w), family="poisson").term_evidence[0]
+        assert ev_w.centered is centered, (w, ev_w)
+    assert hbstan.Model("y | weights(w) ~ x + (1 | g)", df.assign(w=1.0), family="poisson").term_evidence[0] == rich
+    cens = np.where(np.arange(1200) % 60 < 58, 1, 0)  # 58 of each group's 60 rows right censored
+    ev_c = hbstan.Model("y | cens(c) ~ x + (1 | g)", df.assign(c=cens), family="poisson").term_evidence[0]
+    assert not ev_c.centered and ev_c.kappa_low[0] < rich.kappa_low[0] / 10, (ev_c, rich)
 
 
 def test_crossed_terms_center_at_most_one_set_of_intercepts() -> None:
