@@ -470,6 +470,24 @@ class Fit:
 SUMMARY_COLUMNS = ["Estimate", "Est.Error", "l-95% CI", "u-95% CI", "Rhat", "Bulk_ESS", "Tail_ESS"]
 
 
+def posterior_entries(post: Any, names: list[str]) -> Iterator[tuple[str, np.ndarray, dict[str, Any], str, np.ndarray]]:
+    """Yield each entry of each posterior variable in ``names``.
+
+    As (name, its coordinates, the ``.sel`` selection of them, the label ``name[coord, ...]``
+    (``name`` for a scalar), its draws flat).
+    """
+    for name in names:
+        da = post[name]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        flat = da.stack(__entry__=extra) if extra else da.expand_dims(__entry__=[0])
+        for k in range(flat.sizes["__entry__"]):
+            x = flat.isel(__entry__=k).values.reshape(-1)
+            key = np.atleast_1d(flat["__entry__"].values[k])
+            pick = dict(zip(extra, key)) if extra else {}
+            label = f"{name}[{', '.join(map(str, key))}]" if extra else name
+            yield name, key, pick, label, x
+
+
 def _rows(fit: Fit, names: list[str], corr: frozenset[str] = frozenset()) -> pd.DataFrame:
     """One row per entry of each posterior variable in ``names`` (labels ``name[coord]``);
     of the correlation matrices in ``corr``, each pair once."""
@@ -480,26 +498,18 @@ def _rows(fit: Fit, names: list[str], corr: frozenset[str] = frozenset()) -> pd.
         warnings.simplefilter("ignore")
         rhat, bulk, tail = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
     rows = {}
-    for name in names:
-        da = post[name]
-        extra = [d for d in da.dims if d not in ("chain", "draw")]
-        flat = da.stack(__entry__=extra) if extra else da.expand_dims(__entry__=[0])
-        for k in range(flat.sizes["__entry__"]):
-            x = flat.isel(__entry__=k).values.reshape(-1)
-            key = np.atleast_1d(flat["__entry__"].values[k])
-            pick = dict(zip(extra, key)) if extra else {}
-            label = f"{name}[{', '.join(map(str, key))}]" if extra else name
-            if name in corr:  # each correlation once, as brms's cor(a, b)
-                a, b = (list(da[dim].values).index(v) for dim, v in pick.items())
-                if a >= b:
-                    continue
-                label = f"cor({key[0]}, {key[1]})"
-            rows[label] = [
-                float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0,
-                float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975)),
-                float(rhat[name].sel(pick).values), float(bulk[name].sel(pick).values),
-                float(tail[name].sel(pick).values),
-            ]
+    for name, key, pick, label, x in posterior_entries(post, names):
+        if name in corr:  # each correlation once, as brms's cor(a, b)
+            a, b = (list(post[name][dim].values).index(v) for dim, v in pick.items())
+            if a >= b:
+                continue
+            label = f"cor({key[0]}, {key[1]})"
+        rows[label] = [
+            float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0,
+            float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975)),
+            float(rhat[name].sel(pick).values), float(bulk[name].sel(pick).values),
+            float(tail[name].sel(pick).values),
+        ]
     out = pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS)
     for col in ("Bulk_ESS", "Tail_ESS"):
         out[col] = out[col].round().astype("Int64")

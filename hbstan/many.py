@@ -309,7 +309,7 @@ class ManyFits(Mapping):
         """
         import arviz as az
 
-        from .fit import arviz_without_numba
+        from .fit import arviz_without_numba, posterior_entries
 
         rows = []
         for key, res in self._results.items():
@@ -320,25 +320,14 @@ class ManyFits(Mapping):
             post = res.idata.posterior[names]
             with arviz_without_numba():
                 rhat, ess = az.rhat(post), az.ess(post, method="bulk")
-            for name in names:
-                da = post[name]
-                extra = [d for d in da.dims if d not in ("chain", "draw")]
-                flat = da.stack(__entry__=extra) if extra else da.expand_dims(__entry__=[0])
-                for k in range(flat.sizes["__entry__"]):
-                    x = flat.isel(__entry__=k).values.reshape(-1)
-                    label = name
-                    pick: dict[str, Any] = {}
-                    if extra:
-                        coord = np.atleast_1d(flat["__entry__"].values[k])
-                        pick = dict(zip(extra, coord, strict=True))
-                        label = f"{name}[{', '.join(map(str, coord))}]"
-                    lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
-                    rows.append({
-                        "segment": key, "parameter": label, "estimate": float(x.mean()),
-                        "std_error": float(x.std(ddof=1)), "lower": float(lo), "upper": float(hi),
-                        "rhat": float(rhat[name].sel(pick).values), "ess_bulk": float(ess[name].sel(pick).values),
-                        "warnings": len(res.warnings), "error": "",
-                    })
+            for name, _, pick, label, x in posterior_entries(post, names):
+                lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
+                rows.append({
+                    "segment": key, "parameter": label, "estimate": float(x.mean()),
+                    "std_error": float(x.std(ddof=1)), "lower": float(lo), "upper": float(hi),
+                    "rhat": float(rhat[name].sel(pick).values), "ess_bulk": float(ess[name].sel(pick).values),
+                    "warnings": len(res.warnings), "error": "",
+                })
         cols = ["segment", "parameter", "estimate", "std_error", "lower", "upper", "rhat", "ess_bulk", "warnings", "error"]
         return pd.DataFrame(rows, columns=cols)
 
