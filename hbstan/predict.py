@@ -157,11 +157,10 @@ def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | No
     return new[value].to_numpy(dtype=float)
 
 
-
 def _eta_with_offsets(
     fit: Fit, data: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
 ) -> np.ndarray:
-    """The linear predictor of the new rows with their offset and log exposure, if the model has them."""
+    """Return the linear predictor of the new rows plus their offset and log exposure, if the model has them."""
     opts, n = fit.model.column_args, len(data)
     eta = linear_predictor(fit, data, rng, include=include)
     off = _column(data, "offset", opts.get("offset"), n)
@@ -171,6 +170,7 @@ def _eta_with_offsets(
     if exposure is not None:
         eta = eta + np.log(exposure)
     return eta
+
 
 def predict(
     fit: "Fit",
