@@ -65,14 +65,17 @@ def _tidy(code: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_program(context: dict[str, Any], *, templates: str | Path | None = None) -> str:
-    """Render ``model.stan.j2`` with a structure-only context (no user strings).
+def render_program(
+    context: dict[str, Any], *, templates: str | Path | None = None, template: str = "model.stan.j2"
+) -> str:
+    """Render ``template`` (the skeleton ``model.stan.j2``) with a structure-only context (no user strings).
 
-    ``templates`` renders from another template directory (default: the shipped ones).
+    ``templates`` renders from another template directory (default: the shipped ones);
+    ``template="general.stan.j2"`` renders a family's general program (:mod:`hbstan.general`).
     """
     directory = str(templates if templates is not None else templates_dir())
-    template = _environment(directory).get_template("model.stan.j2")
-    return _tidy(template.render(m=context))
+    skeleton = _environment(directory).get_template(template)
+    return _tidy(skeleton.render(m=context))
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +94,7 @@ def _inputs_digest() -> str:
     return h.hexdigest()
 
 
-def program(context: dict[str, Any]) -> str:
+def program(context: dict[str, Any], *, template: str = "model.stan.j2") -> str:
     """The Stan program for a template ``context``, rendered once and then read back.
 
     Programs are stored in ``cache_dir()/programs``.
@@ -101,15 +104,18 @@ def program(context: dict[str, Any]) -> str:
     rendering by construction: the context, the templates' contents and the rendering code.
     """
     try:
-        payload = json.dumps({"context": context, "inputs": _inputs_digest()}, sort_keys=True)
+        key = {"context": context, "inputs": _inputs_digest()}
+        if template != "model.stan.j2":
+            key["template"] = template
+        payload = json.dumps(key, sort_keys=True)
     except (TypeError, ValueError, OSError):
-        return render_program(context)
+        return render_program(context, template=template)
     path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
     try:
         return path.read_text()
     except OSError:
         pass
-    code = render_program(context)
+    code = render_program(context, template=template)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
