@@ -314,6 +314,8 @@ class Fit:
         keep = ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only", "pointwise")
         settings = {k: self.settings[k] for k in keep if k in self.settings}
         settings.update({k: v for k, v in changes.items() if k not in model_changes})
+        if getattr(self, "program", None) is not None and not model_changes:
+            settings.setdefault("program", self.program)  # the same Stan program (general or specialized)
         model = self.model.replace(**model_changes) if model_changes else self.model
         return model.sample(backend="pymc" if self.backend == "pymc" else "stan", **settings)
 

@@ -5,8 +5,8 @@ any number of varying terms, each with any number of effects, correlated (LKJ) o
 by a data flag, through index arrays and flat parameter vectors
 (``stan_templates/general.stan.j2``). Its priors are the specialized programs' default prior
 families with the hyperparameters as data, so a model it supports has the same posterior on
-it as on its specialized program; only the parameterization differs (group effects always
-non-centered, never integrated out). :func:`hbstan.stan_backend.sample_stan` samples on it
+it as on its specialized program; only the parameterization may differ (each term centered
+or not as there, but never integrated out, nor centered on the intercept). :func:`hbstan.stan_backend.sample_stan` samples on it
 while the specialized program compiles in the background.
 
 This module decides which models the general program supports (:func:`unsupported`), renders
@@ -23,6 +23,7 @@ import numpy as np
 
 from ._version import __version__
 from .backend import compiled_model, is_compiled
+from .centering import term_evidence
 from .families import get_family
 from .priors import LKJ, Exponential, HalfNormal, Normal
 from .render import program as rendered_program
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .spec import ModelSpec
 
 __all__ = ["GENERAL_FAMILIES", "PROGRAMS", "unsupported", "general_program", "general_data",
-           "specialized_names", "is_built", "build"]
+           "centered_terms", "specialized_names", "is_built", "build"]
 
 # the families with a general program, each at its default link
 GENERAL_FAMILIES = ("gaussian", "bernoulli", "binomial", "poisson")
@@ -86,13 +87,15 @@ def unsupported(model: ModelSpec) -> str | None:
         return "formulas for auxiliary parameters need the specialized program"
     if model.fixed_aux:
         return "a known sigma needs the specialized program"
-    if not d.has_intercept:
-        return "a model without an intercept needs the specialized program"
     for blk in d.blocks:
         if blk.pooling not in ("hierarchical", "correlated"):
             return f"{blk.pooling} group effects ({blk.expr} | {blk.factor}) need the specialized program"
+        if blk.pooling == "correlated" and blk.M < 2:
+            return f"a correlated term with one effect ({blk.expr} | {blk.factor}) needs the specialized program"
         if blk.U is not None:
             return f"group-level predictors of {blk.factor!r} need the specialized program"
+    if not d.has_intercept:
+        return "a model without an intercept needs the specialized program"
     expected = {"Intercept": Normal, "b": Normal, "sd": HalfNormal, "corr": LKJ, "sigma": Exponential}
     for key, prior in model.priors.items():
         cls = _prior_class(model, key)
@@ -137,6 +140,7 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
         J=[blk.J for blk in blocks],
         M=[blk.M for blk in blocks],
         cor=[int(blk.pooling == "correlated") for blk in blocks],
+        centered=[int(c) for c in centered_terms(model)],
         g=np.array([blk.index + 1 for blk in blocks], dtype=int).reshape(len(blocks), d.N),
         E=sum(blk.M for blk in blocks),
         Z=np.column_stack([blk.Z for blk in blocks]) if blocks else np.zeros((d.N, 0)),
@@ -159,6 +163,31 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
             eta.append(1.0)  # not used: independent effects
     data.update(prior_sd_scale=sd_scale, prior_L_eta=eta, prior_only=int(prior_only), pointwise=int(pointwise))
     return data
+
+
+def centered_terms(model: ModelSpec) -> list[bool]:
+    """Whether each varying term is centered on the general program.
+
+    As on the specialized program: ``centered=`` where given for the term, else the choice
+    from the data (:mod:`hbstan.centering`), which a Gaussian term whose effects the
+    specialized program integrates out gets here too.
+    """
+    option = model.options["centered"]
+    blocks = model.design.blocks
+    out = []
+    evidence = None
+    for t, blk in enumerate(blocks):
+        given = option.get(blk.factor, "auto") if isinstance(option, dict) else option
+        if given != "auto":
+            out.append(bool(given))
+        elif not (model.marginalized and t == 0):
+            out.append(bool(blk.centered))
+        else:
+            if evidence is None:
+                evidence = term_evidence(model.family, model.design.y, model.design.X, model.offset, blocks,
+                                         trials=model.trials)
+            out.append(bool(evidence[t].centered))
+    return out
 
 
 def specialized_names(model: ModelSpec, get: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:

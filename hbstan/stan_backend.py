@@ -57,7 +57,9 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     use_threads = threads is not None and threads >= 1 and model.threads_supported
     code = model.program(threads=use_threads)
     cpp = {"STAN_THREADS": True} if use_threads else None
-    on_general = _on_general_program(model, code, cpp, opts.pop("program", "auto"), use_threads)
+    program = opts.pop("program", "auto")
+    on_general = _on_general_program(model, code, cpp, program, use_threads)
+    specialized_code = code
     if on_general:
         code, cpp = general_programs.general_program(model.family.name), None
     cm = compiled_model(code, cpp_options=cpp)
@@ -124,6 +126,10 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     except (RuntimeError, ValueError) as err:
         raise SamplingError(_failure_message(str(err), run_dir)) from None
     timings["sample"] = time.perf_counter() - t1
+    background = None
+    if on_general and program == "auto":
+        # after sampling, so that the compile does not slow this fit down
+        background = compile_in_background(specialized_code)
     t2 = time.perf_counter()
     pointwise = settings["pointwise"] = resolve_pointwise(pointwise, model, chains, settings["draws"])
     converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"], general=on_general)
@@ -131,7 +137,8 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
         idata = converter.to_inference_data(pointwise)
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
-    fit.program = "general" if on_general else "specialized"
+    fit.program = "general" if on_general else "specialized"  # which program sampled
+    fit.specialized_compile = background  # the background compile's subprocess.Popen, or None
     timings["convert"] = time.perf_counter() - t2
     timings["pointwise"] = converter.pointwise_s
     timings["effects"] = converter.effects_s
@@ -147,7 +154,7 @@ def _on_general_program(model: ModelSpec, code: str, cpp: dict[str, Any] | None,
 
     ``program="auto"``: when the specialized program ``code`` is not compiled yet, the general
     program is built and supports the model; the specialized program then compiles in the
-    background, for the next fit. ``"general"``: always (an error naming the reason when the
+    background once this fit has sampled, for the next fit. ``"general"``: always (an error naming the reason when the
     model is not supported; it is compiled first if need be; nothing compiles in the
     background). ``"specialized"``: never.
     """
@@ -166,7 +173,6 @@ def _on_general_program(model: ModelSpec, code: str, cpp: dict[str, Any] | None,
         if reason is not None:
             log.debug("hbstan: the specialized program runs: %s", reason)
         return False
-    compile_in_background(code)
     log.warning(
         "hbstan: sampling on the general %s program (precompiled, no compile wait); the program specialized "
         "to this model compiles in the background, and later fits use it once it is ready "
