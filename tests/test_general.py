@@ -85,7 +85,8 @@ def test_general_program_log_lik_equals_pythons(crossed_bernoulli: hbstan.Model)
 
     post = {v: fit.idata.posterior[v].values for v in fit.idata.posterior.data_vars}
     ref = pointwise_groups(crossed_bernoulli, post, 0)["log_likelihood"]["log_lik"]
-    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ref, rtol=1e-6, atol=1e-8)
+    # (to the 6 significant digits of CmdStan's CSV output, which the draws are read from too)
+    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ref, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.cmdstan
@@ -102,6 +103,7 @@ def test_poisson_pooled_with_exposure_same_posterior() -> None:
 
 
 @pytest.mark.cmdstan
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
 def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
     radon: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
