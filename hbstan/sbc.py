@@ -112,7 +112,7 @@ class SBCResult:
         self.simulated = simulated
 
     def subset(self, mask: np.ndarray) -> SBCResult:
-        """The SBC of the simulations where ``mask`` (one bool per simulation) holds.
+        """Keep the simulations where ``mask`` (one bool per simulation) holds, as an SBC of their own.
 
         Choose them by their simulated data (``self.simulated``), not by their true parameters:
         given the data, the true value and the posterior draws are exchangeable, so the ranks

@@ -10,7 +10,7 @@ __all__ = ["category_numbers"]
 
 
 def category_numbers(y: np.ndarray, name: str, family: str, first: str, hint: str) -> list[str]:
-    """The labels "1".."K" of a response of whole category numbers from 1.
+    """Check a response of whole category numbers from 1 and return their labels "1".."K".
 
     Raises a located :class:`DataError` when some rows hold anything else; ``first`` says what
     category 1 is for the family ("the lowest", "the reference") and ``hint`` how else the
