@@ -123,7 +123,7 @@ class SBCResult:
         if mask.shape != (len(self.ranks),):
             raise ValueError(f"mask must hold one bool per simulation ({len(self.ranks)}), got shape {mask.shape}")
         failed = set(np.flatnonzero(self.ranks.isna().all(axis=1)))
-        keep = [f for f, i in zip(self.failures, sorted(failed)) if mask[i]] if failed else []
+        keep = [f for f, i in zip(self.failures, sorted(failed), strict=True) if mask[i]] if failed else []
         return SBCResult(
             self.ranks[mask].reset_index(drop=True), self.truth[mask].reset_index(drop=True), self.max_rank, keep,
             self.divergences[mask], self.alpha, self.seconds, dict(self.settings),
