@@ -372,7 +372,7 @@ def parameterizations(m: Model) -> list[Parameterization]:
     ctx = m.structure()[0]["blocks"]
     intercept_taken = any(b["centered"] and b["on_intercept"] for b in ctx)
     out = []
-    for b, blk in zip(ctx, d.blocks, strict=True):
+    for b, blk in zip(ctx[: len(d.blocks)], d.blocks, strict=True):  # (a distributional formula's terms: non-centered)
         if blk.pooling == "unpooled":
             out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
         elif b["marginal"]:

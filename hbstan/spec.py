@@ -1281,6 +1281,8 @@ class ModelSpec:
             else:
                 how = f"{blk.pooling}, {'centered' if blk.centered else 'non-centered'}"
             lines.append(f"   Term: ({blk.expr} | {blk.factor}), {blk.J} groups: {how}")
+        for blk in d.dpar_blocks:
+            lines.append(f"   Term of {blk.dpar}: ({blk.expr} | {blk.factor}), {blk.J} groups: {blk.pooling}, non-centered")
         notes = []
         if self.suff_stats:
             notes.append("likelihood from per-group sufficient statistics")
