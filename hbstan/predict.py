@@ -49,7 +49,8 @@ def linear_predictor(
     fresh draw of its effects from the population per posterior draw. The arithmetic is
     :func:`hbstan.pointwise.linear_predictor`'s, as for the fitted rows.
 
-    ``include`` lists the varying terms (1-based, in the order of ``design.blocks``) whose
+    ``include`` lists the varying terms (1-based, in the order of ``design.all_blocks``: the
+    mean's, then the distributional formulas', see :func:`dpar_groups`) whose
     group effects enter; the others' effects are set to zero, their population mean (brms's
     ``re_formula``): their grouping columns are then not needed, but group-level predictors
     still enter, as population-level ones. None includes every term.
@@ -148,13 +149,17 @@ def _effects_with_unseen(
     return np.concatenate([r, new_r], axis=1)
 
 
-def dpar_groups(fit: Fit, new: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def dpar_groups(
+    fit: Fit, new: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
+) -> dict[str, np.ndarray]:
     """Return the group terms' part of the distributional parameters' linear predictors: (chain, draw, n).
 
     For new rows, per parameter whose formula has group terms.
 
     As for the mean's terms: a seen group's effects, and for a group not seen in fitting one
-    fresh draw of its effects from the population per posterior draw.
+    fresh draw of its effects from the population per posterior draw. ``include`` is
+    :func:`linear_predictor`'s, the program's numbering (these terms come after the mean's):
+    a term left out has its effects at zero, and its grouping columns are not needed.
     """
     m = fit.model
     d = m.design
@@ -166,7 +171,7 @@ def dpar_groups(fit: Fit, new: pd.DataFrame, rng: np.random.Generator) -> dict[s
     new = new.reset_index(drop=True)
     draws = {v: post[v].values.reshape(C * D, *post[v].shape[2:]) for v in post.data_vars}
     for i, blk in enumerate(d.all_blocks, start=1):
-        if blk.dpar is None:
+        if blk.dpar is None or (include is not None and i not in include):
             continue
         idx, unseen, Z = _block_rows(blk, new)
         part = block_sum(_effects_with_unseen(fit, draws, i, unseen, rng), idx, Z).reshape(C, D, len(new))
@@ -278,7 +283,7 @@ def predict(
                 f"include column {opts['se']!r} (or predict kind='mean')"
             )
     dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
-    aux = aux_values(m, post, se=se, dpar_X=dpar_X, dpar_groups=dpar_groups(fit, data, rng))
+    aux = aux_values(m, post, se=se, dpar_X=dpar_X, dpar_groups=dpar_groups(fit, data, rng, include))
     if kind in aux_names:
         return _draws(np.broadcast_to(aux[kind], eta.shape).copy(), post, kind)
     if kind == "probs":
