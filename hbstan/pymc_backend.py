@@ -372,7 +372,7 @@ def parameterizations(m: Model) -> list[Parameterization]:
     ctx = m.structure()[0]["blocks"]
     intercept_taken = any(b["centered"] and b["on_intercept"] for b in ctx)
     out = []
-    for b, blk in zip(ctx, d.blocks, strict=True):
+    for b, blk in zip(ctx[: len(d.blocks)], d.blocks, strict=True):  # (a distributional formula's terms: non-centered)
         if blk.pooling == "unpooled":
             out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
         elif b["marginal"]:
@@ -453,6 +453,10 @@ def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[An
                     stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
             elif dp.has_intercept:
                 stan[f"b_{a.name}_Intercept"] = di
+            # its group terms, numbered after the mean's as in the program, non-centered
+            for i, blk in enumerate(d.all_blocks, start=1):
+                if blk.dpar == a.name:
+                    log_v = log_v + _dpar_group_term(m, pmodel, stan, blk, i)
             inverse = pt.sigmoid if a.link == "logit" else pt.exp
             aux[a.name] = inverse(log_v) * pt.ones(d.N)
         elif a.name in m.fixed_aux:
@@ -537,6 +541,31 @@ def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[An
         stan["b_Intercept"] = cuts + shift
         aux["thresholds"] = cuts
     return eta, aux
+
+
+def _dpar_group_term(m: Model, pmodel: pm.Model, stan: dict[str, Any], blk: Any, i: int) -> Any:
+    """Add a distributional parameter's group term ``i`` (non-centered) and return its part (N,) of the linear predictor."""
+    J, M = blk.J, blk.M
+    sd = stan[f"sd_{i}"] = _class_rv(
+        m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula",
+        positive=True, shape=(M,),
+    )
+    if blk.pooling == "correlated":
+        cname = next(q.name for q in m.params if q.stan == f"Cor_{i}")
+        eta_lkj = float(m.priors[cname].values()["eta"])
+        cvec = pm.LKJCorr(f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M))
+        C = stan[f"Cor_{i}"] = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+        chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
+        r = pt.dot(chol, pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))).T
+    else:
+        r = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M)) * sd
+    stan[f"r_{i}"] = r
+    part: Any = 0.0
+    for col in range(M):
+        zcol = blk.Z[:, col]
+        term = r[blk.index, col]
+        part = part + (term if np.all(zcol == 1.0) else term * zcol)
+    return part
 
 
 def _per_category_predictors(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> Any:

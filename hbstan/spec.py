@@ -172,6 +172,12 @@ class ModelSpec:
             if choice not in (True, False, "auto"):
                 raise ValueError(f"centered must be True, False or 'auto' (per factor in a dict), got {choice!r}")
             blk.centered = False
+        for blk in self.design.dpar_blocks:  # always non-centered
+            if blk.J < 2:
+                raise DataError(
+                    f"grouping factor {blk.factor!r} in the formula of {blk.dpar!r} has a single group "
+                    f"({blk.levels[0]!r}): its group effects need at least 2 groups; drop the group term"
+                )
         if suff_stats not in (True, False, "auto"):
             raise ValueError(f"suff_stats must be True, False or 'auto', got {suff_stats!r}")
         self._suff_option = suff_stats
@@ -505,7 +511,7 @@ class ModelSpec:
     def _check_predictors(self) -> None:
         d = self.design
         for name, dp in d.dpars.items():
-            if not dp.has_intercept and dp.K == 0:
+            if not dp.has_intercept and dp.K == 0 and not dp.blocks:
                 raise FormulaError(f"the formula of {name!r} ({dp.rhs!r}) has no intercept and no predictors")
             _check_constant(dp.X, dp.terms, f" in the formula of {name!r}", "remove it from that formula")
             Xc = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
@@ -584,6 +590,34 @@ class ModelSpec:
                 name = col if col not in taken else f"{blk.factor}:{col}"
                 out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
             taken |= {p.name for p in out}
+        # the distributional parameters' group terms, numbered after the mean's: "sigma_1|g"
+        # and its SD "sigma_1|g_sigma", correlations "sigma_g_corr"
+        for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                extra = (f"{ename}_dim",) if levels else ()
+                coords = {blk.factor: blk.levels}
+                if levels:
+                    coords[f"{ename}_dim"] = levels
+                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
+                out.append(ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None))
+            if blk.pooling == "correlated":
+                name = f"{blk.dpar}_{blk.factor}_corr"
+                k = 2
+                while name in corr_names:
+                    name, k = f"{blk.dpar}_{blk.factor}_corr_{k}", k + 1
+                corr_names.add(name)
+                labels = self._effect_labels(blk)
+                dims = (f"{name}_effect", f"{name}_effect_bis")
+                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+        seen: set[str] = set()
+        for p in out:
+            if p.name in seen:
+                raise FormulaError(
+                    f"two of the model's quantities would be named {p.name!r} (a column or grouping "
+                    "factor's name collides with a generated name): rename the column"
+                )
+            seen.add(p.name)
         return out
 
     def _per_category_params(self) -> list[ParamInfo]:
@@ -675,6 +709,16 @@ class ModelSpec:
                     q.name for q in self.params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
                 )
                 pri[pname] = Normal(0.0, 2.5 * s_y / su)
+        for blk in d.dpar_blocks:
+            # on the link scale (log or logit), like the coefficients of its formula: a unit SD
+            # of the group effects (per SD of a varying slope's predictor)
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                for c, lab in zip(range(sl.start, sl.stop), levels or [None], strict=False):
+                    sz = 1.0 if term == "Intercept" else (_sd(blk.Z[:, c]) or 1.0)
+                    pri[f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"] = HalfNormal(1.0 / sz)
+            if blk.pooling == "correlated":
+                pri[next(p.name for p in self.params if p.stan == f"Cor_{d.all_blocks.index(blk) + 1}")] = LKJ(2.0)
         if self.family.per_category:
             # each key once per non-reference category; the intercepts brms's student_t(3, 0, 2.5)
             pri = {
@@ -697,9 +741,20 @@ class ModelSpec:
         dkeys = {k for name in d.dpars for k, _ in self.dpar_keys(name)}
         for name in d.dpars:
             classes[f"b_{name}"] = [k for k, _ in self.dpar_keys(name)]
+        # the SDs of a distributional parameter's group effects: class "sd_sigma" (brms's
+        # class = "sd", dpar = "sigma"), apart from the mean's class "sd"
+        for name, dp in d.dpars.items():
+            classes[f"sd_{name}"] = [k for blk in dp.blocks for k in self.block_keys(blk, "_sigma", per_category=False)]
+            dkeys |= set(classes[f"sd_{name}"])
+        for blk in d.dpar_blocks:
+            for term, levels, _ in blk.effects:
+                if levels:
+                    ename = blk.effect_name(term)
+                    classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
         sd_keys = [k for k in keys if (k.endswith("_sigma") or "_sigma[" in k) and k not in dkeys]
+        dcorr = {p.name for p in self.params if p.kind == "corr" and p.stan in self._dpar_stan("Cor")}
         classes["sd"] = [k for k in sd_keys if k != "sigma"]
-        classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ)]
+        classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ) and k not in dcorr]
         gam = [p.name for p in self.params if p.stan.startswith("gamma_")]
         classes["gamma"] = gam
         for blk in d.blocks:
@@ -723,7 +778,15 @@ class ModelSpec:
                 classes.setdefault(k, self.per_category_keys([k]))
         # the class-wide keys are always accepted (a no-op where the design has no such term,
         # e.g. "b" in an unpooled model whose slopes all vary by group)
-        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars))}
+        return {
+            k: v for k, v in classes.items()
+            if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars), *(f"sd_{n}" for n in d.dpars))
+        }
+
+    def _dpar_stan(self, prefix: str) -> set[str]:
+        """Stan names ``<prefix>_<i>`` of the distributional parameters' group terms."""
+        d = self.design
+        return {f"{prefix}_{i}" for i in range(len(d.blocks) + 1, len(d.all_blocks) + 1)}
 
     def dpar_keys(self, name: str) -> list[tuple[str, int]]:
         """Prior keys of the coefficients in ``name``'s formula (``sigma_x``, ``sigma_c[b]``), with their columns."""
@@ -951,6 +1014,7 @@ class ModelSpec:
                     "name": a.name, "doc": a.doc, "has_intercept": dp.has_intercept, "priors": {},
                     "link": a.link, "inverse_link": a.stan_inverse_link,
                 }
+                dctx["blocks"] = bool(dp.blocks)  # whether its formula has group terms
                 if dp.has_intercept:
                     p, v = self.class_prior([f"{a.name}_Intercept"], f"the intercept of {a.name}")
                     dctx["priors"]["Intercept"] = add(f"Intercept_{a.name}", p, v, False)
@@ -980,6 +1044,7 @@ class ModelSpec:
                 "has_U": blk.U is not None,
                 # the number of group effects: one block of M_i per category with a per-category family
                 "M": f"M_{i} * (ncat - 1)" if fam.per_category else f"M_{i}",
+                "dpar": None,  # in the mean's linear predictor
             }
             if blk.pooling == "unpooled":
                 p, v = self.class_prior(self.block_keys(blk, ""), f"the effects of {blk.factor}")
@@ -995,6 +1060,20 @@ class ModelSpec:
                 gkeys = [q.name for q in self.params if q.stan == f"gamma_{i}"]
                 p, v = self.class_prior(gkeys, f"the group-level predictors of {blk.factor}")
                 b["gamma_prior"] = add(f"gamma_{i}", p, v, True)
+            ctx["blocks"].append(b)
+        # the distributional parameters' group terms, numbered after the mean's: the same design
+        # templates, always non-centered; the linear predictor of their parameter takes them
+        for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
+            b = {
+                "i": i, "pooling": blk.pooling, "centered": False, "marginal": False, "on_intercept": False,
+                "has_U": False, "M": f"M_{i}", "dpar": blk.dpar,
+            }
+            p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula")
+            b["sd_prior"] = add(f"sd_{i}", p, v, True)
+            if blk.pooling == "correlated":
+                cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
+                p, v = self.class_prior([cname], cname)
+                b["lkj_prior"] = add(f"L_{i}", p, v, False)
             ctx["blocks"].append(b)
         return ctx, hyper
 
@@ -1091,7 +1170,7 @@ class ModelSpec:
                 data[f"means_X_{name}"] = dp.X.mean(axis=0)
         if d.centers_X:
             data["means_X"] = d.X.mean(axis=0)
-        for i, blk in enumerate(d.blocks, start=1):
+        for i, blk in enumerate(d.all_blocks, start=1):
             data[f"J_{i}"] = blk.J
             data[f"M_{i}"] = blk.M
             data[f"g_{i}"] = blk.index[:n] + 1
@@ -1202,6 +1281,8 @@ class ModelSpec:
             else:
                 how = f"{blk.pooling}, {'centered' if blk.centered else 'non-centered'}"
             lines.append(f"   Term: ({blk.expr} | {blk.factor}), {blk.J} groups: {how}")
+        for blk in d.dpar_blocks:
+            lines.append(f"   Term of {blk.dpar}: ({blk.expr} | {blk.factor}), {blk.J} groups: {blk.pooling}, non-centered")
         notes = []
         if self.suff_stats:
             notes.append("likelihood from per-group sufficient statistics")

@@ -98,7 +98,7 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     family = getattr(model.family, "name", model.family)
     kc = _ncat(model) - 1 if family == "categorical" else 1  # linear predictors per row
     sd, L, r, gamma = {}, {}, {}, {}
-    for i, blk in enumerate(d.blocks, start=1):
+    for i, blk in enumerate(d.all_blocks, start=1):  # a distributional parameter's terms after the mean's
         if blk.pooling != "unpooled":
             M = blk.M * kc  # categorical: one block of effects per non-reference category
             sd[i] = np.exp(rng.normal(-0.7, 0.4, M))
@@ -253,7 +253,8 @@ class _Keys:
 def _effect_keys(blk: Any, suffix: str) -> list[str]:
     keys = []
     for term, levels, _ in blk.effects:
-        name = f"{'1' if term == 'Intercept' else term}|{blk.factor}{suffix}"
+        prefix = f"{blk.dpar}_" if blk.dpar else ""  # a distributional parameter's term: "sigma_1|g"
+        name = f"{prefix}{'1' if term == 'Intercept' else term}|{blk.factor}{suffix}"
         keys += [f"{name}[{lv}]" for lv in levels] if levels else [name]
     return keys
 
@@ -285,7 +286,7 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
                     lp += _prior_logpdf(keys.take(f"{name}_{term}" if lv is None else f"{name}_{term}[{lv}]"), b[c])
         elif getattr(pt, name) is not None:
             lp += _prior_logpdf(keys.take(name), getattr(pt, name))
-    for i, blk in enumerate(d.blocks, start=1):
+    for i, blk in enumerate(d.all_blocks, start=1):  # a distributional parameter's terms after the mean's
         r = pt.r[i]
         if blk.pooling == "unpooled":
             for m, key in enumerate(_effect_keys(blk, "")):
@@ -416,6 +417,9 @@ def log_lik(
         # each row's value from its formula: logit link for a probability (zi, hu), log else
         dp = d.dpars[name]
         lin = (icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b
+        for i, blk in enumerate(d.all_blocks, start=1):  # the group terms of its formula
+            if blk.dpar == name:
+                lin = lin + np.sum(pt.r[i][blk.index] * blk.Z, axis=1)
         pt = replace(pt, **{name: expit(lin) if name in ("zi", "hu") else np.exp(lin)})
     ll = _special_log_lik(model, fam, pt, y, eta, trials)
     if ll is None:

@@ -211,11 +211,11 @@ def _stan_params(m: hbstan.Model, point: dict[str, np.ndarray]) -> dict[str, np.
         name = key[len(PREFIX):]
         v = np.asarray(v)
         if name.startswith("L_"):
-            K = m.design.blocks[int(name[2:]) - 1].M
+            K = m.design.all_blocks[int(name[2:]) - 1].M
             tri = np.zeros((K, K))
             tri[np.triu_indices(K, 1)] = v
             v = np.linalg.cholesky(tri + tri.T + np.eye(K))
-        elif name.startswith("z_") and m.design.blocks[int(name[2:]) - 1].pooling == "hierarchical":
+        elif name.startswith("z_") and m.design.all_blocks[int(name[2:]) - 1].pooling == "hierarchical":
             v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
         out[name] = v
     # a term centered on the intercept holds a = r + Intercept (first column) in both programs
