@@ -217,6 +217,16 @@ def test_default_fits_do_not_diverge_and_agree_with_the_other_parameterization(n
 
 
 @cmdstan
+def test_split_means_sample_the_posterior_of_the_whole_terms() -> None:
+    """The program sampling the crossed terms' means apart (both terms centered) agrees with
+    the PyMC model, which samples each term whole (one of them centered on the intercept)."""
+    m = hbstan.Model("y ~ 1 + (1 | subj) + (1 | item)", gaussian_crossed())
+    assert m.split_means == (0, 1)
+    cmp = hbstan.compare_backends(m, chains=4, draws=1000, seed=3)
+    assert cmp.verdict == "agree", cmp.to_markdown()
+
+
+@cmdstan
 def test_divergences_name_the_centered_term_and_refit_switches_it() -> None:
     m = hbstan.Model("y ~ t + t2 + (1 | site)", poisson_tiny_sd(), family="poisson", centered=True)
     with warnings.catch_warnings(record=True) as caught:
