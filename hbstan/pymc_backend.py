@@ -372,7 +372,8 @@ def parameterizations(m: Model) -> list[Parameterization]:
     program's structure, :meth:`ModelSpec._split_means`) are sampled here without that split,
     as the program sampled them before it: under ``"auto"`` the rule centers at most one of
     them (:func:`hbstan.centering.term_evidence` with ``one_centered_intercept=True``), on the
-    intercept.
+    intercept. The program also centers that term's slopes on their population-level
+    coefficients (``center_slopes``); the PyMC model centers only its intercepts.
     """
     d = m.design
     ctx = m.structure()[0]["blocks"]
