@@ -65,8 +65,10 @@ class Model(ModelSpec):
         the evidence); a dict sets it per grouping factor.
     aggregate : bool or "auto", default "auto"
         Bernoulli models: rows with identical predictors, groups and offsets are summed into
-        binomial counts before sampling (the same likelihood, fewer terms). "auto" does it
-        when that at least halves the rows. Pointwise ``log_lik`` stays per original row.
+        binomial counts before sampling (the same likelihood, fewer terms). Poisson models:
+        rows with identical predictors and groups are summed into one count each, with the
+        sum of their exposures. "auto" does it when that at least halves the rows. Pointwise
+        ``log_lik`` stays per original row.
     suff_stats : bool or "auto", default "auto"
         Gaussian models with at most one grouping term: evaluate the likelihood from per-group
         sufficient statistics, so a gradient costs O(groups) instead of O(rows). "auto" uses

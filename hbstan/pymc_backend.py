@@ -367,13 +367,36 @@ def parameterizations(m: Model) -> list[Parameterization]:
     put PyMC's group SD at a mean of 1.5 with 91 divergences where the posterior mean is
     2.46; centered, 2.56 and 2.43 in two runs. A ``centered=`` given explicitly is followed.
     A centered term is centered on the intercept, as the program would center it.
+
+    Crossed terms whose group intercepts' mean the program samples apart (``split`` in the
+    program's structure, :meth:`ModelSpec._split_means`) are sampled here without that split,
+    as the program sampled them before it: under ``"auto"`` the rule centers at most one of
+    them (:func:`hbstan.centering.term_evidence` with ``one_centered_intercept=True``), on the
+    intercept. The program also centers that term's slopes on their population-level
+    coefficients (``center_slopes``); the PyMC model centers only its intercepts.
     """
     d = m.design
     ctx = m.structure()[0]["blocks"]
     intercept_taken = any(b["centered"] and b["on_intercept"] for b in ctx)
+    unsplit: list[Any] = []  # the rule's choices without the split, computed when needed
     out = []
     for b, blk in zip(ctx[: len(d.blocks)], d.blocks, strict=True):  # (a distributional formula's terms: non-centered)
-        if blk.pooling == "unpooled":
+        if b.get("split"):
+            option = m.options.get("centered", "auto")
+            option = option.get(blk.factor, "auto") if isinstance(option, Mapping) else option
+            if option == "auto":
+                unsplit = unsplit or term_evidence(
+                    m.family, d.y, d.X, m.offset, d.blocks, trials=m.trials, weights=m.weights,
+                    known_var=m.se**2 if m.se is not None and m.fixed_aux.get("sigma") == 0.0 else None,
+                    censored=None if m.cens is None else m.cens != 0,
+                )
+                centered, reason = unsplit[b["i"] - 1].centered, "the rule without the program's split of the mean"
+            else:
+                centered, reason = bool(option), f"centered={option!r} given (the program splits off the mean)"
+            on = bool(centered and not intercept_taken)
+            intercept_taken = intercept_taken or on
+            out.append(Parameterization(centered, on, reason))
+        elif blk.pooling == "unpooled":
             out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
         elif b["marginal"]:
             option = m.options.get("centered", "auto")

@@ -251,7 +251,9 @@ class ModelSpec:
                 f"aggregate=True applies to {_families_with(lambda f: bool(f.aggregates_to))} only, not {fam.name!r}"
             )
         if aggregate is True and self._row_wise:
-            raise ValueError("aggregate=True sums Bernoulli rows: it cannot keep weights() or cens() per row")
+            raise ValueError(
+                f"aggregate=True sums {fam.name.capitalize()} rows: it cannot keep weights() or cens() per row"
+            )
         # weighted or censored rows are not exchangeable: no aggregation (simplest correct choice)
         self._patterns = (
             self._row_patterns() if fam.aggregates_to and aggregate is not False and not self._row_wise else None
@@ -283,6 +285,10 @@ class ModelSpec:
         sampled = [
             t for t, blk in enumerate(blocks) if blk.pooling != "unpooled" and not (self.marginalized and t == 0)
         ]
+        # crossed terms with varying intercepts: each term's mean is sampled apart from its
+        # group intercepts' deviations, and the intercept as the level of the data (see
+        # split_means), so each term can be centered on its own evidence
+        self.split_means = self._split_means(sampled)
         self.term_evidence: list[TermEvidence] = []
         # (a per-category family has no single working response: its terms are non-centered
         # unless centered=True, as brms's)
@@ -291,6 +297,7 @@ class ModelSpec:
                 fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials,
                 known_var=self.se**2 if self.se is not None and self.fixed_aux.get("sigma") == 0.0 else None,
                 weights=self.weights, censored=None if self.cens is None else self.cens != 0,
+                one_centered_intercept=not self.split_means,
             )
         for t, blk in enumerate(blocks):
             opt = _option_for(centered, blk.factor)
@@ -850,17 +857,85 @@ class ModelSpec:
             keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
         return self.per_category_keys(keys) if per_category else keys
 
-    def _row_patterns(self) -> np.ndarray:
-        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable."""
+    def _on_intercept(self) -> int | None:
+        """Return the term (1-based) centered on the intercept, or None.
+
+        That is the first centered (sampled) term with a varying intercept whose mean is not
+        sampled apart.
+        """
         d = self.design
-        cols = [d.X, self.offset[:, None]]
+        return next(
+            (
+                i for i, blk in enumerate(d.blocks, start=1)
+                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+                and not self.family.per_category  # a vector of intercepts, one per category
+                and i - 1 not in self.split_means  # its mean sampled on its own instead
+            ),
+            None,
+        )
+
+    def slope_coefficients(self, i: int) -> list[int] | None:
+        """Per effect of term i (1-based), the coefficient its group values are centered on.
+
+        For the term centered on the intercept with varying slopes: the population-level
+        coefficient (1-based column of X, 0 for none) of each effect's predictor (hierarchical
+        centering of slopes: a = r + b_k where effect m's predictor is X's column k; the
+        group values then no longer trade off against the coefficient). None where the term
+        has no slopes to center.
+        """
+        d = self.design
+        blk = d.blocks[i - 1]
+        if i != self._on_intercept() or blk.M < 2:
+            return None
+        return [0] + [
+            next((k + 1 for k in range(d.K) if np.array_equal(blk.Z[:, m], d.X[:, k])), 0) for m in range(1, blk.M)
+        ]
+
+    def _split_means(self, sampled: list[int]) -> tuple[int, ...]:
+        """Return the terms (0-based) whose group intercepts' mean the program samples on its own.
+
+        With two or more crossed terms with varying intercepts, the intercept and the terms'
+        means are identified by the data only through their sum: the sampler moves along a
+        ridge (with one term centered on the intercept, on the ridge of the others' means). The
+        program then samples, per such term, the mean m = sd w / sqrt(J) (w ~ N(0, 1)) apart
+        from the deviations of the group intercepts from their mean, and the intercept as the
+        level of the data, Intercept + the sum of the means: the same posterior, with the
+        level pinned down by the data and each mean by its prior. Hierarchical terms (not
+        correlated: their intercepts' mean would carry the slopes' correlation) without
+        group-level predictors, in a model with an intercept and one linear predictor.
+        """
+        d, fam = self.design, self.family
+        if not d.has_intercept or fam.per_category or d.thresholds:
+            return ()
+        split = tuple(
+            t for t in sampled
+            if d.blocks[t].pooling == "hierarchical" and d.blocks[t].has_intercept and d.blocks[t].U is None
+        )
+        return split if len(split) > 1 else ()
+
+    @property
+    def _sums_exposure(self) -> bool:
+        """Whether aggregation sums the rows' exposures (a family that aggregates into itself: Poisson)."""
+        return self.family.aggregates_to == self.family.name
+
+    def _row_patterns(self) -> np.ndarray:
+        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable.
+
+        Poisson rows need not share the offset: their exposures add up.
+        """
+        d = self.design
+        cols = [d.X] if self._sums_exposure else [d.X, self.offset[:, None]]
         for blk in d.blocks:
             cols += [blk.index[:, None].astype(float), blk.Z]
         _, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
         return inverse.reshape(-1)
 
     def _aggregate(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Bernoulli rows summed into binomial counts per pattern (same likelihood up to a constant)."""
+        """Sum the rows of each pattern (the same likelihood up to a constant).
+
+        Bernoulli rows into binomial counts; Poisson counts into one count whose exposure is
+        the sum of the rows' exposures (offset log(sum_i exp(offset_i))).
+        """
         pat = self._patterns
         n_pat = int(pat.max()) + 1
         first = np.zeros(n_pat, dtype=int)
@@ -868,10 +943,16 @@ class ModelSpec:
         out: dict[str, Any] = {
             "N": n_pat,
             "y": np.bincount(pat, weights=self.design.y, minlength=n_pat).astype(int),
-            "trials": np.bincount(pat, minlength=n_pat).astype(int),
             "X": data["X"][first],
-            "offsets": data["offsets"][first],
         }
+        if self._sums_exposure:
+            off = np.asarray(data["offsets"], float)
+            top = np.full(n_pat, -np.inf)
+            np.maximum.at(top, pat, off)
+            out["offsets"] = top + np.log(np.bincount(pat, weights=np.exp(off - top[pat]), minlength=n_pat))
+        else:
+            out["trials"] = np.bincount(pat, minlength=n_pat).astype(int)
+            out["offsets"] = data["offsets"][first]
         for i in range(1, len(self.design.blocks) + 1):
             out[f"g_{i}"] = data[f"g_{i}"][first]
             out[f"Z_{i}"] = data[f"Z_{i}"][first]
@@ -1026,14 +1107,8 @@ class ModelSpec:
                 entry["prior"] = add(a.name, p, v, False)
             ctx["aux"].append(entry)
         # the first centered (sampled) term with a varying intercept is centered on the Intercept
-        on_intercept = next(
-            (
-                i for i, blk in enumerate(d.blocks, start=1)
-                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
-                and not fam.per_category  # a vector of intercepts, one per category
-            ),
-            None,
-        )
+        on_intercept = self._on_intercept()
+        ctx["level"] = bool(self.split_means)
         for i, blk in enumerate(d.blocks, start=1):
             b: dict[str, Any] = {
                 "i": i,
@@ -1041,6 +1116,9 @@ class ModelSpec:
                 "centered": blk.centered,
                 "marginal": self.marginalized and i == 1,
                 "on_intercept": i == on_intercept,
+                "split": i - 1 in self.split_means,
+                # its slopes centered on their population-level coefficients too
+                "center_slopes": self.slope_coefficients(i) is not None,
                 "has_U": blk.U is not None,
                 # the number of group effects: one block of M_i per category with a per-category family
                 "M": f"M_{i} * (ncat - 1)" if fam.per_category else f"M_{i}",
@@ -1066,7 +1144,7 @@ class ModelSpec:
         for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
             b = {
                 "i": i, "pooling": blk.pooling, "centered": False, "marginal": False, "on_intercept": False,
-                "has_U": False, "M": f"M_{i}", "dpar": blk.dpar,
+                "split": False, "center_slopes": False, "has_U": False, "M": f"M_{i}", "dpar": blk.dpar,
             }
             p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula")
             b["sd_prior"] = add(f"sd_{i}", p, v, True)
@@ -1175,6 +1253,9 @@ class ModelSpec:
             data[f"M_{i}"] = blk.M
             data[f"g_{i}"] = blk.index[:n] + 1
             data[f"Z_{i}"] = blk.Z[:n]
+            slopes = self.slope_coefficients(i)
+            if slopes is not None:
+                data[f"zb_{i}"] = slopes
             if blk.U is not None:
                 data[f"P_{i}"] = blk.U.shape[1]
                 data[f"U_{i}"] = blk.U
@@ -1287,7 +1368,10 @@ class ModelSpec:
         if self.suff_stats:
             notes.append("likelihood from per-group sufficient statistics")
         if self.aggregated:
-            notes.append("identical Bernoulli rows summed into binomial counts")
+            notes.append(
+                "Poisson rows with identical predictors and groups summed into one count each, their exposures summed"
+                if self._sums_exposure else "identical Bernoulli rows summed into binomial counts"
+            )
         if self.weights is not None:
             notes.append("likelihood weights (each row's log-likelihood times its weight)")
         if self.cens is not None:

@@ -72,7 +72,7 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
         raise ValueError(f"pointwise must be 'auto', 'python', 'stan' or False, got {pointwise!r}")
     if pointwise == "stan" and model.aggregated and not use_threads and not on_general:
         raise ValueError(
-            "pointwise='stan' computes log_lik per row of the data CmdStan sees, but this Bernoulli "
+            f"pointwise='stan' computes log_lik per row of the data CmdStan sees, but this {model.family.name} "
             "model sums identical rows into counts; use pointwise='python' or Model(..., aggregate=False)"
         )
     data_file = run_dir / "data.json"

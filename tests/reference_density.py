@@ -176,9 +176,22 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
             out[f"sd_{i}"] = pt.sd[i]
         if f"L_{i}" in names:
             out[f"L_{i}"] = pt.L[i]
-        if f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
+        if f"w_{i}" in names:  # the group intercepts' mean sampled apart: w and the deviations
+            mean = float(pt.r[i][:, 0].mean())
+            out[f"w_{i}"] = mean * np.sqrt(pt.r[i].shape[0]) / pt.sd[i][0]
+            out["level"] = out.pop("Intercept", out.get("level")) + mean
+            dev = pt.r[i].copy()
+            dev[:, 0] -= mean
+            if f"a_{i}" in names:
+                out[f"a_{i}"] = dev
+            else:
+                out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], dev.T)
+        elif f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
             a = pt.r[i].copy()
             a[:, 0] += pt.Intercept
+            for m, k in enumerate(model.slope_coefficients(i) or []):  # slopes on their coefficients
+                if k:
+                    a[:, m] += pt.b[k - 1]
             out[f"a_{i}"] = a
         elif f"z_{i}" in names:  # non-centered: r_j = diag(sd) L z_j
             out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], pt.r[i].T)
