@@ -881,9 +881,11 @@ class ModelSpec:
         coefficient (1-based column of X, 0 for none) of each effect's predictor (hierarchical
         centering of slopes: a = r + b_k where effect m's predictor is X's column k; the
         group values then no longer trade off against the coefficient). None where the term
-        has no slopes to center.
+        has no slopes to center, or is a distributional formula's term (numbered after the mean's).
         """
         d = self.design
+        if i > len(d.blocks):
+            return None
         blk = d.blocks[i - 1]
         if i != self._on_intercept() or blk.M < 2:
             return None
