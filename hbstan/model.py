@@ -6,6 +6,7 @@ from typing import Any
 
 from .backend import interactive
 from .fit import Fit
+from .multivariate import MultivariateModel
 from .spec import ModelSpec
 
 __all__ = ["Model", "BACKENDS"]
@@ -16,6 +17,10 @@ BACKENDS = ("stan", "pymc")
 
 class Model(ModelSpec):
     """A Bayesian (multilevel) regression model, rendered to Stan.
+
+    A list of two or more formulas builds a model of several responses instead
+    (:class:`hbstan.multivariate.MultivariateModel`: ``family=`` one for all or a list,
+    ``rescor=`` for the residual correlation of Gaussian responses).
 
     Parameters
     ----------
@@ -81,6 +86,19 @@ class Model(ModelSpec):
         Drop rows with missing values in the model's columns (reported in the log) instead of
         raising an error.
     """
+
+    def __new__(cls, formula: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Build a univariate model, or from a list of formulas a :class:`~hbstan.multivariate.MultivariateModel`."""
+        if isinstance(formula, (list, tuple)):
+            if len(formula) == 1:  # one formula in a list: the univariate model
+                return super().__new__(cls)
+            return MultivariateModel(formula, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, formula: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(formula, (list, tuple)):
+            formula = formula[0]
+        super().__init__(formula, *args, **kwargs)
 
     def to_pymc(self, *, prior_only: bool = False) -> Any:
         """The same model as a ``pymc.Model`` (needs ``pip install 'hbstan[pymc]'``).

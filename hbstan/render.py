@@ -65,13 +65,16 @@ def _tidy(code: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_program(context: dict[str, Any], *, templates: str | Path | None = None) -> str:
+def render_program(
+    context: dict[str, Any], *, templates: str | Path | None = None, skeleton: str = "model.stan.j2"
+) -> str:
     """Render ``model.stan.j2`` with a structure-only context (no user strings).
 
-    ``templates`` renders from another template directory (default: the shipped ones).
+    ``templates`` renders from another template directory (default: the shipped ones);
+    ``skeleton`` names another skeleton in it (``mv.stan.j2``: several responses in one model).
     """
     directory = str(templates if templates is not None else templates_dir())
-    template = _environment(directory).get_template("model.stan.j2")
+    template = _environment(directory).get_template(skeleton)
     return _tidy(template.render(m=context))
 
 
@@ -91,8 +94,10 @@ def _inputs_digest() -> str:
     return h.hexdigest()
 
 
-def program(context: dict[str, Any]) -> str:
+def program(context: dict[str, Any], *, skeleton: str = "model.stan.j2") -> str:
     """The Stan program for a template ``context``, rendered once and then read back.
+
+    ``skeleton`` names the skeleton template (``mv.stan.j2`` for several responses).
 
     Programs are stored in ``cache_dir()/programs``.
 
@@ -101,15 +106,18 @@ def program(context: dict[str, Any]) -> str:
     rendering by construction: the context, the templates' contents and the rendering code.
     """
     try:
-        payload = json.dumps({"context": context, "inputs": _inputs_digest()}, sort_keys=True)
+        key = {"context": context, "inputs": _inputs_digest()}
+        if skeleton != "model.stan.j2":
+            key["skeleton"] = skeleton
+        payload = json.dumps(key, sort_keys=True)
     except (TypeError, ValueError, OSError):
-        return render_program(context)
+        return render_program(context, skeleton=skeleton)
     path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
     try:
         return path.read_text()
     except OSError:
         pass
-    code = render_program(context)
+    code = render_program(context, skeleton=skeleton)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")

@@ -1,0 +1,1 @@
+"""PyMC for a multivariate model (placeholder, filled in below)."""

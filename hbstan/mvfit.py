@@ -1,0 +1,215 @@
+"""The fit of a multivariate model: one InferenceData for every response, and its summary.
+
+Both backends (CmdStan, PyMC) hand their draws to :func:`build_mv_idata`, which lays them out
+the same way: the posterior under the names of :class:`~hbstan.mvspec.MultiSpec`'s parameter
+table, the observed and replicated data one variable per response (named after it), the
+joint pointwise log-likelihood as ``log_lik`` in ``log_likelihood`` (what ``az.loo`` reads),
+and each response's own in the group ``log_likelihood_responses`` (one variable per response;
+``fit.loo(response=...)`` reads it).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .fit import Fit, arviz_without_numba, summary_table
+from .idata import OBS_DIM, SAMPLE_STATS
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from .mvspec import MultiSpec
+
+__all__ = ["MultivariateFit", "build_mv_idata", "RESPONSE_LOG_LIK_GROUP"]
+
+# the InferenceData group holding each response's pointwise log-likelihood
+RESPONSE_LOG_LIK_GROUP = "log_likelihood_responses"
+
+
+def build_mv_idata(
+    spec: MultiSpec,
+    post: Mapping[str, np.ndarray],
+    stats: Mapping[str, np.ndarray],
+    *,
+    log_lik: np.ndarray | None = None,
+    log_lik_responses: Mapping[str, np.ndarray] | None = None,
+    y_rep: Mapping[str, np.ndarray] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> az.InferenceData:
+    """InferenceData of a multivariate fit.
+
+    Parameters
+    ----------
+    spec : MultiSpec
+        The model the draws belong to.
+    post : dict
+        Posterior arrays (chain, draw, ...) keyed by the names of ``spec.params``.
+    stats : dict
+        Sample stats under ArviZ's names (missing ones are filled in).
+    log_lik : array, optional
+        The joint pointwise log-likelihood (chain, draw, N).
+    log_lik_responses, y_rep : dict, optional
+        Each response's pointwise log-likelihood and replicated data, keyed by response name.
+    attrs : dict, optional
+        Attributes; the formulas and families are added.
+    """
+    import arviz as az
+
+    coords: dict[str, Any] = {OBS_DIM: np.arange(spec.N)}
+    dims: dict[str, list[str]] = {}
+    for p in spec.params:
+        if p.dims:
+            dims[p.name] = list(p.dims)
+            coords.update({k: np.asarray(v) for k, v in (p.coords or {}).items()})
+    names = spec.response_names
+    for name in names:
+        dims[name] = [OBS_DIM]
+    dims["log_lik"] = [OBS_DIM]
+    C, D = next(iter(post.values())).shape[:2]
+    full_stats = {}
+    for key in SAMPLE_STATS.values():
+        v = stats.get(key)
+        if v is None:
+            v = np.zeros((C, D)) if key in ("diverging", "tree_depth", "n_steps") else np.full((C, D), np.nan)
+        full_stats[key] = np.asarray(v).astype(bool if key == "diverging" else int if key in ("tree_depth", "n_steps") else float)
+    groups: dict[str, Any] = {}
+    if log_lik is not None:
+        groups["log_likelihood"] = {"log_lik": log_lik}
+    if y_rep is not None:
+        groups["posterior_predictive"] = dict(y_rep)
+    idata = az.from_dict(
+        posterior={p.name: post[p.name] for p in spec.params},
+        **groups,
+        observed_data={r.name: r.spec.design.y for r in spec.responses},
+        sample_stats=full_stats,
+        coords=coords,
+        dims=dims,
+        attrs={
+            **dict(attrs or {}),
+            "hbstan_formula": " | ".join(spec.formulas),
+            "family": ", ".join(r.family.name for r in spec.responses),
+        },
+    )
+    if log_lik_responses is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a group of hbstan's own, beside ArviZ's
+            idata.add_groups(
+                {RESPONSE_LOG_LIK_GROUP: dict(log_lik_responses)},
+                coords={OBS_DIM: np.arange(spec.N)},
+                dims={name: ["chain", "draw", OBS_DIM] for name in log_lik_responses},
+            )
+    return idata
+
+
+class MultivariateFit(Fit):
+    """The result of sampling a multivariate model (several responses).
+
+    As :class:`~hbstan.Fit`: ``idata``, ``run_dir``, ``settings``, ``timings``, ``warnings``,
+    ``summary()`` and ``diagnose()``. ``idata.log_likelihood["log_lik"]`` is the joint
+    pointwise log-likelihood of each row (all responses; with residual correlation, the
+    multivariate density), which ``az.loo(fit.idata)`` uses; each response's own is in
+    ``idata.log_likelihood_responses`` (:meth:`loo` with ``response=``). The observed and
+    replicated data hold one variable per response.
+    """
+
+    def __str__(self) -> str:
+        """Each response's formula and family, the draws, and brms-style tables per kind of parameter."""
+        m: Any = self.model
+        s = self.settings
+        factors = {b.factor: b.J for r in m.responses for b in r.spec.design.blocks}
+        lines = [f" Family: {m.link_summary()}"]
+        for k, f in enumerate(m.formulas):
+            lines.append(("Formula: " if k == 0 else "         ") + f)
+        lines += [
+            f"   Data: {m.N} rows" + (f" (groups: {', '.join(f'{g}: {j}' for g, j in factors.items())})" if factors else ""),
+            f"  Draws: {s.get('chains')} chains, each with {s.get('draws')} draws after {s.get('warmup', '?')} warm-up; "
+            f"{self.backend} backend",
+        ]
+        if s.get("prior_only"):
+            lines.append("  (prior only: the likelihood was left out)")
+        for title, table in self.sections():
+            lines += ["", title, table.to_string(float_format=lambda v: f"{v:.2f}")]
+        lines.append("")
+        if self.warnings:
+            lines += [f"Warning: {w}" for w in self.warnings]
+        else:
+            lines.append("No sampler warnings (divergences, tree depth, E-BFMI, R-hat, ESS) were raised.")
+        return "\n".join(lines)
+
+    def sections(self) -> list[tuple[str, pd.DataFrame]]:
+        """Return the tables of ``print(fit)``: (title, DataFrame), in brms's order."""
+        m: Any = self.model
+        out: list[tuple[str, pd.DataFrame]] = []
+        for r in m.responses:
+            for i, blk in enumerate(r.spec.design.blocks, start=1):
+                g = r.block_number(i)
+                stans = {f"sd_{g}", f"Cor_{g}"} if blk.pooling != "unpooled" else {f"r_{g}"}
+                names = [p.name for p in m.params if p.stan in stans]
+                if names:
+                    corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{g}")
+                    title = f"Group-level effects of {r.name}: ~{blk.factor} ({blk.J} levels, {blk.pooling})"
+                    out.append((title, summary_table(self, names, corr)))
+        population = [
+            p.name for p in m.params if p.stan.startswith("b_") and p.kind != "corr"
+        ]
+        if population:
+            out.append(("Population-level effects:", summary_table(self, population)))
+        aux = [
+            p.name for p in m.params if p.kind == "scalar" and not p.stan.startswith("b_")
+        ]
+        if aux:
+            out.append(("Family-specific parameters:", summary_table(self, aux)))
+        if m.rescor:
+            out.append(("Residual correlations:", summary_table(self, ["rescor"], frozenset({"rescor"}))))
+        return out
+
+    def _locate_divergences(self) -> tuple[str, dict[str, Any] | None]:
+        return "", None
+
+    def loo(self, response: str | None = None, **kwargs: Any) -> Any:
+        """PSIS-LOO (``az.loo``) of the whole model, or of one response's pointwise log-likelihood.
+
+        Parameters
+        ----------
+        response : str, optional
+            A response's name: its own log-likelihood (with residual correlation, its marginal
+            density). Default: all responses jointly.
+        **kwargs
+            Passed on to ``az.loo`` (``pointwise=True``, ...).
+        """
+        import arviz as az
+
+        if response is None:
+            return az.loo(self.idata, **kwargs)
+        m: Any = self.model
+        m.response(response)  # a clear error for an unknown name
+        if RESPONSE_LOG_LIK_GROUP not in self.idata.groups():
+            raise ValueError("this fit has no pointwise log-likelihood: sample with pointwise='stan' (the default)")
+        one = az.InferenceData(
+            posterior=self.idata.posterior,
+            log_likelihood=self.idata[RESPONSE_LOG_LIK_GROUP][[response]],
+        )
+        with arviz_without_numba():
+            return az.loo(one, **kwargs)
+
+    def add_pointwise(self, seed: int | None = None) -> Any:
+        """Not available for a multivariate fit: its program computes them (``pointwise='stan'``)."""
+        if {"log_likelihood", "posterior_predictive"} <= set(self.idata.groups()):
+            return self.idata
+        raise NotImplementedError(
+            "a multivariate model's pointwise log-likelihood and replicated data are computed by its program: "
+            "sample again with pointwise='stan' (the default)"
+        )
+
+    def predict(self, data: pd.DataFrame, *, kind: str = "response", seed: int | None = None) -> Any:
+        """Not available yet for a multivariate fit."""
+        raise NotImplementedError("predictions of a multivariate model are not implemented yet")
+
+    def predictions(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not available yet for a multivariate fit."""
+        raise NotImplementedError("predictions of a multivariate model are not implemented yet")
