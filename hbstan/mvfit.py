@@ -19,13 +19,14 @@ import pandas as pd
 
 from .fit import Fit, arviz_without_numba, summary_table
 from .idata import OBS_DIM, SAMPLE_STATS
+from .pointwise import linear_predictor_draws, log_lik_and_y_rep
 
 if TYPE_CHECKING:
     import arviz as az
 
     from .mvspec import MultiSpec
 
-__all__ = ["MultivariateFit", "build_mv_idata", "RESPONSE_LOG_LIK_GROUP"]
+__all__ = ["MultivariateFit", "build_mv_idata", "mv_pointwise", "response_draws", "RESPONSE_LOG_LIK_GROUP"]
 
 # the InferenceData group holding each response's pointwise log-likelihood
 RESPONSE_LOG_LIK_GROUP = "log_likelihood_responses"
@@ -104,6 +105,72 @@ def build_mv_idata(
                 dims={name: ["chain", "draw", OBS_DIM] for name in log_lik_responses},
             )
     return idata
+
+
+def response_draws(spec: MultiSpec, post: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """One response's posterior draws under its univariate names (``x1``, ``sigma``, ``1|g``).
+
+    What the univariate NumPy code (:mod:`hbstan.pointwise`) reads; a shared ``nu`` is
+    every Student-t response's ``nu``.
+    """
+    r = spec.response(name)
+    out = {}
+    for p in r.spec.params:
+        key = "nu" if (p.name == "nu" and spec.shared_nu) else f"{r.name}_{p.name}"
+        out[p.name] = np.asarray(post[key])
+    return out
+
+
+def mv_pointwise(
+    spec: MultiSpec, post: Mapping[str, np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pointwise log-likelihood (joint and per response) and replicated data from the draws.
+
+    NumPy, with the program's formulas: (chain, draw, N) arrays. Without residual
+    correlation the joint log-likelihood is the sum of the responses'; with it, each row's
+    multivariate normal (Student-t) density, each response's the marginal one, and the
+    replicated responses are drawn jointly.
+    """
+    per: dict[str, np.ndarray] = {}
+    reps: dict[str, np.ndarray] = {}
+    mus = []
+    for r in spec.responses:
+        draws = response_draws(spec, post, r.name)
+        if not spec.rescor:
+            per[r.name], reps[r.name] = log_lik_and_y_rep(r.spec, draws, rng)
+            continue
+        C = next(iter(draws.values())).shape[0]
+        mu = np.stack([linear_predictor_draws(r.spec, draws, c) for c in range(C)])  # (C, D, N)
+        aux = {a.name: draws[a.name][..., None] for a in r.family.aux}
+        per[r.name] = r.family.log_lik(r.spec.design.y, mu, aux, None)
+        mus.append(mu)
+    if not spec.rescor:
+        return sum(per.values()), per, reps  # type: ignore[return-value]
+    from scipy.special import gammaln
+
+    Mu = np.stack(mus, axis=-1)  # (C, D, N, R)
+    Y = np.column_stack([r.spec.design.y for r in spec.responses])  # (N, R)
+    R = Y.shape[1]
+    sd = np.stack([post[f"{r.name}_sigma"] for r in spec.responses], axis=-1)  # (C, D, R)
+    L = np.linalg.cholesky(sd[..., :, None] * np.asarray(post["rescor"]) * sd[..., None, :])  # (C, D, R, R)
+    Linv = np.linalg.inv(L)
+    z = np.einsum("cdij,cdnj->cdni", Linv, Y - Mu)
+    q = np.sum(z * z, axis=-1)  # (C, D, N)
+    logdet = np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)[..., None]
+    eps = rng.standard_normal(Mu.shape)
+    if spec.shared_nu:
+        nu = np.asarray(post["nu"])[..., None]
+        joint = (
+            gammaln((nu + R) / 2) - gammaln(nu / 2) - R / 2 * np.log(nu * np.pi) - logdet
+            - (nu + R) / 2 * np.log1p(q / nu)
+        )
+        eps = eps / np.sqrt(rng.chisquare(np.broadcast_to(nu, q.shape)) / nu)[..., None]
+    else:
+        joint = -0.5 * q - logdet - R / 2 * np.log(2 * np.pi)
+    draws_y = Mu + np.einsum("cdij,cdnj->cdni", L, eps)
+    for k, r in enumerate(spec.responses):
+        reps[r.name] = draws_y[..., k]
+    return joint, per, reps
 
 
 class MultivariateFit(Fit):

@@ -273,7 +273,7 @@ class MultiSpec:
         return routed, rescor_prior
 
     # ------------------------------------------------------------------ names
-    def _stan_name(self, r: Response, stan: str) -> str:
+    def stan_name(self, r: Response, stan: str) -> str:
         """Return the program's name of a univariate spec's Stan variable ``stan`` for response ``r``."""
         m = re.fullmatch(r"(r|sd|Cor|gamma)_(\d+)", stan)
         if m:
@@ -288,7 +288,7 @@ class MultiSpec:
         for r in self.responses:
             factors = {blk.factor for blk in r.spec.design.blocks}
             for p in r.spec.params:
-                stan = self._stan_name(r, p.stan)
+                stan = self.stan_name(r, p.stan)
                 if stan == "nu" and self.shared_nu:
                     if not shared_done:
                         out.append(replace(p, name="nu", stan="nu"))
@@ -372,7 +372,7 @@ class MultiSpec:
             move("b", f"b_{r.k}", ctx["priors"]["b"])
             for a in ctx["aux"]:
                 entry = dict(a)
-                entry["stan"] = self._stan_name(r, a["name"])
+                entry["stan"] = self.stan_name(r, a["name"])
                 entry["declare"] = entry["stan"] != "nu" or r.k == 1
                 if "prior" in a and entry["declare"]:
                     move(a["name"], entry["stan"], a["prior"])

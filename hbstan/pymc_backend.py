@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_pymc_model", "sample_pymc", "parameterizations", "Parameterization", "CholeskyCorrTransform", "NUTS_SAMPLERS",
+    "linear_predictor_and_aux", "lkj_correlation",
 ]
 
 log = logging.getLogger("hbstan")
@@ -958,3 +959,30 @@ def sample_pymc(
     fit.timings = timings
     fit.warn_if_unhealthy()
     return fit
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces for models built of several univariate ones (hbstan.mv_pymc)
+# ---------------------------------------------------------------------------------------------
+def linear_predictor_and_aux(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Build one response's linear predictor (N,) and auxiliary parameters in ``pmodel``, as the program.
+
+    The free variables are registered in ``pmodel`` (a named sub-model keeps several
+    responses' apart) and the Stan-named quantities (``b_Intercept``, ``b``, ``sigma``,
+    ``sd_1``, ``r_1``, ``Cor_1``, ...) go into ``stan``. Families with one linear predictor
+    per category are not supported here.
+    """
+    if m.family.per_category:
+        raise ValueError(f"family={m.family.name!r} has a linear predictor per category: not supported here")
+    return _one_predictor(m, pmodel, stan)
+
+
+def lkj_correlation(name: str, M: int, eta: float) -> tuple[Any, Any]:
+    """An LKJ(``eta``) correlation matrix (M x M) with Stan's unconstraining transform.
+
+    Returns the matrix and its Cholesky factor (unit diagonal), as the program's
+    ``cholesky_factor_corr`` with an ``lkj_corr_cholesky`` prior.
+    """
+    cvec = pm.LKJCorr(name, n=M, eta=eta, default_transform=CholeskyCorrTransform(M))
+    C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+    return C, _lower_cholesky(C, M, unit_diagonal=True)
