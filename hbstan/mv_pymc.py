@@ -29,7 +29,7 @@ __all__ = ["build_mv_pymc_model", "sample_mv_pymc"]
 
 
 def build_mv_pymc_model(spec: MultiSpec, *, prior_only: bool = False) -> Any:
-    """The program of a multivariate model as a ``pymc.Model``.
+    """Build the program of a multivariate model as a ``pymc.Model``.
 
     Parameters
     ----------
@@ -50,12 +50,12 @@ def build_mv_pymc_model(spec: MultiSpec, *, prior_only: bool = False) -> Any:
     with pm.Model(coords=coords) as pmodel:
         for r in spec.responses:
             local: dict[str, Any] = {}
+            # one nu for every Student-t response with residual correlation: the first response's
+            shared = {"nu": stan["nu"]} if spec.shared_nu and r.k > 1 else None
             with pm.Model(name=f"r{r.k}") as sub:
-                eta, aux = linear_predictor_and_aux(r.spec, sub, local)
-            if spec.shared_nu:  # one nu for every response: the first response's
-                if r.k == 1:
-                    stan["nu"] = aux["nu"]
-                aux["nu"] = stan["nu"]
+                eta, aux = linear_predictor_and_aux(r.spec, sub, local, shared)
+            if spec.shared_nu and r.k == 1:
+                stan["nu"] = aux["nu"]
             for key, value in local.items():
                 stan.setdefault(spec.stan_name(r, key), value)
             for a in r.family.aux:

@@ -405,10 +405,13 @@ def _obs_name(m: "Model") -> str:
     return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
 
 
-def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _one_predictor(
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Build the linear predictor (N,) and the family's auxiliary parameters, as the program.
 
-    The Stan-named quantities go into ``stan``.
+    The Stan-named quantities go into ``stan``; ``given_aux`` holds auxiliary parameters
+    built elsewhere (shared with another response), which get no variable here.
     """
     d = m.design
     # --- population-level part -----------------------------------------------------------
@@ -458,6 +461,8 @@ def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[An
             aux[a.name] = inverse(log_v) * pt.ones(d.N)
         elif a.name in m.fixed_aux:
             aux[a.name] = m.fixed_aux[a.name]
+        elif given_aux is not None and a.name in given_aux:
+            aux[a.name] = given_aux[a.name]
         else:
             aux[a.name] = stan[a.name] = _class_rv(
                 m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower,
@@ -964,17 +969,20 @@ def sample_pymc(
 # ---------------------------------------------------------------------------------------------
 # pieces for models built of several univariate ones (hbstan.mv_pymc)
 # ---------------------------------------------------------------------------------------------
-def linear_predictor_and_aux(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def linear_predictor_and_aux(
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Build one response's linear predictor (N,) and auxiliary parameters in ``pmodel``, as the program.
 
     The free variables are registered in ``pmodel`` (a named sub-model keeps several
     responses' apart) and the Stan-named quantities (``b_Intercept``, ``b``, ``sigma``,
-    ``sd_1``, ``r_1``, ``Cor_1``, ...) go into ``stan``. Families with one linear predictor
-    per category are not supported here.
+    ``sd_1``, ``r_1``, ``Cor_1``, ...) go into ``stan``; ``given_aux`` holds auxiliary
+    parameters shared with another response (a Student-t ``nu``). Families with one linear
+    predictor per category are not supported here.
     """
     if m.family.per_category:
         raise ValueError(f"family={m.family.name!r} has a linear predictor per category: not supported here")
-    return _one_predictor(m, pmodel, stan)
+    return _one_predictor(m, pmodel, stan, given_aux)
 
 
 def lkj_correlation(name: str, M: int, eta: float) -> tuple[Any, Any]:
