@@ -80,7 +80,7 @@ def build_mv_pymc_model(spec: MultiSpec, *, prior_only: bool = False) -> Any:
                 Y = np.column_stack([r.spec.design.y for r in spec.responses])
                 mu = pt.stack(etas, axis=1)
                 if spec.shared_nu:
-                    pm.MvStudentT(f"{PREFIX}Y", nu=stan["nu"], mu=mu, scale_chol=chol, observed=Y)
+                    pm.MvStudentT(f"{PREFIX}Y", nu=stan["nu"], mu=mu, chol=chol, observed=Y)
                 else:
                     pm.MvNormal(f"{PREFIX}Y", mu=mu, chol=chol, observed=Y)
             else:
