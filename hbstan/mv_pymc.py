@@ -20,7 +20,7 @@ import numpy as np
 
 from .idata import OBS_DIM
 from .mvfit import MultivariateFit, build_mv_idata, mv_pointwise
-from .pymc_backend import PREFIX, linear_predictor_and_aux, lkj_correlation
+from .pymc_backend import PREFIX, linear_predictor_and_aux, lkj_correlation, prior_rv
 
 if TYPE_CHECKING:
     from .mvspec import MultiSpec
@@ -48,12 +48,31 @@ def build_mv_pymc_model(spec: MultiSpec, *, prior_only: bool = False) -> Any:
     stan: dict[str, Any] = {}  # the program's names (b_1, sigma_2, r_3, Rescor, ...)
     etas, auxs = [], []
     with pm.Model(coords=coords) as pmodel:
+        # group terms correlated across responses (an ID): one block, as the program's
+        given: dict[int, dict[int, Any]] = {}
+        for jb in spec.joint_blocks:
+            n, M, J = jb.number, jb.M, jb.J
+            parts = [
+                r.spec.class_prior(r.spec.block_keys(r.spec.design.blocks[i - 1], "_sigma"), "group SDs")
+                for r, i in jb.members
+            ]
+            values = {a: np.concatenate([np.atleast_1d(v[a]) for _, v in parts]) for a in parts[0][1]}
+            sd = prior_rv(pmodel, f"{PREFIX}sd_{n}", parts[0][0], values, positive=True, shape=(M,))
+            C, L = lkj_correlation(f"{PREFIX}L_{n}", M, float(spec.priors[jb.name].values()["eta"]))
+            z = pm.Normal(f"{PREFIX}z_{n}", 0.0, 1.0, shape=(M, J))
+            r_all = pt.dot(sd[:, None] * L, z).T  # (J, M)
+            stan[f"sd_{n}"], stan[f"Cor_{n}"] = sd, C
+            start = 0
+            for r, i in jb.members:
+                width = r.spec.design.blocks[i - 1].M
+                given.setdefault(r.k, {})[i] = r_all[:, start:start + width]
+                start += width
         for r in spec.responses:
             local: dict[str, Any] = {}
             # one nu for every Student-t response with residual correlation: the first response's
             shared = {"nu": stan["nu"]} if spec.shared_nu and r.k > 1 else None
             with pm.Model(name=f"r{r.k}") as sub:
-                eta, aux = linear_predictor_and_aux(r.spec, sub, local, shared)
+                eta, aux = linear_predictor_and_aux(r.spec, sub, local, shared, given.get(r.k))
             if spec.shared_nu and r.k == 1:
                 stan["nu"] = aux["nu"]
             for key, value in local.items():

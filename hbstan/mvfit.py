@@ -214,6 +214,8 @@ class MultivariateFit(Fit):
         out: list[tuple[str, pd.DataFrame]] = []
         for r in m.responses:
             for i, blk in enumerate(r.spec.design.blocks, start=1):
+                if m.joint_of(r, i) is not None:
+                    continue  # below, with the other terms of its ID
                 g = r.block_number(i)
                 stans = {f"sd_{g}", f"Cor_{g}"} if blk.pooling != "unpooled" else {f"r_{g}"}
                 names = [p.name for p in m.params if p.stan in stans]
@@ -221,6 +223,13 @@ class MultivariateFit(Fit):
                     corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{g}")
                     title = f"Group-level effects of {r.name}: ~{blk.factor} ({blk.J} levels, {blk.pooling})"
                     out.append((title, summary_table(self, names, corr)))
+        for jb in m.joint_blocks:
+            names = [p.name for p in m.params if p.stan in (f"sd_{jb.number}", f"Cor_{jb.number}")]
+            title = (
+                f"Group-level effects: ~{jb.factor} ({jb.J} levels; ID {jb.ident}: "
+                f"{', '.join(r.name for r, _ in jb.members)}, correlated across responses)"
+            )
+            out.append((title, summary_table(self, names, frozenset({jb.name}))))
         population = [
             p.name for p in m.params if p.stan.startswith("b_") and p.kind != "corr"
         ]

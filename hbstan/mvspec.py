@@ -32,7 +32,7 @@ from .priors import LKJ, Prior, parse_prior
 from .render import program as rendered_program
 from .spec import POOLINGS, ModelSpec, ParamInfo
 
-__all__ = ["MultiSpec", "Response", "MV_FAMILIES", "RESCOR_FAMILIES", "DEFAULT_RESCOR_PRIOR"]
+__all__ = ["MultiSpec", "Response", "JointBlock", "MV_FAMILIES", "RESCOR_FAMILIES", "DEFAULT_RESCOR_PRIOR"]
 
 log = logging.getLogger("hbstan")
 
@@ -64,6 +64,42 @@ class Response:
     def block_number(self, local: int) -> int:
         """Return the global (program) number of this response's group term ``local`` (1-based)."""
         return self.first_block + local
+
+
+@dataclass
+class JointBlock:
+    """Group terms of several responses with one ID and grouping factor (brms's ``(1 |p| g)``).
+
+    Their effects are one correlated block: one vector of SDs, one LKJ-correlated Cholesky
+    factor, standardized effects ``z`` (non-centered); each member term's ``r_i`` is its
+    columns of the block's ``r``.
+    """
+
+    number: int  # its number in the program (after every response's terms): sd_n, L_n, z_n, r_n
+    ident: str  # the ID (``p``)
+    factor: str  # the grouping factor
+    name: str  # its correlation matrix in the posterior and priors: ``g_corr_p``
+    members: list[tuple[Response, int]]  # (response, its local term number), in formula order
+
+    @property
+    def M(self) -> int:
+        """Number of effects in the block (every member's)."""
+        return sum(r.spec.design.blocks[i - 1].M for r, i in self.members)
+
+    @property
+    def J(self) -> int:
+        """Number of groups."""
+        r, i = self.members[0]
+        return r.spec.design.blocks[i - 1].J
+
+    def labels(self) -> list[str]:
+        """Its effects' labels: ``y1_1``, ``y2_1``, ``y2_x`` (response, then effect)."""
+        out = []
+        for r, i in self.members:
+            for term, levels, _ in r.spec.design.blocks[i - 1].effects:
+                base = f"{r.name}_{'1' if term == 'Intercept' else term}"
+                out += [f"{base}[{lv}]" for lv in levels] if levels else [base]
+        return out
 
 
 def _as_list(value: Any, n: int, what: str) -> list[Any]:
@@ -114,13 +150,16 @@ class MultiSpec:
         families = [get_family(f) for f in _as_list(family, n, "family")]
         links = _as_list(link, n, "link")
         self.formulas = [str(f) for f in formulas]
+        # brms's ID syntax (1 |p| g): group terms with one ID share one correlated block
+        self.term_ids: dict[tuple[int, str, str], str] = {}
+        plain = [self._strip_ids(k, f) for k, f in enumerate(self.formulas, start=1)]
         self.source_data = data
         self.options = {
             "family": family, "link": link, "rescor": rescor, "priors": priors, "pooling": pooling,
             "centered": centered, "dropna": dropna,
         }
         parsed = []
-        for k, (f, fam) in enumerate(zip(self.formulas, families, strict=True), start=1):
+        for k, (f, fam) in enumerate(zip(plain, families, strict=True), start=1):
             p = parse_formula(f)
             if fam.name not in MV_FAMILIES:
                 raise ValueError(
@@ -150,6 +189,7 @@ class MultiSpec:
         if dup:
             raise FormulaError(f"response(s) {dup} appear in more than one formula: each formula models one response")
         # one set of rows for every response: rows missing in any response's columns go together
+        self._plain = plain
         data = self._complete_rows(data, dropna)
         self.data = data
         self.rescor = self._resolve_rescor(rescor, families, names)
@@ -157,7 +197,7 @@ class MultiSpec:
         routed, self.rescor_prior = self._route_priors(user, names, families, links, data, pooling, centered)
         self.responses: list[Response] = []
         first = 0
-        for k, (f, fam, lk, name) in enumerate(zip(self.formulas, families, links, names, strict=True), start=1):
+        for k, (f, fam, lk, name) in enumerate(zip(plain, families, links, names, strict=True), start=1):
             spec = ModelSpec(
                 f, data, family=fam, link=lk, pooling=pooling, priors=routed[k - 1], centered=centered,
                 suff_stats=False, marginalize=False, aggregate=False,
@@ -165,6 +205,7 @@ class MultiSpec:
             self.responses.append(Response(k, name, spec, first))
             first += len(spec.design.blocks)
         self.shared_nu = self.rescor and families[0].name == "student"
+        self.joint_blocks: list[JointBlock] = self._joint_blocks(first)
         self.params = tuple(self._param_table())
         taken: dict[str, int] = {}
         for p in self.params:
@@ -177,6 +218,54 @@ class MultiSpec:
             )
         self.priors = self._collect_priors()
         self._code: str | None = None
+
+    # ------------------------------------------------------------------ group terms across responses
+    _ID_TERM = re.compile(r"\(([^()|]+)\|\s*([A-Za-z_][\w.]*)\s*\|([^()|]+)\)")
+
+    def _strip_ids(self, k: int, formula: str) -> str:
+        """Rewrite ``(expr |p| g)`` as ``(expr | g)``, remembering the term's ID ``p``."""
+
+        def plain(match: re.Match[str]) -> str:
+            expr, ident, factor = (t.strip() for t in match.groups())
+            self.term_ids[(k, factor, expr)] = ident
+            return f"({expr} | {factor})"
+
+        return self._ID_TERM.sub(plain, formula)
+
+    def _joint_blocks(self, first_free: int) -> list[JointBlock]:
+        """Group terms sharing an ID and a grouping factor across responses: one correlated block each."""
+        members: dict[tuple[str, str], list[tuple[Response, int]]] = {}
+        for r in self.responses:
+            for i, blk in enumerate(r.spec.design.blocks, start=1):
+                ident = self.term_ids.get((r.k, blk.factor, blk.expr))
+                if ident is not None:
+                    members.setdefault((ident, blk.factor), []).append((r, i))
+        out: list[JointBlock] = []
+        for (ident, factor), terms in members.items():
+            if len({r.k for r, _ in terms}) < 2:
+                continue  # an ID used in one formula only: the term as it is
+            for r, i in terms:
+                blk = r.spec.design.blocks[i - 1]
+                if blk.pooling not in ("hierarchical", "correlated"):
+                    raise FormulaError(
+                        f"({blk.expr} |{ident}| {factor}) in the formula of {r.name!r}: group effects correlated across "
+                        f"responses need pooling 'hierarchical' or 'correlated', not {blk.pooling!r}"
+                    )
+                blk.centered = False  # sampled non-centered, as one block
+            number = first_free + len(out) + 1
+            name = f"{factor}_corr_{ident}"
+            out.append(JointBlock(number, ident, factor, name, terms))
+        return out
+
+    def joint_of(self, r: Response, local: int) -> tuple[JointBlock, int] | None:
+        """Return the joint block holding response ``r``'s group term ``local`` and the term's first column in it (0-based)."""
+        for jb in self.joint_blocks:
+            start = 0
+            for rr, i in jb.members:
+                if rr.k == r.k and i == local:
+                    return jb, start
+                start += rr.spec.design.blocks[i - 1].M
+        return None
 
     # ------------------------------------------------------------------ input checks
     def _complete_rows(self, data: pd.DataFrame, dropna: bool) -> pd.DataFrame:
@@ -238,10 +327,12 @@ class MultiSpec:
         """
         routed: list[dict[str, Any]] = [{} for _ in names]
         rescor_prior: Prior = DEFAULT_RESCOR_PRIOR
+        self.joint_priors: dict[str, Prior] = {}
+        joint_names = {f"{factor}_corr_{ident}" for (_, factor, _), ident in self.term_ids.items()}
         if not user:
             return routed, rescor_prior
         valid: list[set[str]] = []
-        for f, fam, lk in zip(self.formulas, families, links, strict=True):
+        for f, fam, lk in zip(self._plain, families, links, strict=True):
             s = ModelSpec(f, data, family=fam, link=lk, pooling=pooling, centered=centered, suff_stats=False,
                           marginalize=False, aggregate=False)
             valid.append(set(s.default_priors) | set(s.prior_classes()))
@@ -255,6 +346,13 @@ class MultiSpec:
                 if not self.rescor:
                     raise ValueError("a prior for 'rescor' was given, but this model has no residual correlation")
                 rescor_prior = prior
+                continue
+            if key in joint_names:  # the correlations of group terms with one ID (brms's |p|)
+                if isinstance(prior, str):
+                    prior = parse_prior(prior, name=key)
+                if not isinstance(prior, LKJ):
+                    raise ValueError(f"prior for {key!r} must be an LKJ prior such as hbstan.LKJ(2), got {prior!r}")
+                self.joint_priors[key] = prior
                 continue
             hit = next((i for i in order if key.startswith(f"{names[i]}_") and key[len(names[i]) + 1:] in valid[i]), None)
             if hit is not None:
@@ -295,11 +393,23 @@ class MultiSpec:
                         shared_done = True
                     continue
 
+                local = re.fullmatch(r"(sd|Cor)_(\d+)", p.stan)
+                joint = self.joint_of(r, int(local.group(2))) if local else None
+                if joint is not None and local.group(1) == "Cor":
+                    continue  # its correlations are the joint block's
+                if joint is not None:  # its SDs are entries of the joint block's
+                    jb, start = joint
+                    stan = f"sd_{jb.number}"
+                    p = replace(p, cols=slice(p.cols.start + start, p.cols.stop + start))
                 coords = None if p.coords is None else {
                     (d if d in factors else f"{r.name}_{d}"): v for d, v in p.coords.items()
                 }
                 dims = tuple(d if d in factors else f"{r.name}_{d}" for d in p.dims)
                 out.append(replace(p, name=f"{r.name}_{p.name}", stan=stan, dims=dims, coords=coords))
+        for jb in self.joint_blocks:
+            labels = jb.labels()
+            dims = (f"{jb.name}_effect", f"{jb.name}_effect_bis")
+            out.append(ParamInfo(jb.name, f"Cor_{jb.number}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
         if self.rescor:
             labels = [r.name for r in self.responses]
             dims = ("rescor_response", "rescor_response_bis")
@@ -308,12 +418,20 @@ class MultiSpec:
 
     def _collect_priors(self) -> dict[str, Prior]:
         pri: dict[str, Prior] = {}
+        dropped = {
+            (r.k, p.name) for r in self.responses for p in r.spec.params
+            if p.kind == "corr" and self.joint_of(r, int(p.stan.split("_")[1])) is not None
+        }
         for r in self.responses:
             for k, p in r.spec.priors.items():
+                if (r.k, k) in dropped:  # a member term's correlations: the joint block's below
+                    continue
                 if k == "nu" and self.shared_nu:
                     pri.setdefault("nu", p)
                 else:
                     pri[f"{r.name}_{k}"] = p
+        for jb in self.joint_blocks:
+            pri[jb.name] = self.joint_priors.get(jb.name, DEFAULT_RESCOR_PRIOR)
         if self.rescor:
             pri["rescor"] = self.rescor_prior
         return pri
@@ -340,6 +458,7 @@ class MultiSpec:
         """Template context of ``mv.stan.j2`` (structure only) and prior hyperparameter data."""
         hyper: dict[str, Any] = {}
         responses, blocks = [], []
+        sd_parts: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {}  # joint block: its members' SD priors
         functions_seen: set[tuple[str, str]] = set()
         for r in self.responses:
             ctx, h = r.spec.structure()
@@ -379,17 +498,48 @@ class MultiSpec:
                 rc["aux"].append(entry)
             for b in ctx["blocks"]:
                 g = r.block_number(b["i"])
-                gb = dict(b, i=g, M=f"M_{g}", on_intercept=False, marginal=False, response=r.k)
-                for key, stem in (("sd_prior", "sd"), ("lkj_prior", "L"), ("r_prior", "r"), ("gamma_prior", "gamma")):
-                    if key in b:
-                        move(f"{stem}_{b['i']}", f"{stem}_{g}", b[key])
+                gb = dict(b, i=g, M=f"M_{g}", on_intercept=False, marginal=False, response=r.k, member_of=None)
+                joint = self.joint_of(r, b["i"])
+                if joint is not None:  # its effects are columns of the joint block's
+                    jb, start = joint
+                    width = r.spec.design.blocks[b["i"] - 1].M
+                    gb.update(member_of=jb.number, start=start + 1, end=start + width, centered=False)
+                    sd_parts.setdefault(jb.number, []).append((b["sd_prior"], {
+                        a: np.atleast_1d(h[f"prior_sd_{b['i']}_{a}"]) for a in b["sd_prior"]["data_args"]
+                    }))
+                else:
+                    for key, stem in (("sd_prior", "sd"), ("lkj_prior", "L"), ("r_prior", "r"), ("gamma_prior", "gamma")):
+                        if key in b:
+                            move(f"{stem}_{b['i']}", f"{stem}_{g}", b[key])
                 rc["blocks"].append(gb)
                 blocks.append(gb)
             responses.append(rc)
+        joints = []
+        for jb in self.joint_blocks:
+            parts = sd_parts[jb.number]
+            if len({d["stan_fn"] for d, _ in parts}) > 1:
+                raise ValueError(
+                    f"the group SDs of the terms with ID {jb.ident!r} ({jb.factor}) must have priors of one family "
+                    f"(one statement for the block); got {sorted({d['family'] for d, _ in parts})}"
+                )
+            sd_desc = parts[0][0]
+            for a in sd_desc["data_args"]:
+                hyper[f"prior_sd_{jb.number}_{a}"] = np.concatenate([v[a] for _, v in parts]).tolist()
+            lkj = self.priors[jb.name]
+            lkj_desc = {"stan_fn": lkj.stan_fn, "args": list(lkj.args), "data_args": list(lkj.data_args()),
+                        "family": lkj.family}
+            for a, v in lkj.values().items():
+                hyper[f"prior_L_{jb.number}_{a}"] = v
+            joints.append({
+                "i": jb.number, "pooling": "correlated", "centered": False, "marginal": False, "on_intercept": False,
+                "has_U": False, "M": f"M_{jb.number}", "sd_prior": sd_desc, "lkj_prior": lkj_desc,
+                "members": [r.block_number(i) for r, i in jb.members],
+            })
         ctx_all: dict[str, Any] = {
             "version": __version__,
             "responses": responses,
             "blocks": blocks,
+            "joint_blocks": joints,
             "rescor": None,
         }
         if self.rescor:
@@ -435,6 +585,9 @@ class MultiSpec:
                 data[f"M_{g}"] = blk.M
                 data[f"g_{g}"] = blk.index + 1
                 data[f"Z_{g}"] = blk.Z
+        for jb in self.joint_blocks:
+            data[f"J_{jb.number}"] = jb.J
+            data[f"M_{jb.number}"] = jb.M
         data.update(hyper)
         data["prior_only"] = int(prior_only)
         data["pointwise"] = int(pointwise)

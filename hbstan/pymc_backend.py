@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_pymc_model", "sample_pymc", "parameterizations", "Parameterization", "CholeskyCorrTransform", "NUTS_SAMPLERS",
-    "linear_predictor_and_aux", "lkj_correlation",
+    "linear_predictor_and_aux", "lkj_correlation", "prior_rv",
 ]
 
 log = logging.getLogger("hbstan")
@@ -406,12 +406,14 @@ def _obs_name(m: "Model") -> str:
 
 
 def _one_predictor(
-    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None,
+    given_effects: Mapping[int, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build the linear predictor (N,) and the family's auxiliary parameters, as the program.
 
     The Stan-named quantities go into ``stan``; ``given_aux`` holds auxiliary parameters
-    built elsewhere (shared with another response), which get no variable here.
+    built elsewhere (shared with another response), and ``given_effects`` the group effects
+    (J, M) of some varying terms (by number), which get no variables here.
     """
     d = m.design
     # --- population-level part -----------------------------------------------------------
@@ -481,7 +483,9 @@ def _one_predictor(
     # --- varying terms -----------------------------------------------------------------
     for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
         J, M = blk.J, blk.M
-        if blk.pooling == "unpooled":
+        if given_effects is not None and i in given_effects:
+            r = given_effects[i]
+        elif blk.pooling == "unpooled":
             r = _class_rv(
                 m, pmodel, f"{PREFIX}r_{i}", m.block_keys(blk, ""), f"the effects of {blk.factor}",
                 positive=False, shape=(J, M),
@@ -970,19 +974,29 @@ def sample_pymc(
 # pieces for models built of several univariate ones (hbstan.mv_pymc)
 # ---------------------------------------------------------------------------------------------
 def linear_predictor_and_aux(
-    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None,
+    given_effects: Mapping[int, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build one response's linear predictor (N,) and auxiliary parameters in ``pmodel``, as the program.
 
     The free variables are registered in ``pmodel`` (a named sub-model keeps several
     responses' apart) and the Stan-named quantities (``b_Intercept``, ``b``, ``sigma``,
     ``sd_1``, ``r_1``, ``Cor_1``, ...) go into ``stan``; ``given_aux`` holds auxiliary
-    parameters shared with another response (a Student-t ``nu``). Families with one linear
-    predictor per category are not supported here.
+    parameters shared with another response (a Student-t ``nu``), ``given_effects`` the group
+    effects of terms built elsewhere (correlated with another response's). Families with one
+    linear predictor per category are not supported here.
     """
     if m.family.per_category:
         raise ValueError(f"family={m.family.name!r} has a linear predictor per category: not supported here")
-    return _one_predictor(m, pmodel, stan, given_aux)
+    return _one_predictor(m, pmodel, stan, given_aux, given_effects)
+
+
+def prior_rv(
+    pmodel: pm.Model, name: str, prior: Prior, values: Mapping[str, Any], *, positive: bool, shape: tuple[int, ...]
+) -> Any:
+    """A (vector) variable with the prior ``prior`` and its per-element hyperparameters ``values``, as Stan's."""
+    vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
+    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape))
 
 
 def lkj_correlation(name: str, M: int, eta: float) -> tuple[Any, Any]:

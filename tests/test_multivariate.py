@@ -31,11 +31,13 @@ cmdstan = pytest.mark.cmdstan
 
 
 def _gaussian_pair(n: int, J: int, seed: int, groups: bool) -> pd.DataFrame:
-    """y1 = 1 + 0.5 x + a1[g] + e1, y2 = -1 + x + a2[g] + e2, sd(e) = (0.8, 1.2), cor(e) = 0.6."""
+    """y1 = 1 + 0.5 x + a1[g] + e1, y2 = -1 + x + a2[g] + e2, sd(e) = (0.8, 1.2), cor(e) = 0.6;
+    sd(a) = (0.7, 0.5), cor(a) = -0.6 (or no a)."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, J, n)
     x = rng.normal(size=n)
-    a1, a2 = (rng.normal(0, 0.7, J), rng.normal(0, 0.5, J)) if groups else (np.zeros(J), np.zeros(J))
+    a = rng.multivariate_normal([0, 0], [[0.49, -0.6 * 0.35], [-0.6 * 0.35, 0.25]], size=J)
+    a1, a2 = (a[:, 0], a[:, 1]) if groups else (np.zeros(J), np.zeros(J))
     cov = np.array([[0.8**2, 0.6 * 0.8 * 1.2], [0.6 * 0.8 * 1.2, 1.2**2]])
     e = rng.multivariate_normal([0, 0], cov, size=n)
     return pd.DataFrame({
@@ -78,8 +80,9 @@ def _covers(fit, name: str, truth: float, prob: float = 0.99, sel: dict | None =
 # ------------------------------------------------------------------------------ fits
 @pytest.fixture(scope="module")
 def gaussian_groups_fit():
-    df = _gaussian_pair(300, 10, 1, groups=True)
-    m = hbstan.Model(["y1 ~ x + (1 | g)", "y2 ~ x + (1 | g)"], data=df)
+    df = _gaussian_pair(400, 24, 1, groups=True)
+    # brms's ID syntax: the group intercepts of both responses in one correlated block
+    m = hbstan.Model(["y1 ~ x + (1 |p| g)", "y2 ~ x + (1 |p| g)"], data=df)
     return m.sample(chains=2, draws=500, warmup=500, seed=3)
 
 
@@ -107,20 +110,22 @@ def student_fit():
 
 # ------------------------------------------------------------------------------ recovery
 @cmdstan
-def test_two_gaussian_responses_with_rescor_and_group_effects_recover_the_truth(gaussian_groups_fit):
+def test_two_gaussian_responses_with_rescor_and_correlated_group_effects_recover_the_truth(gaussian_groups_fit):
     fit = gaussian_groups_fit
     truth = {"y1_Intercept": 1.0, "y1_x": 0.5, "y2_Intercept": -1.0, "y2_x": 1.0, "y1_sigma": 0.8, "y2_sigma": 1.2,
              "y1_1|g_sigma": 0.7, "y2_1|g_sigma": 0.5}
     for name, value in truth.items():
         _covers(fit, name, value)
     _covers(fit, "rescor", 0.6, sel={"rescor_response": "y1", "rescor_response_bis": "y2"})
+    _covers(fit, "g_corr_p", -0.6, sel={"g_corr_p_effect": "y1_1", "g_corr_p_effect_bis": "y2_1"})
     rc = fit.idata.posterior["rescor"].sel(rescor_response="y1", rescor_response_bis="y2").values
     assert abs(rc.mean() - 0.6) < 0.1
     diag = fit.diagnose()
     assert sum(diag.divergences) == 0 and diag.max_rhat < 1.05, str(diag)
     text = str(fit)
     assert "Residual correlations:" in text and "cor(y1, y2)" in text
-    assert "Group-level effects of y2: ~g (10 levels, hierarchical)" in text
+    assert "Group-level effects: ~g (24 levels; ID p: y1, y2, correlated across responses)" in text
+    assert "cor(y1_1, y2_1)" in text
 
 
 @cmdstan
@@ -192,11 +197,13 @@ def _pymc_point_to_stan(m: MultivariateModel, point: dict[str, np.ndarray]) -> d
         v = np.asarray(v)
         sub, _, name = key.rpartition("::")
         name = name[len(PREFIX):]
-        if name == "Lrescor":
-            R = len(m.responses)
-            tri = np.zeros((R, R))
-            tri[np.triu_indices(R, 1)] = v
-            out["Lrescor"] = np.linalg.cholesky(tri + tri.T + np.eye(R))
+        if not sub:  # the residual correlations and the blocks of group terms with an ID
+            if name.startswith("L"):
+                R = int(np.sqrt(2 * v.size + 0.25) + 0.5)
+                tri = np.zeros((R, R))
+                tri[np.triu_indices(R, 1)] = v
+                v = np.linalg.cholesky(tri + tri.T + np.eye(R))
+            out[name] = v
             continue
         r = m.responses[int(sub[1:]) - 1]
         stem, _, i = name.partition("_")
@@ -327,6 +334,22 @@ def test_priors_by_response_and_class(pair):
         hbstan.Model(["y1 ~ x", "y2 ~ x"], data=pair, priors={"y3_x": hbstan.Normal(0, 1)})
     with pytest.raises(ValueError, match="'rescor' must be an LKJ prior"):
         hbstan.Model(["y1 ~ x", "y2 ~ x"], data=pair, priors={"rescor": hbstan.Normal(0, 1)})
+
+
+def test_id_syntax_joins_group_terms_across_responses(pair):
+    m = hbstan.Model(["y1 ~ x + (1 + x |p| g)", "y2 ~ x + (1 |p| g)"], data=pair, priors={"g_corr_p": "lkj(3)"})
+    assert [p.name for p in m.params if p.kind == "corr"] == ["g_corr_p", "rescor"]
+    corr = next(p for p in m.params if p.name == "g_corr_p")
+    assert corr.coords["g_corr_p_effect"] == ["y1_1", "y1_x", "y2_1"]
+    assert m.priors["g_corr_p"] == hbstan.LKJ(3) and "y1_g_corr" not in m.priors
+    sd = {p.name: (p.stan, p.cols.start) for p in m.params if p.name.endswith("|g_sigma")}
+    assert sd == {"y1_1|g_sigma": ("sd_3", 0), "y1_x|g_sigma": ("sd_3", 1), "y2_1|g_sigma": ("sd_3", 2)}
+    assert "r_1 = r_3[, 1:2]" in m.stan_code and "r_2 = r_3[, 3:3]" in m.stan_code
+    # an ID in one formula only leaves the term as it is
+    one = hbstan.Model(["y1 ~ x + (1 |p| g)", "y2 ~ x"], data=pair)
+    assert not one.joint_blocks and [p.stan for p in one.params if p.name == "y1_1|g_sigma"] == ["sd_1"]
+    with pytest.raises(hbstan.FormulaError, match=r"\(1 \|p\| g\) in the formula of 'y1'.*not 'unpooled'"):
+        hbstan.Model(["y1 ~ x + (1 |p| g)", "y2 ~ x + (1 |p| g)"], data=pair, pooling="unpooled")
 
 
 def test_default_rescor_on_for_gaussian_responses_only(pair):
