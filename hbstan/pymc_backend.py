@@ -994,13 +994,13 @@ def linear_predictor_and_aux(
 def prior_rv(
     pmodel: pm.Model, name: str, prior: Prior, values: Mapping[str, Any], *, positive: bool, shape: tuple[int, ...]
 ) -> Any:
-    """A (vector) variable with the prior ``prior`` and its per-element hyperparameters ``values``, as Stan's."""
+    """Register a (vector) variable with the prior ``prior`` and per-element hyperparameters ``values``, as Stan's."""
     vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
     return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape))
 
 
 def lkj_correlation(name: str, M: int, eta: float) -> tuple[Any, Any]:
-    """An LKJ(``eta``) correlation matrix (M x M) with Stan's unconstraining transform.
+    """Register an LKJ(``eta``) correlation matrix (M x M) with Stan's unconstraining transform.
 
     Returns the matrix and its Cholesky factor (unit diagonal), as the program's
     ``cholesky_factor_corr`` with an ``lkj_corr_cholesky`` prior.
