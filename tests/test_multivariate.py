@@ -47,16 +47,17 @@ def _gaussian_pair(n: int, J: int, seed: int, groups: bool) -> pd.DataFrame:
 
 
 def _path_data(n: int = 400, J: int = 8, seed: int = 7) -> pd.DataFrame:
-    """The pipe x1 -> x2 -> y (Bernoulli), and binomial and Poisson responses of x1."""
+    """Pipes x1 -> x2 -> y (Gaussian) and x1 -> x2 -> yb (Bernoulli); binomial and Poisson responses of x1."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, J, n)
     x1 = rng.normal(size=n)
     a = rng.normal(0, 0.6, J)
     x2 = 0.5 + 0.8 * x1 + a[g] + rng.normal(0, 0.7, n)
-    y = rng.binomial(1, 1 / (1 + np.exp(-(-0.3 + 1.2 * x2))))
+    y = 1.0 + 1.5 * x2 + rng.normal(0, 1.0, n)
+    yb = rng.binomial(1, 1 / (1 + np.exp(-(-0.3 + 1.2 * x2))))
     s = rng.binomial(6, 1 / (1 + np.exp(-(-0.5 + 0.5 * x1))))
     c = rng.poisson(np.exp(0.3 + 0.4 * x1 + rng.normal(0, 0.3, J)[g]))
-    return pd.DataFrame({"x1": x1, "x2": x2, "y": y, "s": s, "n": 6, "c": c, "g": [f"g{j}" for j in g]})
+    return pd.DataFrame({"x1": x1, "x2": x2, "y": y, "yb": yb, "s": s, "n": 6, "c": c, "g": [f"g{j}" for j in g]})
 
 
 def _student_pair(n: int = 300, J: int = 8, seed: int = 5) -> pd.DataFrame:
@@ -96,8 +97,8 @@ def gaussian_fit():
 @pytest.fixture(scope="module")
 def path_fit():
     m = hbstan.Model(
-        ["x2 ~ x1 + (1 | g)", "y ~ x1 + x2", "s | trials(n) ~ x1", "c ~ x1 + (1 | g)"],
-        data=_path_data(), family=["gaussian", "bernoulli", "binomial", "poisson"],
+        ["x2 ~ x1 + (1 | g)", "y ~ x1 + x2", "yb ~ x1 + x2", "s | trials(n) ~ x1", "c ~ x1 + (1 | g)"],
+        data=_path_data(), family=["gaussian", "gaussian", "bernoulli", "binomial", "poisson"],
     )
     return m.sample(chains=2, draws=400, warmup=400, seed=5)
 
@@ -131,21 +132,23 @@ def test_two_gaussian_responses_with_rescor_and_correlated_group_effects_recover
 @cmdstan
 def test_path_model_with_four_families_recovers_the_truth(path_fit):
     fit = path_fit
-    for name, value in {"x2_x1": 0.8, "x2_sigma": 0.7, "y_x2": 1.2, "y_x1": 0.0, "y_Intercept": -0.3,
-                        "s_Intercept": -0.5, "s_x1": 0.5, "c_x1": 0.4, "x2_1|g_sigma": 0.6}.items():
+    for name, value in {"x2_x1": 0.8, "x2_sigma": 0.7, "y_x2": 1.5, "y_x1": 0.0, "y_sigma": 1.0, "yb_x2": 1.2,
+                        "yb_x1": 0.0, "yb_Intercept": -0.3, "s_Intercept": -0.5, "s_x1": 0.5, "c_x1": 0.4,
+                        "x2_1|g_sigma": 0.6}.items():
         _covers(fit, name, value)
-    # the pipe: with the mediator x2 in y's formula, x1 has no effect left on y
-    y_x1 = fit.idata.posterior["y_x1"].values
-    assert abs(y_x1.mean()) < 2.5 * y_x1.std()
+    # the pipes: with the mediator x2 in the formula, x1 has no effect left on y or yb
+    for name in ("y_x1", "yb_x1"):
+        draws = fit.idata.posterior[name].values
+        assert abs(draws.mean()) < 2.5 * draws.std()
     assert "rescor" not in fit.idata.posterior  # off by default with a non-Gaussian response
-    assert set(fit.idata.posterior_predictive.data_vars) == {"x2", "y", "s", "c"}
-    y_rep = fit.idata.posterior_predictive["y"].values
-    assert set(np.unique(y_rep)) <= {0, 1}
+    assert set(fit.idata.posterior_predictive.data_vars) == {"x2", "y", "yb", "s", "c"}
+    yb_rep = fit.idata.posterior_predictive["yb"].values
+    assert set(np.unique(yb_rep)) <= {0, 1}
     s_rep = fit.idata.posterior_predictive["s"].values
     assert s_rep.min() >= 0 and s_rep.max() <= 6
     # without residual correlation the joint log-likelihood is the sum of the responses'
     per = fit.idata["log_likelihood_responses"]
-    total = sum(per[name].values for name in ("x2", "y", "s", "c"))
+    total = sum(per[name].values for name in ("x2", "y", "yb", "s", "c"))
     np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, total, atol=1e-3)
 
 
@@ -158,6 +161,34 @@ def test_student_responses_with_rescor_share_nu_and_recover_the_truth(student_fi
                         "nu": 5.0}.items():
         _covers(fit, name, value)
     _covers(fit, "rescor", 0.5, sel={"rescor_response": "y1", "rescor_response_bis": "y2"})
+
+
+@cmdstan
+def test_mediation_of_the_gaussian_pipe(path_fit):
+    fit = path_fit
+    table = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", prob=0.99).set_index("effect")
+    # truth: indirect 0.8 * 1.5, no direct effect
+    for effect, truth in (("indirect", 1.2), ("direct", 0.0), ("total", 1.2)):
+        assert table.loc[effect, "lower"] <= truth <= table.loc[effect, "upper"], table
+    # the total effect is what the regression of y on x1 alone estimates (the group effects of
+    # x2 are independent of x1): least squares, within two of their standard errors
+    df = fit.model.data
+    X = np.column_stack([np.ones(len(df)), df["x1"]])
+    coef, res, *_ = np.linalg.lstsq(X, df["y"], rcond=None)
+    se = np.sqrt(res[0] / (len(df) - 2) * np.linalg.inv(X.T @ X)[1, 1])
+    assert abs(table.loc["total", "estimate"] - coef[1]) < 2 * max(se, table.loc["total", "std_error"])
+    per_draw = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", draws=True)
+    post = fit.idata.posterior
+    np.testing.assert_allclose(per_draw["indirect"], (post["x2_x1"] * post["y_x2"]).values.reshape(-1))
+    assert table.loc["indirect", "estimate"] == pytest.approx(per_draw["indirect"].mean())
+    with pytest.raises(ValueError, match="the outcome 'yb' has family='bernoulli'.*non-linear path"):
+        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb")
+    with pytest.raises(ValueError, match="the formula of the mediator 'x2' has no term 'g'"):
+        hbstan.mediation(fit, treatment="g", mediator="x2", outcome="y")
+    with pytest.raises(ValueError, match="the mediator 's' has family='binomial'"):
+        hbstan.mediation(fit, treatment="x1", mediator="s", outcome="y")
+    with pytest.raises(ValueError, match="unknown response 'z'"):
+        hbstan.mediation(fit, treatment="x1", mediator="z", outcome="y")
 
 
 # ------------------------------------------------------------------------------ independent checks
