@@ -282,10 +282,70 @@ class MultivariateFit(Fit):
             "sample again with pointwise='stan' (the default)"
         )
 
-    def predict(self, data: pd.DataFrame, *, kind: str = "response", seed: int | None = None) -> Any:
-        """Not available yet for a multivariate fit."""
-        raise NotImplementedError("predictions of a multivariate model are not implemented yet")
+    def response_fit(self, response: str) -> Fit:
+        """One response's part of the fit, as a fit of its univariate model.
 
-    def predictions(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        """Not available yet for a multivariate fit."""
-        raise NotImplementedError("predictions of a multivariate model are not implemented yet")
+        Its posterior holds that response's parameters under their univariate names (``x``,
+        ``sigma``, ``1|g``, ``g_corr``; a term of a block correlated across responses gets
+        its entries of the block's correlations), so every univariate consumer works on it:
+        ``predict``, ``predictions``, :func:`hbstan.avg_comparisons`, :func:`hbstan.datagrid`.
+        Predictions of one response are its marginal ones (with residual correlation, drawn
+        without the other responses' residuals).
+        """
+        import arviz as az
+        import xarray as xr
+
+        m: Any = self.model
+        r = m.response(response)
+        post = self.idata.posterior
+        names = {p.name for p in m.params}
+        factors = {blk.factor for blk in r.spec.design.blocks}
+        out: dict[str, Any] = {}
+        for p in r.spec.params:
+            key = "nu" if (p.name == "nu" and m.shared_nu) else f"{r.name}_{p.name}"
+            if key in names:
+                da = post[key]
+                mv_dims = [d if d in factors else f"{r.name}_{d}" for d in p.dims]
+                out[p.name] = da.rename(dict(zip(mv_dims, p.dims, strict=True)))
+                continue
+            # a member term's correlations: its entries of the joint block's matrix
+            joint = m.joint_of(r, int(p.stan.split("_")[1]))
+            jb, start = joint
+            block = post[jb.name].values
+            width = r.spec.design.blocks[int(p.stan.split("_")[1]) - 1].M
+            sub = block[..., start:start + width, start:start + width]
+            out[p.name] = xr.DataArray(
+                sub, dims=("chain", "draw", *p.dims),
+                coords={"chain": post["chain"], "draw": post["draw"], **(p.coords or {})},
+            )
+        idata = az.InferenceData(posterior=xr.Dataset(out, attrs=post.attrs))
+        fit = Fit(r.spec, idata, run_dir=self.run_dir, settings=self.settings)
+        fit.backend = self.backend
+        return fit
+
+    def predict(
+        self, data: pd.DataFrame, *, response: str | None = None, kind: str = "response", seed: int | None = None
+    ) -> Any:
+        """Posterior predictive draws of one response (or of each) for new rows.
+
+        As :meth:`hbstan.Fit.predict`, on :meth:`response_fit`; without ``response``, a dict of
+        every response's draws.
+        """
+        m: Any = self.model
+        if response is None:
+            return {name: self.response_fit(name).predict(data, kind=kind, seed=seed) for name in m.response_names}
+        return self.response_fit(response).predict(data, kind=kind, seed=seed)
+
+    def predictions(self, data: pd.DataFrame | None = None, *, response: str | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Summaries of one response's predictions (or of each, with a column ``response``).
+
+        As :meth:`hbstan.Fit.predictions` (``grid=``, ``kind=``, ``prob=``, ``re_formula=``),
+        on :meth:`response_fit`.
+        """
+        m: Any = self.model
+        if response is not None:
+            return self.response_fit(response).predictions(data, **kwargs)
+        return pd.concat(
+            [self.response_fit(name).predictions(data, **kwargs).assign(response=name) for name in m.response_names],
+            ignore_index=True,
+        )

@@ -130,6 +130,25 @@ def test_two_gaussian_responses_with_rescor_and_correlated_group_effects_recover
 
 
 @cmdstan
+def test_predictions_per_response(gaussian_groups_fit):
+    fit = gaussian_groups_fit
+    new = fit.model.data.head(4)[["x", "g"]]
+    table = fit.predictions(new, kind="mean")
+    assert list(table["response"]) == ["y1"] * 4 + ["y2"] * 4
+    post = fit.idata.posterior
+    for name in ("y1", "y2"):
+        # the linear predictor written out by hand from the draws: Intercept + x b + r[g]
+        mu = (post[f"{name}_Intercept"].values[..., None] + post[f"{name}_x"].values[..., None] * new["x"].to_numpy()
+              + post[f"{name}_1|g"].sel(g=list(new["g"])).values)
+        got = table[table["response"] == name]["estimate"].to_numpy()
+        np.testing.assert_allclose(got, mu.reshape(-1, 4).mean(axis=0), rtol=1e-10)
+    draws = fit.predict(new, response="y2", seed=1)
+    assert draws.shape == (2, 500, 4)
+    with pytest.raises(ValueError, match="unknown response 'y3'"):
+        fit.predict(new, response="y3")
+
+
+@cmdstan
 def test_path_model_with_four_families_recovers_the_truth(path_fit):
     fit = path_fit
     for name, value in {"x2_x1": 0.8, "x2_sigma": 0.7, "y_x2": 1.5, "y_x1": 0.0, "y_sigma": 1.0, "yb_x2": 1.2,
