@@ -25,7 +25,7 @@ from .pymc_backend import PREFIX, linear_predictor_and_aux, lkj_correlation, pri
 if TYPE_CHECKING:
     from .mvspec import MultiSpec
 
-__all__ = ["build_mv_pymc_model", "sample_mv_pymc"]
+__all__ = ["build_mv_pymc_model", "sample_mv_pymc", "stan_params_from_pymc"]
 
 
 def build_mv_pymc_model(spec: MultiSpec, *, prior_only: bool = False) -> Any:
@@ -175,3 +175,50 @@ def sample_mv_pymc(
     fit.timings = timings
     fit.warn_if_unhealthy()
     return fit
+
+
+def stan_params_from_pymc(spec: MultiSpec, point: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Map a point of the PyMC model (constrained values of its free variables) to the program's parameters.
+
+    For checking the two against each other: ``CmdStanModel.log_prob(params=...)`` of the
+    program at these values and the PyMC model's log density at the point differ by a
+    constant. Keys of ``point`` are the PyMC variables' names (``r1::_hb_b``, ``_hb_Lrescor``).
+    """
+    out: dict[str, np.ndarray] = {}
+    intercepts: dict[int, float] = {}
+
+    def cholesky_corr(v: np.ndarray) -> np.ndarray:  # PyMC's LKJCorr holds the upper triangle
+        K = int(np.sqrt(2 * v.size + 0.25) + 0.5)
+        tri = np.zeros((K, K))
+        tri[np.triu_indices(K, 1)] = v
+        return np.linalg.cholesky(tri + tri.T + np.eye(K))
+
+    for key, value in point.items():
+        v = np.asarray(value)
+        sub, _, name = key.rpartition("::")
+        name = name[len(PREFIX):]
+        if not sub:  # the residual correlations and the blocks of terms with an ID
+            out[name] = cholesky_corr(v) if name.startswith("L") else v
+            continue
+        r = spec.responses[int(sub[1:]) - 1]
+        stem, _, i = name.partition("_")
+        if stem in ("sd", "z", "r", "a", "L") and i.isdigit():
+            blk = r.spec.design.blocks[int(i) - 1]
+            if stem == "L":
+                v = cholesky_corr(v)
+            elif stem == "z" and blk.pooling == "hierarchical":
+                v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
+            out[f"{stem}_{r.block_number(int(i))}"] = v
+        else:
+            out[spec.stan_name(r, name)] = v
+            if name == "Intercept":
+                intercepts[r.k] = float(v)
+    # PyMC centers a centered group intercept on its response's intercept (a = r + Intercept,
+    # the univariate program's choice); the multivariate program samples r
+    for key in [k for k in out if k.startswith("a_")]:
+        g = int(key[2:])
+        r = next(r for r in spec.responses if r.first_block < g <= r.first_block + len(r.spec.design.blocks))
+        a = out.pop(key).copy()
+        a[:, 0] -= intercepts[r.k]
+        out[f"r_{g}"] = a
+    return out

@@ -237,56 +237,11 @@ def test_log_lik_equals_scipy_multivariate_normal_at_the_draws(gaussian_fit):
     assert fit.loo("y2").elpd_loo < 0
 
 
-def _pymc_point_to_stan(m: MultivariateModel, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The program's parameters from a PyMC point (constrained values of its free variables)."""
-    from hbstan.pymc_backend import PREFIX
-
-    out: dict[str, np.ndarray] = {}
-    intercepts = {}
-    for key, v in point.items():
-        v = np.asarray(v)
-        sub, _, name = key.rpartition("::")
-        name = name[len(PREFIX):]
-        if not sub:  # the residual correlations and the blocks of group terms with an ID
-            if name.startswith("L"):
-                R = int(np.sqrt(2 * v.size + 0.25) + 0.5)
-                tri = np.zeros((R, R))
-                tri[np.triu_indices(R, 1)] = v
-                v = np.linalg.cholesky(tri + tri.T + np.eye(R))
-            out[name] = v
-            continue
-        r = m.responses[int(sub[1:]) - 1]
-        stem, _, i = name.partition("_")
-        if stem in ("sd", "z", "r", "a", "L") and i.isdigit():
-            blk = r.spec.design.blocks[int(i) - 1]
-            g = r.block_number(int(i))
-            if stem == "L":
-                M = blk.M
-                tri = np.zeros((M, M))
-                tri[np.triu_indices(M, 1)] = v
-                v = np.linalg.cholesky(tri + tri.T + np.eye(M))
-            elif stem == "z" and blk.pooling == "hierarchical":
-                v = v.T  # PyMC holds z as (J, M), Stan as (M, J)
-            out[f"{stem}_{g}"] = v
-        else:
-            out[m.stan_name(r, name)] = v
-            if name == "Intercept":
-                intercepts[r.k] = float(v)
-    # PyMC centers a centered group intercept on its response's intercept (a = r + Intercept);
-    # the multivariate program samples r
-    for key in [k for k in out if k.startswith("a_")]:
-        g = int(key[2:])
-        r = next(r for r in m.responses if r.first_block < g <= r.first_block + len(r.spec.design.blocks))
-        a = out.pop(key).copy()
-        a[:, 0] -= intercepts[r.k]
-        out[f"r_{g}"] = a
-    return out
-
-
 def _check_pymc_log_density_equals_stan(m: MultivariateModel) -> None:
     import pytensor
 
     from hbstan.backend import compiled_model
+    from hbstan.mv_pymc import stan_params_from_pymc
 
     cm = compiled_model(m.stan_code)
     pmodel = m.to_pymc()
@@ -301,7 +256,7 @@ def _check_pymc_log_density_equals_stan(m: MultivariateModel) -> None:
     for _ in range(4):
         point = {k: rng.normal(scale=0.7, size=np.shape(v)) for k, v in ip.items()}
         vals = constrained(*[point[v.name] for v in pmodel.value_vars])
-        params = _pymc_point_to_stan(m, {rv.name: val for rv, val in zip(pmodel.free_RVs, vals, strict=True)})
+        params = stan_params_from_pymc(m, {rv.name: val for rv, val in zip(pmodel.free_RVs, vals, strict=True)})
         lp_stan = float(cm.log_prob(params=params, data=data, jacobian=True, sig_figs=14)["lp__"].iloc[0])
         diffs.append(float(logp(point)) - lp_stan)
     assert max(diffs) - min(diffs) < 1e-6, diffs  # the same density up to normalizing constants
@@ -322,7 +277,7 @@ def test_pymc_posterior_agrees_with_stan(gaussian_fit):
     # one process: PyMC compiles its log density once (in each worker process otherwise)
     pymc = gaussian_fit.model.sample(chains=2, draws=400, warmup=400, seed=8, backend="pymc", parallel_chains=1)
     assert set(pymc.idata.posterior.data_vars) == set(gaussian_fit.idata.posterior.data_vars)
-    result = compare_fits(gaussian_fit, pymc, confirm=False)
+    result = compare_fits(gaussian_fit, pymc, confirm=False, rhat_max=1.05)  # two short chains each
     assert result.verdict == "agree", result.to_markdown()
     # PyMC's pointwise quantities, from the draws in NumPy: the joint log-likelihood is the
     # multivariate normal density, each response's its marginal normal
