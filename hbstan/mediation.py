@@ -20,10 +20,11 @@ __all__ = ["mediation"]
 def _coefficient(fit: Any, response: str, predictor: str, role: str) -> np.ndarray | None:
     """Return the draws (chain, draw) of ``predictor``'s coefficient in ``response``'s formula (None if absent)."""
     r = fit.model.response(response)
-    if r.family.name != "gaussian" or r.family.link != "identity":
+    if not r.family.linear_mean:
         raise ValueError(
-            f"mediation of linear Gaussian paths: the {role} {response!r} has family={r.family.name!r} "
-            f"({r.family.link} link); the counterfactual contrast of a non-linear path is not implemented yet"
+            f"mediation of linear paths (a mean equal to the linear predictor: gaussian, student): the {role} "
+            f"{response!r} has family={r.family.name!r} ({r.family.link} link); the counterfactual contrast of a "
+            "non-linear path is not implemented yet"
         )
     d = r.spec.design
     for name, levels, _ in d.terms:

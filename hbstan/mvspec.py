@@ -27,7 +27,7 @@ import pandas as pd
 
 from ._version import __version__
 from .design import DataError, FormulaError, parse_formula
-from .families import Family, get_family
+from .families import FAMILIES, Family, get_family
 from .priors import LKJ, Prior, parse_prior
 from .render import program as rendered_program
 from .spec import POOLINGS, ModelSpec, ParamInfo
@@ -36,10 +36,10 @@ __all__ = ["MultiSpec", "Response", "JointBlock", "MV_FAMILIES", "RESCOR_FAMILIE
 
 log = logging.getLogger("hbstan")
 
-# the families a response of a multivariate model may have (this first step)
-MV_FAMILIES = ("gaussian", "student", "bernoulli", "binomial", "poisson")
-# the families whose residuals may be correlated (rescor=True): all Gaussian or all Student-t
-RESCOR_FAMILIES = ("gaussian", "student")
+# the families a response of a multivariate model may have (this first step: Family.multivariate)
+MV_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.multivariate)
+# the families whose residuals may be correlated (rescor=True: Family.rescor), all of one family
+RESCOR_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.rescor)
 # the residual correlations' prior: LKJ(2), as hbstan's group-level correlations (mildly
 # favours small correlations; brms's default for rescor is LKJ(1), uniform over matrices)
 DEFAULT_RESCOR_PRIOR = LKJ(2.0)
@@ -161,7 +161,7 @@ class MultiSpec:
         parsed = []
         for k, (f, fam) in enumerate(zip(plain, families, strict=True), start=1):
             p = parse_formula(f)
-            if fam.name not in MV_FAMILIES:
+            if not fam.multivariate:
                 raise ValueError(
                     f"family={fam.name!r} (response {k}, {f!r}) is not supported in a multivariate model "
                     f"yet; supported families: {list(MV_FAMILIES)}"
@@ -204,7 +204,8 @@ class MultiSpec:
             )
             self.responses.append(Response(k, name, spec, first))
             first += len(spec.design.blocks)
-        self.shared_nu = self.rescor and families[0].name == "student"
+        # a multivariate Student-t has one nu for every response
+        self.shared_nu = self.rescor and "nu" in {a.name for a in families[0].aux}
         self.joint_blocks: list[JointBlock] = self._joint_blocks(first)
         self.params = tuple(self._param_table())
         taken: dict[str, int] = {}
@@ -294,20 +295,20 @@ class MultiSpec:
 
     @staticmethod
     def _resolve_rescor(rescor: bool | None, families: list[Family], names: list[str]) -> bool:
-        kinds = {f.name for f in families}
-        if rescor is None:  # brms: on where every response is Gaussian
-            return kinds == {"gaussian"}
+        densities = {f.rescor for f in families}
+        if rescor is None:  # brms: on where every response is Gaussian (jointly normal residuals)
+            return densities == {"multi_normal_cholesky"}
         if rescor not in (True, False):
             raise ValueError(f"rescor must be True, False or None (default), got {rescor!r}")
         if rescor:
-            other = [(n, f.name) for n, f in zip(names, families, strict=True) if f.name not in RESCOR_FAMILIES]
+            other = [(n, f.name) for n, f in zip(names, families, strict=True) if not f.rescor]
             if other:
                 raise ValueError(
                     "rescor=True models the residual correlation of Gaussian or Student-t responses; "
                     + ", ".join(f"response {n!r} has family={fam!r}" for n, fam in other)
                     + ": pass rescor=False (responses of other families can share group terms instead)"
                 )
-            if len(kinds) > 1:
+            if len(densities) > 1:
                 raise ValueError(
                     "rescor=True needs every response Gaussian or every response Student-t (one multivariate "
                     f"distribution); these responses have families {[f.name for f in families]}"
@@ -548,7 +549,8 @@ class MultiSpec:
             for a, v in self.rescor_prior.values().items():
                 hyper[f"prior_Lrescor_{a}"] = v
             ctx_all["rescor"] = {
-                "family": self.responses[0].family.name,
+                "density": self.responses[0].family.rescor,  # multi_normal_cholesky, multi_student_t_cholesky
+                "nu": self.shared_nu,
                 "prior": desc,
             }
         return ctx_all, hyper

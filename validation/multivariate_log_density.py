@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hbstan  # noqa: E402
-from hbstan.backend import compiled_model  # noqa: E402
+from hbstan.backend import compiled_model, quiet_cmdstanpy  # noqa: E402
 from hbstan.mv_pymc import stan_params_from_pymc  # noqa: E402
 
 # response column of each family in the data below
@@ -173,9 +173,10 @@ def check(name: str, df: pd.DataFrame) -> dict:
 
 def _program_log_lik(cm, m, params) -> np.ndarray:
     """Return the program's log_lik at one parameter point (one transition of a negligible step from there)."""
+    import logging
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_cmdstanpy(logging.ERROR):
         # one draw of every parameter at these values: a fit with one iteration, inits = params
         fit = cm.sample(
             data=m.stan_data_for(pointwise=True), chains=1, iter_warmup=0, iter_sampling=1, adapt_engaged=False,

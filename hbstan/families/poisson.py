@@ -16,6 +16,7 @@ class Poisson(Family):
     """y ~ Poisson(exp(eta))."""
 
     name = "poisson"
+    multivariate = True
     link = "log"
     censoring = True
 
