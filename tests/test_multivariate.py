@@ -146,6 +146,8 @@ def test_predictions_per_response(gaussian_groups_fit):
     assert draws.shape == (2, 500, 4)
     with pytest.raises(ValueError, match="unknown response 'y3'"):
         fit.predict(new, response="y3")
+    with pytest.raises(NotImplementedError, match="several responses as a run directory is not supported yet"):
+        hbstan.save_fit(fit, "unused")
 
 
 @cmdstan
