@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .backend import interactive
@@ -90,15 +91,8 @@ class Model(ModelSpec):
     def __new__(cls, formula: Any = None, *args: Any, **kwargs: Any) -> Any:
         """Build a univariate model, or from a list of formulas a :class:`~hbstan.multivariate.MultivariateModel`."""
         if isinstance(formula, (list, tuple)):
-            if len(formula) == 1:  # one formula in a list: the univariate model
-                return super().__new__(cls)
             return MultivariateModel(formula, *args, **kwargs)
         return super().__new__(cls)
-
-    def __init__(self, formula: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(formula, (list, tuple)):
-            formula = formula[0]
-        super().__init__(formula, *args, **kwargs)
 
     def to_pymc(self, *, prior_only: bool = False) -> Any:
         """The same model as a ``pymc.Model`` (needs ``pip install 'hbstan[pymc]'``).
@@ -216,3 +210,9 @@ class Model(ModelSpec):
         from .stan_backend import sample_stan
 
         return sample_stan(self, **opts)
+
+
+# Model's keywords are ModelSpec's (its __new__ only routes a list of formulas elsewhere)
+Model.__signature__ = inspect.signature(ModelSpec.__init__).replace(  # type: ignore[attr-defined]
+    parameters=list(inspect.signature(ModelSpec.__init__).parameters.values())[1:]
+)

@@ -141,7 +141,10 @@ class MultiSpec:
         dropna: bool = False,
     ) -> None:
         if isinstance(formulas, str) or len(formulas) < 2:
-            raise ValueError("a multivariate model needs a list of at least two formulas, one per response")
+            raise ValueError(
+                "a model of several responses needs a list of at least two formulas, one per response; for one "
+                "response pass its formula itself: hbstan.Model('y ~ x', data)"
+            )
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         if pooling is not None and pooling not in POOLINGS:

@@ -18,6 +18,7 @@ Without sampling: names, dims and priors; errors that name the response, column 
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -391,7 +392,9 @@ def test_clear_errors(pair):
         assert hbstan.Model(["y1 ~ x", "y2 ~ x"], data=bad, dropna=True).N == len(pair) - 1
 
 
-def test_one_formula_in_a_list_is_the_univariate_model(pair):
-    m = hbstan.Model(["y1 ~ x"], data=pair)
+def test_a_formula_is_the_univariate_model(pair):
+    m = hbstan.Model("y1 ~ x", data=pair)
     assert type(m) is hbstan.Model and m.formula == "y1 ~ x"
-    assert m.program() == hbstan.Model("y1 ~ x", data=pair).program()
+    assert list(inspect.signature(hbstan.Model).parameters)[:3] == ["formula", "data", "family"]
+    with pytest.raises(ValueError, match="at least two formulas.*hbstan.Model\\('y ~ x', data\\)"):
+        hbstan.Model(["y1 ~ x"], data=pair)
