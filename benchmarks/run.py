@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""hbstan benchmark runner (issue 7): the same radon models, side by side, in one run.
+"""hbstan benchmark runner (issues 7 and 19): the same models, side by side, in one run.
 
     python benchmarks/run.py                     # the standard run (3 repeats, ~15-20 min on 2 cores)
     python benchmarks/run.py --quick             # 1 repeat, Minnesota only, reuse compiled programs
     python benchmarks/run.py --only radon_vs/hbstan,radon_vs/stan_brms --repeats 5
+    python benchmarks/run.py --only glmm --name glmm   # the GLMM rows only (simulated data)
 
 Engines (each run in a fresh Python subprocess, with the program compiled beforehand):
 
@@ -12,6 +13,7 @@ Engines (each run in a fresh Python subprocess, with the program compiled before
 * ``nutpie``     hbstan.pymc_backend.sample_pymc(..., nuts_sampler="nutpie")
 * ``stan_brms``  CmdStanPy on programs/radon_*_brms.stan   (brms-style program written for the benchmark)
 * ``stan_loop``  CmdStanPy on programs/radon_*_loop.stan   (hand-written loop program)
+* ``hbstan_nc``  hbstan with ``centered=False`` (GLMM rows; only when --only names it)
 
 Writes ``<out>/latest.json`` (every run, with breakdowns) and ``<out>/latest.md`` (the table
 of medians), and prints the table. See benchmarks/README.md for the columns.
@@ -70,10 +72,42 @@ CASES: dict[str, dict[str, Any]] = {
         "programs": {"stan_loop": "radon_vs_loop", "stan_brms": "radon_vs_brms"},
         "repeats": 1,  # one run per engine in the standard run (see --all-repeats)
     },
+    # issue 19: non-Gaussian multilevel models on data simulated by glmm_data.py (fixed seed)
+    "glmm_bernoulli": {
+        "title": "Bernoulli, 10,000 rows, three crossed varying intercepts (50, 12 and 8 levels)",
+        "sim": "bernoulli_crossed",
+        "formula": "y ~ 1 + x1 + x2 + (1 | state) + (1 | age) + (1 | edu)",
+        "options": {"family": "bernoulli"},
+        "engines": ["hbstan", "stan_brms", "nutpie", "pymc"],
+        "optional": ["hbstan_nc"],
+        "programs": {"stan_brms": "glmm_bernoulli_brms"},
+    },
+    "glmm_binomial": {
+        "title": "Binomial, 600 rows in 30 sites, a per-observation effect for overdispersion",
+        "sim": "binomial_obs",
+        "formula": "y | trials(n) ~ 1 + x + (1 | site) + (1 | obs)",
+        "options": {"family": "binomial"},
+        "engines": ["hbstan", "stan_brms", "nutpie", "pymc"],
+        "optional": ["hbstan_nc"],
+        "programs": {"stan_brms": "glmm_binomial_brms"},
+    },
+    "glmm_poisson": {
+        "title": "Poisson, 1,920 counts of 60 sites x 8 years x 4 visits, correlated site intercepts and slopes, exposure",
+        "sim": "poisson_slopes",
+        "formula": "count ~ 1 + year + (1 + year | site)",
+        "options": {"family": "poisson", "exposure": "effort"},
+        "engines": ["hbstan", "stan_brms", "nutpie", "pymc"],
+        "optional": ["hbstan_nc"],
+        "programs": {"stan_brms": "glmm_poisson_brms"},
+    },
 }
+
+# hbstan engines: Model options added to the case's (the default engine adds none)
+HBSTAN_VARIANTS: dict[str, dict[str, Any]] = {"hbstan": {}, "hbstan_nc": {"centered": False}}
 
 ENGINES = {
     "hbstan": "hbstan (CmdStan)",
+    "hbstan_nc": "hbstan, centered=False",
     "stan_brms": "CmdStan, brms-style program",
     "stan_loop": "CmdStan, hand-written loop",
     "nutpie": "hbstan PyMC backend, nutpie",
@@ -93,9 +127,18 @@ RESULT_TAG = "BENCH_RESULT "
 # worker side: one measurement in a fresh process
 # ======================================================================================
 def _load(case: dict[str, Any]) -> Any:
+    if "sim" in case:
+        import glmm_data
+
+        return glmm_data.simulate(case["sim"])
     from hbstan import datasets
 
     return datasets.load_radon(case["data"])
+
+
+def _options(case: dict[str, Any], engine: str = "hbstan") -> dict[str, Any]:
+    """Model options of a case (family, exposure, ...) plus those of an hbstan variant."""
+    return {**case.get("options", {}), **HBSTAN_VARIANTS.get(engine, {})}
 
 
 def _hbstan_posterior(idata: Any) -> dict[str, Any]:
@@ -154,7 +197,7 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
         with bl.MemoryPoller() as mem, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             t0 = time.perf_counter()
-            m = hbstan.Model(case["formula"], data=df)
+            m = hbstan.Model(case["formula"], data=df, **_options(case, spec["engine"]))
             t1 = time.perf_counter()
             fit = m.sample(chains=spec["chains"], draws=spec["draws"], warmup=spec["warmup"], seed=spec["seed"])
             t2 = time.perf_counter()
@@ -208,7 +251,7 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
     # a re-fit in the same process (another seed): the per-fit overhead, without the first
     # fit's one-time costs (importing formulae, scipy.stats and ArviZ's submodules on first use)
     t0 = time.perf_counter()
-    refit = hbstan.Model(case["formula"], data=df).sample(
+    refit = hbstan.Model(case["formula"], data=df, **_options(case, spec["engine"])).sample(
         chains=spec["chains"], draws=spec["draws"], warmup=spec["warmup"], seed=spec["seed"] + 1000
     )
     wall2 = time.perf_counter() - t0
@@ -266,7 +309,7 @@ def _fit_pymc(spec: dict[str, Any], case: dict[str, Any], df: Any, sampler: str)
     with bl.MemoryPoller() as mem, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        m = hbstan.Model(case["formula"], data=df)
+        m = hbstan.Model(case["formula"], data=df, **_options(case))
         fit = sample_pymc(
             m, chains=spec["chains"], draws=spec["draws"], warmup=spec["warmup"], seed=spec["seed"],
             nuts_sampler=sampler, **extra,
@@ -380,7 +423,7 @@ def worker_fit(spec: dict[str, Any]) -> dict[str, Any]:
     # the heavy imports leave a full garbage-collection pass due; run it now so that no
     # engine's timing pays for it
     gc.collect()
-    if engine == "hbstan":
+    if engine in HBSTAN_VARIANTS:
         res = _fit_hbstan(spec, case, df)
     elif engine in ("pymc", "nutpie"):
         import pymc  # noqa: F401
@@ -451,7 +494,7 @@ def bl_lock(cache: Path) -> Any:
 def worker_compile(spec: dict[str, Any]) -> dict[str, Any]:
     cache = Path(spec["cache"])
     engine = spec["engine"]
-    if engine == "hbstan":
+    if engine in HBSTAN_VARIANTS:
         import hbstan
 
         case = CASES[spec["case"]]
@@ -461,7 +504,7 @@ def worker_compile(spec: dict[str, Any]) -> dict[str, Any]:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         before = _count_models(cache)
-        m = hbstan.Model(case["formula"], data=df)
+        m = hbstan.Model(case["formula"], data=df, **_options(case, engine))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = m.sample(chains=1, draws=20, warmup=20, seed=1)
@@ -691,7 +734,8 @@ def markdown(result: dict[str, Any]) -> str:
         case_rows = [rows[k] for k in rows if rows[k]["case"] == case_name]
         if not case_rows:
             continue
-        lines += [f"## {case_name}: {case['title']}", "", f"`{case['formula']}`", ""]
+        opts = ", ".join(f"{k}={v!r}" for k, v in case.get("options", {}).items())
+        lines += [f"## {case_name}: {case['title']}", "", f"`{case['formula']}`" + (f" ({opts})" if opts else ""), ""]
         lines += [
             "| engine | compile s | wall s | warm-up / sampling s | min bulk ESS | **ESS/s** (range) | ESS/s sampler | grad µs | leapfrog/draw | div | max R-hat | peak RSS MB | overhead | hbstan Py overhead, first fit / re-fit (all: with pointwise and checks) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -712,7 +756,7 @@ def markdown(result: dict[str, Any]) -> str:
             pyo = (
                 f"{_f(m.get('bookkeeping_share'), '{:.0%}')} / {_f(m.get('refit_bookkeeping_share'), '{:.0%}')} "
                 f"(all: {_f(m.get('python_overhead_share'), '{:.0%}')} / {_f(m.get('refit_python_overhead_share'), '{:.0%}')})"
-                if row["engine"] == "hbstan"
+                if row["engine"] in HBSTAN_VARIANTS
                 else ""
             )
             lines.append(
@@ -725,7 +769,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
         notes = []
         for row in case_rows:
-            if row["engine"] == "hbstan" and row["runs"]:
+            if row["engine"] in HBSTAN_VARIANTS and row["runs"]:
                 r0 = row["runs"][0]
                 hdr = " ".join(h.lstrip("/ ").strip() for h in r0.get("program_header", [])[:2])
                 notes.append(
@@ -763,7 +807,7 @@ def _ratio(rows: dict[str, Any], case: str, a: str, b: str, key: str = "ess_per_
 
 def goals_section(result: dict[str, Any]) -> list[str]:
     rows = result["rows"]
-    lines = ["## Goals of issue 7", "", "| goal | measured | met |", "|---|---|---|"]
+    lines = ["## Goals of issues 7 and 19", "", "| goal | measured | met |", "|---|---|---|"]
 
     def mark(ok: bool | None) -> str:
         return "–" if ok is None else ("yes" if ok else "**no**")
@@ -804,6 +848,16 @@ def goals_section(result: dict[str, Any]) -> list[str]:
                 f"| {case}: hbstan Python overhead (validate, render, hash, write data, build InferenceData) < 10% of the fit "
                 f"| {txt} | {mark(None if sh is None else sh < 0.10)} |"
             )
+    for case in (c for c in CASES if c.startswith("glmm_")):
+        row = rows.get(f"{case}/hbstan")
+        for other in ("stan_brms", "nutpie"):
+            r = _ratio(rows, case, "hbstan", other)
+            if r is None:
+                continue
+            rs = _ratio(rows, case, "hbstan", other, "ess_per_s_sampler")
+            div = row["median"].get("divergences") if row and row["n_ok"] else None
+            txt = f"{_f(r, '{:.2f}x')} (sampler time only: {_f(rs, '{:.2f}x')}); hbstan divergences {_f(div, '{:.0f}')}"
+            lines.append(f"| {case}: ESS/s >= 2x {other} (issue 19), no divergences | {txt} | {mark(r >= 2 and not div)} |")
     ra, rl = rows.get("radon_all_vs/hbstan"), rows.get("radon_all_vs/stan_loop")
     if ra and ra["n_ok"]:
         rh = ra["median"]["max_rhat_worst"]
@@ -869,7 +923,9 @@ def parent_main(args: argparse.Namespace) -> int:
         repeats = args.repeats or 3
     repeats_all = repeats if args.all_repeats else min(repeats, CASES["radon_all_vs"]["repeats"])
     pairs = [(c, e) for c in cases for e in CASES[c]["engines"] if _selected(f"{c}/{e}", only)]
-    pairs += [(c, e) for c in cases for e in CASES[c].get("optional", []) if only and f"{c}/{e}" in only]
+    pairs += [
+        (c, e) for c in cases for e in CASES[c].get("optional", []) if only and (f"{c}/{e}" in only or e in only)
+    ]
     do_refit = not args.no_refit and (not only or "refit" in only)
     if not pairs and not do_refit:
         print(f"nothing selected by --only {args.only!r}; names look like radon_vs/hbstan", file=sys.stderr)
@@ -899,8 +955,8 @@ def parent_main(args: argparse.Namespace) -> int:
         if why:
             skipped[f"{case}/{engine}"] = why
             continue
-        if engine == "hbstan":
-            spec = {"phase": "compile", "engine": "hbstan", "case": case, "cache": str(cache)}
+        if engine in HBSTAN_VARIANTS:
+            spec = {"phase": "compile", "engine": engine, "case": case, "cache": str(cache)}
         elif engine.startswith("stan_"):
             spec = {"phase": "compile", "engine": engine, "program": CASES[case]["programs"][engine], "cache": str(cache)}
         else:

@@ -26,6 +26,8 @@ __all__ = [
     "normalize_code",
     "program_hash",
     "compiled_model",
+    "is_compiled",
+    "compile_in_background",
     "export_program",
     "install_program",
     "new_run_dir",
@@ -234,6 +236,52 @@ def compiled_model(code: str, *, cpp_options: dict[str, Any] | None = None) -> A
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return _load_model(stan_file, exe)
+
+
+def is_compiled(code: str, *, cpp_options: dict[str, Any] | None = None) -> bool:
+    """Whether the cache holds ``code``'s executable (nothing is compiled)."""
+    try:
+        d = cache_dir() / "models" / program_hash(code, cpp_options)
+    except CmdStanNotFoundError:
+        return False
+    return (d / "model").is_file() and (d / "model.stan").is_file()
+
+
+_BACKGROUND: dict[str, Any] = {}  # program hash -> the compile process this process started
+
+
+def compile_in_background(code: str) -> Any:
+    """Compile ``code`` into the cache in a process of its own; returns its ``subprocess.Popen``.
+
+    The process runs :func:`compiled_model` (file-locked: a process compiling the same program
+    makes it wait, then it finds the executable ready) in a session of its own, so it finishes
+    even when this Python process ends first. Its output goes to
+    ``cache_dir()/background/<hash>.log``. At most one such process per program and process.
+    """
+    import subprocess
+
+    key = program_hash(code)
+    running = _BACKGROUND.get(key)
+    if running is not None and running.poll() is None:
+        return running
+    d = cache_dir() / "background"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{key}.stan").write_text(code)
+    package_parent = str(Path(__file__).resolve().parent.parent)  # the same hbstan in the child
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    script = (
+        "import sys, pathlib; from hbstan.backend import compiled_model; "
+        "compiled_model(pathlib.Path(sys.argv[1]).read_text())"
+    )
+    with open(d / f"{key}.log", "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(d / f"{key}.stan")],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+    _BACKGROUND[key] = proc
+    log.info("hbstan: compiling the specialized program in the background (process %d, log in %s)", proc.pid, d)
+    return proc
 
 
 _INFO_FILE = "info.json"

@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", action="append", dest="designs", metavar="DESIGN",
                    help="only this design (repeatable): pooled, intercept, intercept+gp, slopes, "
                         "correlated, correlated+gp, unpooled")
+    p.add_argument("--general-only", action="store_true",
+                   help="only the general programs (one per family, structure as data): the first fit of "
+                        "a supported formula then samples at once")
     _common(p)
     p.set_defaults(func=_cmd_precompile)
 
@@ -561,7 +564,7 @@ def _cmd_precompile(args: argparse.Namespace) -> int:
         bad = [v for v in getattr(args, name) or [] if v not in valid]
         if bad:
             raise ValueError(f"unknown {what} {bad[0]!r}; valid: {sorted(valid)}")
-    n = precompile(args.families, args.designs)
+    n = precompile(args.families, args.designs, general_only=args.general_only)
     print(f"{n} programs compiled or found in the cache")
     return 0
 

@@ -340,6 +340,10 @@ class DparDesign:
     X: np.ndarray
     terms: list[tuple[str, list[str], slice]]
     common_design: Any
+    # its group terms (``sigma ~ x + (1 | g)``): hierarchical or correlated, always
+    # non-centered; their effects are named ``sigma_1|g`` (the Stan program numbers them
+    # after the main linear predictor's terms)
+    blocks: list[Block] = field(default_factory=list)
 
     @property
     def K(self) -> int:
@@ -369,6 +373,7 @@ class Block:
     U: np.ndarray | None = None
     U_names: list[str] = field(default_factory=list)
     U_means: np.ndarray | None = None
+    dpar: str | None = None  # the distributional parameter whose formula holds the term (None: the mean's)
 
     @property
     def M(self) -> int:
@@ -386,8 +391,9 @@ class Block:
         return bool(self.effects) and self.effects[0][0] == "Intercept"
 
     def effect_name(self, term: str) -> str:
-        """bambi-style name of a varying effect, e.g. ``1|county``."""
-        return f"{'1' if term == 'Intercept' else term}|{self.factor}"
+        """bambi-style name of a varying effect, e.g. ``1|county`` (``sigma_1|county`` in sigma's formula)."""
+        prefix = f"{self.dpar}_" if self.dpar else ""
+        return f"{prefix}{'1' if term == 'Intercept' else term}|{self.factor}"
 
 
 def factor_columns(factor: str) -> list[str]:
@@ -419,6 +425,31 @@ def _ordered_levels(data: pd.DataFrame, names: list[str], labels: pd.Series) -> 
         uniq = pd.unique(col)
         return [str(v) for v in sorted(uniq)]
     return sorted(pd.unique(labels))
+
+
+def _block(g: GroupTerm, data: pd.DataFrame, response: str, dpar: str | None = None) -> Block:
+    """Build the varying term ``g`` of the mean's formula, or of ``dpar``'s."""
+    columns = factor_columns(g.factor)
+    labels = group_labels(data, columns)
+    levels = _ordered_levels(data, columns, labels)
+    pos = {lab: i for i, lab in enumerate(levels)}
+    index = labels.map(pos).to_numpy(dtype=int)
+    edm = _formulae_design(f"{response} ~ {g.expr}", data)
+    if edm.common is None:
+        raise FormulaError(f"group term ({g.expr} | {g.factor}) has no effects")
+    Z = np.asarray(edm.common.design_matrix, dtype=float)
+    return Block(
+        factor=":".join(columns),
+        columns=columns,
+        expr=g.expr,
+        correlated=g.correlated,
+        levels=levels,
+        index=index,
+        Z=Z,
+        effects=_term_columns(edm.common),
+        expr_design=edm.common,
+        dpar=dpar,
+    )
 
 
 class Design:
@@ -475,44 +506,17 @@ class Design:
         self.has_intercept, self.X, self.terms = _population(cdm.common, self.N)
         self.K = self.X.shape[1]
 
-        # --- distributional parameters' formulas (population-level terms) ----------------------
+        # --- distributional parameters' formulas (population-level and group terms) -----------
         self.dpars: dict[str, DparDesign] = {}
         for name, drhs in parsed.dpars.items():
             sub = _parse_main(f"{parsed.response} ~ {drhs}", parsed.formula)
-            if sub.groups:
-                raise FormulaError(
-                    f"the formula of {name!r} ({drhs!r}) has group terms: distributional parameters take "
-                    "population-level terms only (group terms in them are not supported yet)"
-                )
             ddm = _formulae_design(f"{parsed.response} ~ {sub.common}", data)
             has_i, X, terms = _population(ddm.common, self.N)
-            self.dpars[name] = DparDesign(name, sub.common, has_i, X, terms, ddm.common)
+            dblocks = [_block(g, data, parsed.response, dpar=name) for g in sub.groups]
+            self.dpars[name] = DparDesign(name, sub.common, has_i, X, terms, ddm.common, dblocks)
 
         # --- varying terms ---------------------------------------------------------------------
-        self.blocks: list[Block] = []
-        for g in parsed.groups:
-            columns = factor_columns(g.factor)
-            labels = group_labels(data, columns)
-            levels = _ordered_levels(data, columns, labels)
-            pos = {lab: i for i, lab in enumerate(levels)}
-            index = labels.map(pos).to_numpy(dtype=int)
-            edm = _formulae_design(f"{parsed.response} ~ {g.expr}", data)
-            if edm.common is None:
-                raise FormulaError(f"group term ({g.expr} | {g.factor}) has no effects")
-            Z = np.asarray(edm.common.design_matrix, dtype=float)
-            self.blocks.append(
-                Block(
-                    factor=":".join(columns),
-                    columns=columns,
-                    expr=g.expr,
-                    correlated=g.correlated,
-                    levels=levels,
-                    index=index,
-                    Z=Z,
-                    effects=_term_columns(edm.common),
-                    expr_design=edm.common,
-                )
-            )
+        self.blocks: list[Block] = [_block(g, data, parsed.response) for g in parsed.groups]
 
         # --- pooling of each block ----------------------------------------------------------
         self.pooling = pooling
@@ -527,10 +531,29 @@ class Design:
                 b.pooling = pooling
         if any(b.pooling == "unpooled" for b in self.blocks):
             self._absorb_unpooled()
+        # a distributional parameter's group terms: a population of effects (non-centered)
+        for dp in self.dpars.values():
+            if pooling == "pooled":
+                dp.blocks = []
+            for b in dp.blocks:
+                if pooling == "unpooled":
+                    raise FormulaError(
+                        f"pooling='unpooled' with the group term ({b.expr} | {b.factor}) in the formula of "
+                        f"{dp.name!r}: a distributional parameter's group effects need a population "
+                        "distribution; use pooling=None (the default), 'hierarchical' or 'correlated'"
+                    )
+                correlated = pooling == "correlated" or (pooling is None and b.correlated)
+                b.pooling = "correlated" if correlated and b.M > 1 else "hierarchical"
 
         # --- group-level predictors ---------------------------------------------------------
         for factor, cols in (group_predictors or {}).items():
             matches = [b for b in self.blocks if b.factor == factor and b.has_intercept]
+            if not matches and any(b.factor == factor for dp in self.dpars.values() for b in dp.blocks):
+                raise FormulaError(
+                    f"group_predictors names {factor!r}, whose varying intercept is in a distributional "
+                    "parameter's formula: group-level predictors enter the mean's group terms only; add "
+                    "the predictor to that parameter's formula as a population-level term instead"
+                )
             if not matches:
                 have = [b.factor for b in self.blocks]
                 raise FormulaError(
@@ -612,6 +635,22 @@ class Design:
         return U, list(cols)
 
     # ------------------------------------------------------------------------------------------
+    @property
+    def dpar_blocks(self) -> list[Block]:
+        """Return the distributional parameters' group terms in the program's order.
+
+        The Stan program numbers them after the mean's (``design.blocks``), parameter by parameter.
+        """
+        return [b for dp in self.dpars.values() for b in dp.blocks]
+
+    @property
+    def all_blocks(self) -> list[Block]:
+        """Return every varying term in the Stan program's order.
+
+        The mean's, then the distributional parameters' (term ``i`` of the program is ``all_blocks[i - 1]``).
+        """
+        return self.blocks + self.dpar_blocks
+
     def common_for(self, new: pd.DataFrame) -> np.ndarray:
         """Population-level design matrix (without intercept) for new rows."""
         return _columns_for(self.common_design, self.terms, new)

@@ -314,6 +314,8 @@ class Fit:
         keep = ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only", "pointwise")
         settings = {k: self.settings[k] for k in keep if k in self.settings}
         settings.update({k: v for k, v in changes.items() if k not in model_changes})
+        if getattr(self, "program", None) is not None and not model_changes:
+            settings.setdefault("program", self.program)  # the same Stan program (general or specialized)
         model = self.model.replace(**model_changes) if model_changes else self.model
         return model.sample(backend="pymc" if self.backend == "pymc" else "stan", **settings)
 
@@ -526,14 +528,15 @@ def summary_sections(fit: Fit) -> list[tuple[str, pd.DataFrame]]:
     m = fit.model
     aux = {a.name for a in m.family.aux}
     out: list[tuple[str, pd.DataFrame]] = []
-    for i, blk in enumerate(m.design.blocks, start=1):
+    # the distributional formulas' group terms after the mean's, as the program numbers them
+    for i, blk in enumerate(m.design.all_blocks, start=1):
         names = [p.name for p in m.params if p.stan in (f"sd_{i}", f"Cor_{i}", f"gamma_{i}")]
         if blk.pooling == "unpooled":
             names = [p.name for p in m.params if p.stan == f"r_{i}"]
         if names:
             title = f"Group-level effects: ~{blk.factor} ({blk.J} levels, {blk.pooling}" + (
                 ", centered)" if blk.centered else ")"
-            )
+            ) + (f" in the formula of {blk.dpar}" if blk.dpar else "")
             corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{i}")
             out.append((title, _rows(fit, names, corr)))
     # brms lists the coefficients of the distributional formulas (sigma_Intercept, sigma_x) here too

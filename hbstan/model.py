@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from .backend import interactive
@@ -70,8 +71,10 @@ class Model(ModelSpec):
         the evidence); a dict sets it per grouping factor.
     aggregate : bool or "auto", default "auto"
         Bernoulli models: rows with identical predictors, groups and offsets are summed into
-        binomial counts before sampling (the same likelihood, fewer terms). "auto" does it
-        when that at least halves the rows. Pointwise ``log_lik`` stays per original row.
+        binomial counts before sampling (the same likelihood, fewer terms). Poisson models:
+        rows with identical predictors and groups are summed into one count each, with the
+        sum of their exposures. "auto" does it when that at least halves the rows. Pointwise
+        ``log_lik`` stays per original row.
     suff_stats : bool or "auto", default "auto"
         Gaussian models with at most one grouping term: evaluate the likelihood from per-group
         sufficient statistics, so a gradient costs O(groups) instead of O(rows). "auto" uses
@@ -137,6 +140,7 @@ class Model(ModelSpec):
         grainsize: int = 1,
         pointwise: str | bool = "auto",
         backend: str = "stan",
+        program: str | None = None,
         **kwargs: Any,
     ) -> "Fit":
         """Sample the posterior with CmdStan's NUTS (or PyMC) and return a :class:`~hbstan.Fit`.
@@ -179,6 +183,17 @@ class Model(ModelSpec):
             ``pip install 'hbstan[pymc]'``) and returns a Fit with the same posterior names,
             dims and coords; ``nuts_sampler="nutpie"`` (or "numpyro", "blackjax") then picks
             PyMC's NUTS implementation. See :func:`hbstan.pymc_backend.sample_pymc`.
+        program : {"auto", "general", "specialized"}, optional
+            Which Stan program samples; default: the environment variable ``HBSTAN_PROGRAM``,
+            else ``"auto"``. ``"auto"``: the program specialized to this model when
+            it is compiled; else, when the family's general program is built (``hbstan
+            precompile``) and supports the model (gaussian, bernoulli, binomial, poisson at
+            their default links; hierarchical and correlated terms, default prior families),
+            the general program at once, while the specialized one compiles in the background
+            for later fits (a logged line says so). ``"general"`` forces the general program
+            (an error says why a model is not supported); ``"specialized"`` waits for the
+            specialized program's compile. ``fit.program`` says which ran. Both sample the
+            same posterior; see :mod:`hbstan.general`.
         """
         if show_progress == "auto":  # bars where a person watches (terminal, notebook), else quiet
             show_progress = interactive()
@@ -202,6 +217,8 @@ class Model(ModelSpec):
         if backend == "pymc":
             from .pymc_backend import sample_pymc
 
+            if program is not None:
+                raise ValueError("program= chooses the Stan program: use it with backend='stan'")
             return sample_pymc(self, **opts)
         if backend != "stan":
             raise ValueError(f"unknown backend {backend!r}; valid backends: 'stan', 'pymc'")
@@ -209,7 +226,9 @@ class Model(ModelSpec):
             raise ValueError("nuts_sampler= chooses PyMC's NUTS implementation: use it with backend='pymc'")
         from .stan_backend import sample_stan
 
-        return sample_stan(self, **opts)
+        if program is None:
+            program = os.environ.get("HBSTAN_PROGRAM") or "auto"
+        return sample_stan(self, program=program, **opts)
 
 
 # Model's keywords are ModelSpec's (its __new__ only routes a list of formulas elsewhere)

@@ -502,7 +502,12 @@ class MultiSpec:
                 rc["aux"].append(entry)
             for b in ctx["blocks"]:
                 g = r.block_number(b["i"])
-                gb = dict(b, i=g, M=f"M_{g}", on_intercept=False, marginal=False, response=r.k, member_of=None)
+                # no centering on the intercept or slopes, no split-off mean: those refer to the
+                # univariate program's names (Intercept, b)
+                gb = dict(
+                    b, i=g, M=f"M_{g}", on_intercept=False, center_slopes=False, split=False, marginal=False,
+                    response=r.k, member_of=None,
+                )
                 joint = self.joint_of(r, b["i"])
                 if joint is not None:  # its effects are columns of the joint block's
                     jb, start = joint
@@ -536,7 +541,8 @@ class MultiSpec:
                 hyper[f"prior_L_{jb.number}_{a}"] = v
             joints.append({
                 "i": jb.number, "pooling": "correlated", "centered": False, "marginal": False, "on_intercept": False,
-                "has_U": False, "M": f"M_{jb.number}", "sd_prior": sd_desc, "lkj_prior": lkj_desc,
+                "center_slopes": False, "split": False, "dpar": None, "has_U": False, "M": f"M_{jb.number}",
+                "sd_prior": sd_desc, "lkj_prior": lkj_desc,
                 "members": [r.block_number(i) for r, i in jb.members],
             })
         ctx_all: dict[str, Any] = {
@@ -567,7 +573,7 @@ class MultiSpec:
         """Render the Stan program of the model (once)."""
         if self._code is None:
             ctx, _ = self.structure()
-            self._code = rendered_program(ctx, skeleton="mv.stan.j2")
+            self._code = rendered_program(ctx, template="mv.stan.j2")
         return self._code
 
     def stan_data_for(self, *, prior_only: bool = False, pointwise: bool = True) -> dict[str, Any]:

@@ -28,9 +28,19 @@ def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
 
 def group_effects(model: "Model", draws: Mapping[str, np.ndarray], i: int) -> np.ndarray:
     """(S, J, M): the effects of varying term ``i`` (1-based), from draws with one leading dim."""
-    blk = model.design.blocks[i - 1]
+    return block_effects(model.design.all_blocks[i - 1], draws)
+
+
+def block_effects(blk: Any, draws: Mapping[str, np.ndarray], lead: int = 1) -> np.ndarray:
+    """(..., J, M): the effects of the varying term ``blk`` from draws with ``lead`` leading dims."""
     effects = [blk.effect_name(t) for t, _, _ in blk.effects]
-    return np.concatenate([draws[e][..., None] if draws[e].ndim == 2 else draws[e] for e in effects], axis=-1)
+    arrays = [np.asarray(draws[e]) for e in effects]
+    return np.concatenate([a[..., None] if a.ndim == lead + 1 else a for a in arrays], axis=-1)
+
+
+def block_sum(r: np.ndarray, index: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """(..., n): sum_m r[..., index[n], m] * Z[n, m], the term's part of a linear predictor."""
+    return np.einsum("...nm,nm->...n", r[..., index, :], Z)
 
 
 def linear_predictor(
@@ -167,13 +177,18 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
             chain(c)
 
 
-def dpar_values(model: "Model", post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None) -> np.ndarray:
+def dpar_values(
+    model: "Model", post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
     """Draws of a distributional parameter in each row, its inverse link (exp or inv_logit) of
     its linear predictor: (..., n).
 
     ``post`` holds draws with any leading dimensions; ``X`` its formula's predictors of the
     rows (n, K), the fitted rows' when None. The reported ``<name>_Intercept`` is on the
-    uncentered scale of the predictors, as the mean's ``Intercept``.
+    uncentered scale of the predictors, as the mean's ``Intercept``. The group terms of its
+    formula add their effects: ``groups`` (..., n) for new rows (:mod:`hbstan.predict`
+    draws those of unseen groups), the fitted rows' own when None.
     """
     dp = model.design.dpars[name]
     X = dp.X if X is None else X
@@ -188,6 +203,12 @@ def dpar_values(model: "Model", post: Mapping[str, np.ndarray], name: str, X: np
                 v = np.asarray(post[p.name])
                 cols.append(v if p.dims else v[..., None])
         log_v = log_v + np.concatenate(cols, axis=-1) @ X.T
+    if groups is not None:
+        log_v = log_v + groups
+    elif dp.blocks:
+        lead = np.asarray(post[dp.blocks[0].effect_name(dp.blocks[0].effects[0][0])]).ndim - 1
+        for blk in dp.blocks:
+            log_v = log_v + block_sum(block_effects(blk, post, lead), blk.index, blk.Z)
     (aux,) = [a for a in model.family.aux if a.name == name]
     return aux.inverse_link(log_v)
 
@@ -198,6 +219,7 @@ def aux_values(
     c: int | None = None,
     se: np.ndarray | None = None,
     dpar_X: Mapping[str, np.ndarray] | None = None,
+    dpar_groups: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The family's auxiliary parameters: known values, or draws shaped to broadcast over rows.
 
@@ -207,14 +229,18 @@ def aux_values(
     with known standard errors (``se()``) gets the total SD per row, sqrt(se^2 + sigma^2), as
     ``sigma``: of the data's rows, or of the rows whose errors ``se`` gives. A parameter with a
     formula of its own gets its value in each row, (draw, n) or (chain, draw, n): of the data's
-    rows, or of the rows whose predictors ``dpar_X[name]`` gives.
+    rows, or of the rows whose predictors ``dpar_X[name]`` gives (and the group terms' part of
+    its linear predictor ``dpar_groups[name]``, (chain, draw, n), where its formula has some).
     """
     out: dict[str, Any] = {}
     # chain c's draws of every variable, sliced once for all formulas (only where there are some)
     draws = post if c is None or not model.design.dpars else {k: v[c] for k, v in post.items()}
     for a in model.family.aux:
         if a.name in model.design.dpars:
-            out[a.name] = dpar_values(model, draws, a.name, None if dpar_X is None else dpar_X[a.name])
+            groups = None if dpar_groups is None else dpar_groups.get(a.name)
+            if groups is not None and c is not None:
+                groups = groups[c]
+            out[a.name] = dpar_values(model, draws, a.name, None if dpar_X is None else dpar_X[a.name], groups)
         elif a.name in model.fixed_aux:
             out[a.name] = model.fixed_aux[a.name]
         else:

@@ -3,6 +3,8 @@
 A program depends only on structure (family, how terms vary, prior families), never on data
 sizes or prior values, so a handful of executables serves most models. Building them once,
 for instance after installing hbstan, means a first fit does not wait for the C++ compiler.
+The general programs (:mod:`hbstan.general`, one per family whose structure is data) are
+built first: with them, a first fit of any formula they support samples at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from .backend import compiled_model
 from .design import FormulaError
 from .families import FAMILIES, get_family
+from .general import GENERAL_FAMILIES, general_program
 from .model import Model
 
 __all__ = ["common_models", "precompile"]
@@ -67,9 +70,24 @@ def common_models(families: list[str] | None = None, designs: list[str] | None =
             yield f"{family}/{design}/{'centered' if centered else 'non-centered'}", m
 
 
-def precompile(families: list[str] | None = None, designs: list[str] | None = None) -> int:
-    """Compile every common structure not yet in the cache; returns how many programs."""
+def precompile(
+    families: list[str] | None = None, designs: list[str] | None = None, *, general_only: bool = False
+) -> int:
+    """Compile the general programs and every common structure not yet in the cache.
+
+    Returns how many programs were compiled or found. ``general_only=True`` builds only the
+    general programs (of ``families``, default all that have one): a few minutes, once per
+    machine, after which the first fit of a supported formula does not wait for the compiler.
+    """
     seen: set[str] = set()
+    for family in families or list(FAMILIES):
+        if family in GENERAL_FAMILIES:
+            log.info("hbstan: precompiling the general %s program", family)
+            code = general_program(family)
+            compiled_model(code)
+            seen.add(code)
+    if general_only:
+        return len(seen)
     for label, m in common_models(families, designs):
         code = m.stan_code
         if code in seen:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError, group_labels
-from .pointwise import aux_values, category_draws, group_effects
+from .pointwise import aux_values, block_sum, category_draws, group_effects
 from .pointwise import linear_predictor as linear_predictor_rows
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ def linear_predictor(
     fresh draw of its effects from the population per posterior draw. The arithmetic is
     :func:`hbstan.pointwise.linear_predictor`'s, as for the fitted rows.
 
-    ``include`` lists the varying terms (1-based, in the order of ``design.blocks``) whose
+    ``include`` lists the varying terms (1-based, in the order of ``design.all_blocks``: the
+    mean's, then the distributional formulas', see :func:`dpar_groups`) whose
     group effects enter; the others' effects are set to zero, their population mean (brms's
     ``re_formula``): their grouping columns are then not needed, but group-level predictors
     still enter, as population-level ones. None includes every term.
@@ -91,25 +92,90 @@ def _group_rows(fit: Fit, new: pd.DataFrame, include: Collection[int] | None) ->
         if include is not None and i not in include:
             out.append((None, [], None, U))
             continue
-        missing = [c for c in blk.columns if c not in new.columns]
-        if missing:
-            raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
-        labels = group_labels(new, blk.columns).to_numpy()
-        pos = {lab: j for j, lab in enumerate(blk.levels)}
-        idx = np.array([pos.get(lab, -1) for lab in labels], dtype=int)
-        unseen = sorted(set(labels[idx < 0]))
-        if unseen and blk.pooling == "unpooled":
-            raise DataError(
-                f"new data has {blk.factor} level(s) {unseen[:5]} not seen in fitting; an unpooled "
-                "model has no population to draw new groups from (use a hierarchical design)"
-            )
-        try:
-            Z = np.asarray(blk.expr_design.evaluate_new_data(new).design_matrix, dtype=float)
-        except Exception as err:
-            raise DataError(f"cannot build the varying-effect predictors of {blk.factor!r} for the new data: {err}") from None
-        for k, lab in enumerate(unseen):
-            idx[labels == lab] = blk.J + k
-        out.append((idx, unseen, Z, U))
+        out.append((*_block_rows(blk, new), U))
+    return out
+
+
+def _block_rows(blk: Any, new: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(each new row's group index, the labels of groups not seen in fitting, Z) of a varying term.
+
+    Unseen groups are indexed after the fitted ones, in the order of their labels.
+    """
+    missing = [c for c in blk.columns if c not in new.columns]
+    if missing:
+        raise DataError(f"grouping column {missing[0]!r} is missing from the new data")
+    labels = group_labels(new, blk.columns).to_numpy()
+    pos = {lab: j for j, lab in enumerate(blk.levels)}
+    idx = np.array([pos.get(lab, -1) for lab in labels], dtype=int)
+    unseen = sorted(set(labels[idx < 0]))
+    if unseen and blk.pooling == "unpooled":
+        raise DataError(
+            f"new data has {blk.factor} level(s) {unseen[:5]} not seen in fitting; an unpooled "
+            "model has no population to draw new groups from (use a hierarchical design)"
+        )
+    try:
+        Z = np.asarray(blk.expr_design.evaluate_new_data(new).design_matrix, dtype=float)
+    except Exception as err:
+        raise DataError(f"cannot build the varying-effect predictors of {blk.factor!r} for the new data: {err}") from None
+    for k, lab in enumerate(unseen):
+        idx[labels == lab] = blk.J + k
+    return idx, unseen, Z
+
+
+def _effects_with_unseen(
+    fit: Fit, draws: dict[str, np.ndarray], i: int, unseen: list[str], rng: np.random.Generator
+) -> np.ndarray:
+    """(C * D, J + unseen, M): term ``i``'s effects, then those of the unseen groups.
+
+    Each unseen group gets one fresh draw of its effects from the population per posterior
+    draw (N(0, sd), or with the term's correlations).
+    """
+    m = fit.model
+    blk = m.design.all_blocks[i - 1]
+    post = fit.idata.posterior
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    r = group_effects(m, draws, i)  # (C * D, J, M)
+    if not unseen:
+        return r
+    effects = [blk.effect_name(t) for t, _, _ in blk.effects]
+    sds = _stack(draws, [f"{e}_sigma" for e in effects], blk.M)
+    zs = rng.standard_normal((C, D, len(unseen), blk.M)).reshape(C * D, len(unseen), blk.M)
+    if blk.pooling == "correlated":
+        cname = next(p.name for p in m.params if p.stan == f"Cor_{i}")
+        L = np.linalg.cholesky(draws[cname] + 1e-12 * np.eye(blk.M))
+        new_r = np.einsum("sm,smk,sjk->sjm", sds, L, zs)
+    else:
+        new_r = sds[:, None, :] * zs
+    return np.concatenate([r, new_r], axis=1)
+
+
+def dpar_groups(
+    fit: Fit, new: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Return the group terms' part of the distributional parameters' linear predictors: (chain, draw, n).
+
+    For new rows, per parameter whose formula has group terms.
+
+    As for the mean's terms: a seen group's effects, and for a group not seen in fitting one
+    fresh draw of its effects from the population per posterior draw. ``include`` is
+    :func:`linear_predictor`'s, the program's numbering (these terms come after the mean's):
+    a term left out has its effects at zero, and its grouping columns are not needed.
+    """
+    m = fit.model
+    d = m.design
+    post = fit.idata.posterior
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    out: dict[str, np.ndarray] = {}
+    if not d.dpar_blocks:
+        return out
+    new = new.reset_index(drop=True)
+    draws = {v: post[v].values.reshape(C * D, *post[v].shape[2:]) for v in post.data_vars}
+    for i, blk in enumerate(d.all_blocks, start=1):
+        if blk.dpar is None or (include is not None and i not in include):
+            continue
+        idx, unseen, Z = _block_rows(blk, new)
+        part = block_sum(_effects_with_unseen(fit, draws, i, unseen, rng), idx, Z).reshape(C, D, len(new))
+        out[blk.dpar] = out[blk.dpar] + part if blk.dpar in out else part
     return out
 
 
@@ -133,19 +199,7 @@ def _rows_eta(
             # effects at zero for every row: one "group" of zeros, predictors irrelevant
             terms.append((np.zeros((S, 1, blk.M)), np.zeros(n, dtype=int), np.zeros((n, blk.M)), U))
             continue
-        r = group_effects(m, draws, i)  # (C * D, J, M)
-        if unseen:
-            effects = [blk.effect_name(t) for t, _, _ in blk.effects]
-            sds = _stack(draws, [f"{e}_sigma" for e in effects], blk.M)
-            zs = rng.standard_normal((C, D, len(unseen), blk.M)).reshape(C * D, len(unseen), blk.M)
-            if blk.pooling == "correlated":
-                cname = next(p.name for p in m.params if p.stan == f"Cor_{i}")
-                L = np.linalg.cholesky(draws[cname] + 1e-12 * np.eye(blk.M))
-                new_r = np.einsum("sm,smk,sjk->sjm", sds, L, zs)
-            else:
-                new_r = sds[:, None, :] * zs
-            r = np.concatenate([r, new_r], axis=1)
-        terms.append((r, idx, Z, U))
+        terms.append((_effects_with_unseen(fit, draws, i, unseen, rng), idx, Z, U))
     return linear_predictor_rows(m, draws, X, np.zeros(n), terms)
 
 
@@ -229,7 +283,7 @@ def predict(
                 f"include column {opts['se']!r} (or predict kind='mean')"
             )
     dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
-    aux = aux_values(m, post, se=se, dpar_X=dpar_X)
+    aux = aux_values(m, post, se=se, dpar_X=dpar_X, dpar_groups=dpar_groups(fit, data, rng, include))
     if kind in aux_names:
         return _draws(np.broadcast_to(aux[kind], eta.shape).copy(), post, kind)
     if kind == "probs":
@@ -277,7 +331,7 @@ def log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndar
     trials = _column(data, "trials", opts.get("trials"), n) if m.family.trials else None
     se = _column(data, "se", opts.get("se"), n) if m.se is not None else None
     dpar_X = {name: dp.columns_for(data) for name, dp in m.design.dpars.items()}
-    aux = aux_values(m, fit.idata.posterior, se=se, dpar_X=dpar_X)
+    aux = aux_values(m, fit.idata.posterior, se=se, dpar_X=dpar_X, dpar_groups=dpar_groups(fit, data, rng))
     ll = np.asarray(m.family.log_lik(y, eta, aux, trials), dtype=float)
     weights = _column(data, "weights", opts.get("weights"), n)
     if weights is not None:

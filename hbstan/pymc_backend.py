@@ -368,13 +368,36 @@ def parameterizations(m: Model) -> list[Parameterization]:
     put PyMC's group SD at a mean of 1.5 with 91 divergences where the posterior mean is
     2.46; centered, 2.56 and 2.43 in two runs. A ``centered=`` given explicitly is followed.
     A centered term is centered on the intercept, as the program would center it.
+
+    Crossed terms whose group intercepts' mean the program samples apart (``split`` in the
+    program's structure, :meth:`ModelSpec._split_means`) are sampled here without that split,
+    as the program sampled them before it: under ``"auto"`` the rule centers at most one of
+    them (:func:`hbstan.centering.term_evidence` with ``one_centered_intercept=True``), on the
+    intercept. The program also centers that term's slopes on their population-level
+    coefficients (``center_slopes``); the PyMC model centers only its intercepts.
     """
     d = m.design
     ctx = m.structure()[0]["blocks"]
     intercept_taken = any(b["centered"] and b["on_intercept"] for b in ctx)
+    unsplit: list[Any] = []  # the rule's choices without the split, computed when needed
     out = []
-    for b, blk in zip(ctx, d.blocks, strict=True):
-        if blk.pooling == "unpooled":
+    for b, blk in zip(ctx[: len(d.blocks)], d.blocks, strict=True):  # (a distributional formula's terms: non-centered)
+        if b.get("split"):
+            option = m.options.get("centered", "auto")
+            option = option.get(blk.factor, "auto") if isinstance(option, Mapping) else option
+            if option == "auto":
+                unsplit = unsplit or term_evidence(
+                    m.family, d.y, d.X, m.offset, d.blocks, trials=m.trials, weights=m.weights,
+                    known_var=m.se**2 if m.se is not None and m.fixed_aux.get("sigma") == 0.0 else None,
+                    censored=None if m.cens is None else m.cens != 0,
+                )
+                centered, reason = unsplit[b["i"] - 1].centered, "the rule without the program's split of the mean"
+            else:
+                centered, reason = bool(option), f"centered={option!r} given (the program splits off the mean)"
+            on = bool(centered and not intercept_taken)
+            intercept_taken = intercept_taken or on
+            out.append(Parameterization(centered, on, reason))
+        elif blk.pooling == "unpooled":
             out.append(Parameterization(False, False, "unpooled: each group's effects have their own prior"))
         elif b["marginal"]:
             option = m.options.get("centered", "auto")
@@ -459,6 +482,10 @@ def _one_predictor(
                     stan[f"b_{a.name}_Intercept"] = di - pt.dot(dp.X.mean(axis=0), db)
             elif dp.has_intercept:
                 stan[f"b_{a.name}_Intercept"] = di
+            # its group terms, numbered after the mean's as in the program, non-centered
+            for i, blk in enumerate(d.all_blocks, start=1):
+                if blk.dpar == a.name:
+                    log_v = log_v + _dpar_group_term(m, pmodel, stan, blk, i)
             inverse = pt.sigmoid if a.link == "logit" else pt.exp
             aux[a.name] = inverse(log_v) * pt.ones(d.N)
         elif a.name in m.fixed_aux:
@@ -547,6 +574,31 @@ def _one_predictor(
         stan["b_Intercept"] = cuts + shift
         aux["thresholds"] = cuts
     return eta, aux
+
+
+def _dpar_group_term(m: Model, pmodel: pm.Model, stan: dict[str, Any], blk: Any, i: int) -> Any:
+    """Add a distributional parameter's group term ``i`` (non-centered) and return its part (N,) of the linear predictor."""
+    J, M = blk.J, blk.M
+    sd = stan[f"sd_{i}"] = _class_rv(
+        m, pmodel, f"{PREFIX}sd_{i}", m.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula",
+        positive=True, shape=(M,),
+    )
+    if blk.pooling == "correlated":
+        cname = next(q.name for q in m.params if q.stan == f"Cor_{i}")
+        eta_lkj = float(m.priors[cname].values()["eta"])
+        cvec = pm.LKJCorr(f"{PREFIX}L_{i}", n=M, eta=eta_lkj, default_transform=CholeskyCorrTransform(M))
+        C = stan[f"Cor_{i}"] = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+        chol = sd[:, None] * _lower_cholesky(C, M, unit_diagonal=True)  # diag(sd) L
+        r = pt.dot(chol, pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(M, J))).T
+    else:
+        r = pm.Normal(f"{PREFIX}z_{i}", 0.0, 1.0, shape=(J, M)) * sd
+    stan[f"r_{i}"] = r
+    part: Any = 0.0
+    for col in range(M):
+        zcol = blk.Z[:, col]
+        term = r[blk.index, col]
+        part = part + (term if np.all(zcol == 1.0) else term * zcol)
+    return part
 
 
 def _per_category_predictors(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> Any:

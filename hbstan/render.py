@@ -66,16 +66,16 @@ def _tidy(code: str) -> str:
 
 
 def render_program(
-    context: dict[str, Any], *, templates: str | Path | None = None, skeleton: str = "model.stan.j2"
+    context: dict[str, Any], *, templates: str | Path | None = None, template: str = "model.stan.j2"
 ) -> str:
-    """Render ``model.stan.j2`` with a structure-only context (no user strings).
+    """Render ``template`` (the skeleton ``model.stan.j2``) with a structure-only context (no user strings).
 
     ``templates`` renders from another template directory (default: the shipped ones);
-    ``skeleton`` names another skeleton in it (``mv.stan.j2``: several responses in one model).
+    ``template="general.stan.j2"`` renders a family's general program (:mod:`hbstan.general`).
     """
     directory = str(templates if templates is not None else templates_dir())
-    template = _environment(directory).get_template(skeleton)
-    return _tidy(template.render(m=context))
+    skeleton = _environment(directory).get_template(template)
+    return _tidy(skeleton.render(m=context))
 
 
 @lru_cache(maxsize=1)
@@ -94,10 +94,8 @@ def _inputs_digest() -> str:
     return h.hexdigest()
 
 
-def program(context: dict[str, Any], *, skeleton: str = "model.stan.j2") -> str:
+def program(context: dict[str, Any], *, template: str = "model.stan.j2") -> str:
     """The Stan program for a template ``context``, rendered once and then read back.
-
-    ``skeleton`` names the skeleton template (``mv.stan.j2`` for several responses).
 
     Programs are stored in ``cache_dir()/programs``.
 
@@ -107,17 +105,17 @@ def program(context: dict[str, Any], *, skeleton: str = "model.stan.j2") -> str:
     """
     try:
         key = {"context": context, "inputs": _inputs_digest()}
-        if skeleton != "model.stan.j2":
-            key["skeleton"] = skeleton
+        if template != "model.stan.j2":
+            key["template"] = template
         payload = json.dumps(key, sort_keys=True)
     except (TypeError, ValueError, OSError):
-        return render_program(context, skeleton=skeleton)
+        return render_program(context, template=template)
     path = cache_dir() / "programs" / f"{hashlib.sha256(payload.encode()).hexdigest()}.stan"
     try:
         return path.read_text()
     except OSError:
         pass
-    code = render_program(context, skeleton=skeleton)
+    code = render_program(context, template=template)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")

@@ -91,11 +91,15 @@ class SBCResult:
         Family-wise level of the uniformity tests (Bonferroni over the parameters).
     seconds : float
         Wall time, prior draws and refits.
+    simulated : numpy.ndarray or None
+        The simulated responses, one row per simulation (n_sims x rows of the data). Ranks are
+        uniform given the data too, so a subset of simulations chosen by their data (never by
+        their true parameters) is itself a valid SBC: ``result.subset(mask)``.
     """
 
     def __init__(
         self, ranks: pd.DataFrame, truth: pd.DataFrame, max_rank: int, failures: list[Failure], divergences: np.ndarray,
-        alpha: float, seconds: float, settings: dict[str, Any],
+        alpha: float, seconds: float, settings: dict[str, Any], simulated: np.ndarray | None = None,
     ) -> None:
         self.ranks = ranks
         self.truth = truth
@@ -105,6 +109,26 @@ class SBCResult:
         self.alpha = alpha
         self.seconds = seconds
         self.settings = settings
+        self.simulated = simulated
+
+    def subset(self, mask: np.ndarray) -> SBCResult:
+        """Keep the simulations where ``mask`` (one bool per simulation) holds, as an SBC of their own.
+
+        Choose them by their simulated data (``self.simulated``), not by their true parameters:
+        given the data, the true value and the posterior draws are exchangeable, so the ranks
+        of any data-chosen subset are uniform for a correct program; a subset chosen by the
+        true parameters is not.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(self.ranks),):
+            raise ValueError(f"mask must hold one bool per simulation ({len(self.ranks)}), got shape {mask.shape}")
+        failed = set(np.flatnonzero(self.ranks.isna().all(axis=1)))
+        keep = [f for f, i in zip(self.failures, sorted(failed), strict=True) if mask[i]] if failed else []
+        return SBCResult(
+            self.ranks[mask].reset_index(drop=True), self.truth[mask].reset_index(drop=True), self.max_rank, keep,
+            self.divergences[mask], self.alpha, self.seconds, dict(self.settings),
+            None if self.simulated is None else self.simulated[mask],
+        )
 
     def __repr__(self) -> str:
         return (
@@ -360,4 +384,4 @@ def sbc(
         "thin": thin, "seed": seed, "fit_priors": {k: str(v) for k, v in dict(fit_priors or {}).items()},
         "prior_warnings": list(prior.warnings),
     }
-    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings)
+    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings, y)

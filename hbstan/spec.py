@@ -172,6 +172,12 @@ class ModelSpec:
             if choice not in (True, False, "auto"):
                 raise ValueError(f"centered must be True, False or 'auto' (per factor in a dict), got {choice!r}")
             blk.centered = False
+        for blk in self.design.dpar_blocks:  # always non-centered
+            if blk.J < 2:
+                raise DataError(
+                    f"grouping factor {blk.factor!r} in the formula of {blk.dpar!r} has a single group "
+                    f"({blk.levels[0]!r}): its group effects need at least 2 groups; drop the group term"
+                )
         if suff_stats not in (True, False, "auto"):
             raise ValueError(f"suff_stats must be True, False or 'auto', got {suff_stats!r}")
         self._suff_option = suff_stats
@@ -245,7 +251,9 @@ class ModelSpec:
                 f"aggregate=True applies to {_families_with(lambda f: bool(f.aggregates_to))} only, not {fam.name!r}"
             )
         if aggregate is True and self._row_wise:
-            raise ValueError("aggregate=True sums Bernoulli rows: it cannot keep weights() or cens() per row")
+            raise ValueError(
+                f"aggregate=True sums {fam.name.capitalize()} rows: it cannot keep weights() or cens() per row"
+            )
         # weighted or censored rows are not exchangeable: no aggregation (simplest correct choice)
         self._patterns = (
             self._row_patterns() if fam.aggregates_to and aggregate is not False and not self._row_wise else None
@@ -277,6 +285,10 @@ class ModelSpec:
         sampled = [
             t for t, blk in enumerate(blocks) if blk.pooling != "unpooled" and not (self.marginalized and t == 0)
         ]
+        # crossed terms with varying intercepts: each term's mean is sampled apart from its
+        # group intercepts' deviations, and the intercept as the level of the data (see
+        # split_means), so each term can be centered on its own evidence
+        self.split_means = self._split_means(sampled)
         self.term_evidence: list[TermEvidence] = []
         # (a per-category family has no single working response: its terms are non-centered
         # unless centered=True, as brms's)
@@ -285,6 +297,7 @@ class ModelSpec:
                 fam, self.design.y, self.design.X, self.offset, blocks, trials=self.trials,
                 known_var=self.se**2 if self.se is not None and self.fixed_aux.get("sigma") == 0.0 else None,
                 weights=self.weights, censored=None if self.cens is None else self.cens != 0,
+                one_centered_intercept=not self.split_means,
             )
         for t, blk in enumerate(blocks):
             opt = _option_for(centered, blk.factor)
@@ -505,7 +518,7 @@ class ModelSpec:
     def _check_predictors(self) -> None:
         d = self.design
         for name, dp in d.dpars.items():
-            if not dp.has_intercept and dp.K == 0:
+            if not dp.has_intercept and dp.K == 0 and not dp.blocks:
                 raise FormulaError(f"the formula of {name!r} ({dp.rhs!r}) has no intercept and no predictors")
             _check_constant(dp.X, dp.terms, f" in the formula of {name!r}", "remove it from that formula")
             Xc = dp.X - dp.X.mean(axis=0) if dp.has_intercept else dp.X
@@ -584,6 +597,34 @@ class ModelSpec:
                 name = col if col not in taken else f"{blk.factor}:{col}"
                 out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
             taken |= {p.name for p in out}
+        # the distributional parameters' group terms, numbered after the mean's: "sigma_1|g"
+        # and its SD "sigma_1|g_sigma", correlations "sigma_g_corr"
+        for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                extra = (f"{ename}_dim",) if levels else ()
+                coords = {blk.factor: blk.levels}
+                if levels:
+                    coords[f"{ename}_dim"] = levels
+                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
+                out.append(ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None))
+            if blk.pooling == "correlated":
+                name = f"{blk.dpar}_{blk.factor}_corr"
+                k = 2
+                while name in corr_names:
+                    name, k = f"{blk.dpar}_{blk.factor}_corr_{k}", k + 1
+                corr_names.add(name)
+                labels = self._effect_labels(blk)
+                dims = (f"{name}_effect", f"{name}_effect_bis")
+                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+        seen: set[str] = set()
+        for p in out:
+            if p.name in seen:
+                raise FormulaError(
+                    f"two of the model's quantities would be named {p.name!r} (a column or grouping "
+                    "factor's name collides with a generated name): rename the column"
+                )
+            seen.add(p.name)
         return out
 
     def _per_category_params(self) -> list[ParamInfo]:
@@ -675,6 +716,16 @@ class ModelSpec:
                     q.name for q in self.params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
                 )
                 pri[pname] = Normal(0.0, 2.5 * s_y / su)
+        for blk in d.dpar_blocks:
+            # on the link scale (log or logit), like the coefficients of its formula: a unit SD
+            # of the group effects (per SD of a varying slope's predictor)
+            for term, levels, sl in blk.effects:
+                ename = blk.effect_name(term)
+                for c, lab in zip(range(sl.start, sl.stop), levels or [None], strict=False):
+                    sz = 1.0 if term == "Intercept" else (_sd(blk.Z[:, c]) or 1.0)
+                    pri[f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"] = HalfNormal(1.0 / sz)
+            if blk.pooling == "correlated":
+                pri[next(p.name for p in self.params if p.stan == f"Cor_{d.all_blocks.index(blk) + 1}")] = LKJ(2.0)
         if self.family.per_category:
             # each key once per non-reference category; the intercepts brms's student_t(3, 0, 2.5)
             pri = {
@@ -697,9 +748,20 @@ class ModelSpec:
         dkeys = {k for name in d.dpars for k, _ in self.dpar_keys(name)}
         for name in d.dpars:
             classes[f"b_{name}"] = [k for k, _ in self.dpar_keys(name)]
+        # the SDs of a distributional parameter's group effects: class "sd_sigma" (brms's
+        # class = "sd", dpar = "sigma"), apart from the mean's class "sd"
+        for name, dp in d.dpars.items():
+            classes[f"sd_{name}"] = [k for blk in dp.blocks for k in self.block_keys(blk, "_sigma", per_category=False)]
+            dkeys |= set(classes[f"sd_{name}"])
+        for blk in d.dpar_blocks:
+            for term, levels, _ in blk.effects:
+                if levels:
+                    ename = blk.effect_name(term)
+                    classes[f"{ename}_sigma"] = [f"{ename}_sigma[{lv}]" for lv in levels]
         sd_keys = [k for k in keys if (k.endswith("_sigma") or "_sigma[" in k) and k not in dkeys]
+        dcorr = {p.name for p in self.params if p.kind == "corr" and p.stan in self._dpar_stan("Cor")}
         classes["sd"] = [k for k in sd_keys if k != "sigma"]
-        classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ)]
+        classes["corr"] = [k for k in keys if isinstance(self.default_priors[k], LKJ) and k not in dcorr]
         gam = [p.name for p in self.params if p.stan.startswith("gamma_")]
         classes["gamma"] = gam
         for blk in d.blocks:
@@ -723,7 +785,15 @@ class ModelSpec:
                 classes.setdefault(k, self.per_category_keys([k]))
         # the class-wide keys are always accepted (a no-op where the design has no such term,
         # e.g. "b" in an unpooled model whose slopes all vary by group)
-        return {k: v for k, v in classes.items() if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars))}
+        return {
+            k: v for k, v in classes.items()
+            if v or k in ("b", "sd", "corr", "gamma", *(f"b_{n}" for n in d.dpars), *(f"sd_{n}" for n in d.dpars))
+        }
+
+    def _dpar_stan(self, prefix: str) -> set[str]:
+        """Stan names ``<prefix>_<i>`` of the distributional parameters' group terms."""
+        d = self.design
+        return {f"{prefix}_{i}" for i in range(len(d.blocks) + 1, len(d.all_blocks) + 1)}
 
     def dpar_keys(self, name: str) -> list[tuple[str, int]]:
         """Prior keys of the coefficients in ``name``'s formula (``sigma_x``, ``sigma_c[b]``), with their columns."""
@@ -787,17 +857,85 @@ class ModelSpec:
             keys += [f"{ename}[{lv}]" for lv in levels] if levels else [ename]
         return self.per_category_keys(keys) if per_category else keys
 
-    def _row_patterns(self) -> np.ndarray:
-        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable."""
+    def _on_intercept(self) -> int | None:
+        """Return the term (1-based) centered on the intercept, or None.
+
+        That is the first centered (sampled) term with a varying intercept whose mean is not
+        sampled apart.
+        """
         d = self.design
-        cols = [d.X, self.offset[:, None]]
+        return next(
+            (
+                i for i, blk in enumerate(d.blocks, start=1)
+                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+                and not self.family.per_category  # a vector of intercepts, one per category
+                and i - 1 not in self.split_means  # its mean sampled on its own instead
+            ),
+            None,
+        )
+
+    def slope_coefficients(self, i: int) -> list[int] | None:
+        """Per effect of term i (1-based), the coefficient its group values are centered on.
+
+        For the term centered on the intercept with varying slopes: the population-level
+        coefficient (1-based column of X, 0 for none) of each effect's predictor (hierarchical
+        centering of slopes: a = r + b_k where effect m's predictor is X's column k; the
+        group values then no longer trade off against the coefficient). None where the term
+        has no slopes to center.
+        """
+        d = self.design
+        blk = d.blocks[i - 1]
+        if i != self._on_intercept() or blk.M < 2:
+            return None
+        return [0] + [
+            next((k + 1 for k in range(d.K) if np.array_equal(blk.Z[:, m], d.X[:, k])), 0) for m in range(1, blk.M)
+        ]
+
+    def _split_means(self, sampled: list[int]) -> tuple[int, ...]:
+        """Return the terms (0-based) whose group intercepts' mean the program samples on its own.
+
+        With two or more crossed terms with varying intercepts, the intercept and the terms'
+        means are identified by the data only through their sum: the sampler moves along a
+        ridge (with one term centered on the intercept, on the ridge of the others' means). The
+        program then samples, per such term, the mean m = sd w / sqrt(J) (w ~ N(0, 1)) apart
+        from the deviations of the group intercepts from their mean, and the intercept as the
+        level of the data, Intercept + the sum of the means: the same posterior, with the
+        level pinned down by the data and each mean by its prior. Hierarchical terms (not
+        correlated: their intercepts' mean would carry the slopes' correlation) without
+        group-level predictors, in a model with an intercept and one linear predictor.
+        """
+        d, fam = self.design, self.family
+        if not d.has_intercept or fam.per_category or d.thresholds:
+            return ()
+        split = tuple(
+            t for t in sampled
+            if d.blocks[t].pooling == "hierarchical" and d.blocks[t].has_intercept and d.blocks[t].U is None
+        )
+        return split if len(split) > 1 else ()
+
+    @property
+    def _sums_exposure(self) -> bool:
+        """Whether aggregation sums the rows' exposures (a family that aggregates into itself: Poisson)."""
+        return self.family.aggregates_to == self.family.name
+
+    def _row_patterns(self) -> np.ndarray:
+        """Index of each row's pattern of (X, offset, groups, Z): rows that share one are exchangeable.
+
+        Poisson rows need not share the offset: their exposures add up.
+        """
+        d = self.design
+        cols = [d.X] if self._sums_exposure else [d.X, self.offset[:, None]]
         for blk in d.blocks:
             cols += [blk.index[:, None].astype(float), blk.Z]
         _, inverse = np.unique(np.column_stack(cols), axis=0, return_inverse=True)
         return inverse.reshape(-1)
 
     def _aggregate(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Bernoulli rows summed into binomial counts per pattern (same likelihood up to a constant)."""
+        """Sum the rows of each pattern (the same likelihood up to a constant).
+
+        Bernoulli rows into binomial counts; Poisson counts into one count whose exposure is
+        the sum of the rows' exposures (offset log(sum_i exp(offset_i))).
+        """
         pat = self._patterns
         n_pat = int(pat.max()) + 1
         first = np.zeros(n_pat, dtype=int)
@@ -805,10 +943,16 @@ class ModelSpec:
         out: dict[str, Any] = {
             "N": n_pat,
             "y": np.bincount(pat, weights=self.design.y, minlength=n_pat).astype(int),
-            "trials": np.bincount(pat, minlength=n_pat).astype(int),
             "X": data["X"][first],
-            "offsets": data["offsets"][first],
         }
+        if self._sums_exposure:
+            off = np.asarray(data["offsets"], float)
+            top = np.full(n_pat, -np.inf)
+            np.maximum.at(top, pat, off)
+            out["offsets"] = top + np.log(np.bincount(pat, weights=np.exp(off - top[pat]), minlength=n_pat))
+        else:
+            out["trials"] = np.bincount(pat, minlength=n_pat).astype(int)
+            out["offsets"] = data["offsets"][first]
         for i in range(1, len(self.design.blocks) + 1):
             out[f"g_{i}"] = data[f"g_{i}"][first]
             out[f"Z_{i}"] = data[f"Z_{i}"][first]
@@ -951,6 +1095,7 @@ class ModelSpec:
                     "name": a.name, "doc": a.doc, "has_intercept": dp.has_intercept, "priors": {},
                     "link": a.link, "inverse_link": a.stan_inverse_link,
                 }
+                dctx["blocks"] = bool(dp.blocks)  # whether its formula has group terms
                 if dp.has_intercept:
                     p, v = self.class_prior([f"{a.name}_Intercept"], f"the intercept of {a.name}")
                     dctx["priors"]["Intercept"] = add(f"Intercept_{a.name}", p, v, False)
@@ -962,14 +1107,8 @@ class ModelSpec:
                 entry["prior"] = add(a.name, p, v, False)
             ctx["aux"].append(entry)
         # the first centered (sampled) term with a varying intercept is centered on the Intercept
-        on_intercept = next(
-            (
-                i for i, blk in enumerate(d.blocks, start=1)
-                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
-                and not fam.per_category  # a vector of intercepts, one per category
-            ),
-            None,
-        )
+        on_intercept = self._on_intercept()
+        ctx["level"] = bool(self.split_means)
         for i, blk in enumerate(d.blocks, start=1):
             b: dict[str, Any] = {
                 "i": i,
@@ -977,9 +1116,13 @@ class ModelSpec:
                 "centered": blk.centered,
                 "marginal": self.marginalized and i == 1,
                 "on_intercept": i == on_intercept,
+                "split": i - 1 in self.split_means,
+                # its slopes centered on their population-level coefficients too
+                "center_slopes": self.slope_coefficients(i) is not None,
                 "has_U": blk.U is not None,
                 # the number of group effects: one block of M_i per category with a per-category family
                 "M": f"M_{i} * (ncat - 1)" if fam.per_category else f"M_{i}",
+                "dpar": None,  # in the mean's linear predictor
             }
             if blk.pooling == "unpooled":
                 p, v = self.class_prior(self.block_keys(blk, ""), f"the effects of {blk.factor}")
@@ -995,6 +1138,20 @@ class ModelSpec:
                 gkeys = [q.name for q in self.params if q.stan == f"gamma_{i}"]
                 p, v = self.class_prior(gkeys, f"the group-level predictors of {blk.factor}")
                 b["gamma_prior"] = add(f"gamma_{i}", p, v, True)
+            ctx["blocks"].append(b)
+        # the distributional parameters' group terms, numbered after the mean's: the same design
+        # templates, always non-centered; the linear predictor of their parameter takes them
+        for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
+            b = {
+                "i": i, "pooling": blk.pooling, "centered": False, "marginal": False, "on_intercept": False,
+                "split": False, "center_slopes": False, "has_U": False, "M": f"M_{i}", "dpar": blk.dpar,
+            }
+            p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula")
+            b["sd_prior"] = add(f"sd_{i}", p, v, True)
+            if blk.pooling == "correlated":
+                cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
+                p, v = self.class_prior([cname], cname)
+                b["lkj_prior"] = add(f"L_{i}", p, v, False)
             ctx["blocks"].append(b)
         return ctx, hyper
 
@@ -1091,11 +1248,14 @@ class ModelSpec:
                 data[f"means_X_{name}"] = dp.X.mean(axis=0)
         if d.centers_X:
             data["means_X"] = d.X.mean(axis=0)
-        for i, blk in enumerate(d.blocks, start=1):
+        for i, blk in enumerate(d.all_blocks, start=1):
             data[f"J_{i}"] = blk.J
             data[f"M_{i}"] = blk.M
             data[f"g_{i}"] = blk.index[:n] + 1
             data[f"Z_{i}"] = blk.Z[:n]
+            slopes = self.slope_coefficients(i)
+            if slopes is not None:
+                data[f"zb_{i}"] = slopes
             if blk.U is not None:
                 data[f"P_{i}"] = blk.U.shape[1]
                 data[f"U_{i}"] = blk.U
@@ -1202,11 +1362,16 @@ class ModelSpec:
             else:
                 how = f"{blk.pooling}, {'centered' if blk.centered else 'non-centered'}"
             lines.append(f"   Term: ({blk.expr} | {blk.factor}), {blk.J} groups: {how}")
+        for blk in d.dpar_blocks:
+            lines.append(f"   Term of {blk.dpar}: ({blk.expr} | {blk.factor}), {blk.J} groups: {blk.pooling}, non-centered")
         notes = []
         if self.suff_stats:
             notes.append("likelihood from per-group sufficient statistics")
         if self.aggregated:
-            notes.append("identical Bernoulli rows summed into binomial counts")
+            notes.append(
+                "Poisson rows with identical predictors and groups summed into one count each, their exposures summed"
+                if self._sums_exposure else "identical Bernoulli rows summed into binomial counts"
+            )
         if self.weights is not None:
             notes.append("likelihood weights (each row's log-likelihood times its weight)")
         if self.cens is not None:

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import compiled_model, new_run_dir, program_hash, quiet_cmdstanpy
+from . import general as general_programs
+from .backend import (
+    compile_in_background,
+    compiled_model,
+    is_compiled,
+    new_run_dir,
+    program_hash,
+    quiet_cmdstanpy,
+)
 from .fit import Fit, SamplingError, arviz_without_numba
 from .idata import SAMPLE_STATS, build_idata, resolve_pointwise
 from .marginal import group_effect_draws
@@ -49,6 +57,11 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     use_threads = threads is not None and threads >= 1 and model.threads_supported
     code = model.program(threads=use_threads)
     cpp = {"STAN_THREADS": True} if use_threads else None
+    program = opts.pop("program", "auto")
+    on_general = _on_general_program(model, code, cpp, program, use_threads)
+    specialized_code = code
+    if on_general:
+        code, cpp = general_programs.general_program(model.family.name), None
     cm = compiled_model(code, cpp_options=cpp)
     timings["compile"] = time.perf_counter() - t0
     run_dir = new_run_dir(program_hash(code, cpp), opts.pop("output_dir"))
@@ -57,22 +70,23 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     pointwise = opts.pop("pointwise")
     if pointwise not in ("auto", "python", "stan", False):
         raise ValueError(f"pointwise must be 'auto', 'python', 'stan' or False, got {pointwise!r}")
-    if pointwise == "stan" and model.aggregated and not use_threads:
+    if pointwise == "stan" and model.aggregated and not use_threads and not on_general:
         raise ValueError(
-            "pointwise='stan' computes log_lik per row of the data CmdStan sees, but this Bernoulli "
+            f"pointwise='stan' computes log_lik per row of the data CmdStan sees, but this {model.family.name} "
             "model sums identical rows into counts; use pointwise='python' or Model(..., aggregate=False)"
         )
     data_file = run_dir / "data.json"
-    cmdstanpy.write_stan_json(
-        str(data_file),
-        model.stan_data_for(
+    if on_general:
+        stan_data = general_programs.general_data(model, prior_only=prior_only, pointwise=pointwise == "stan")
+    else:
+        stan_data = model.stan_data_for(
             prior_only=prior_only,
             threads=use_threads,
             grainsize=grainsize,
             pointwise=pointwise == "stan",
             draw_effects=pointwise == "stan",
-        ),
-    )
+        )
+    cmdstanpy.write_stan_json(str(data_file), stan_data)
     if use_threads:
         opts["threads_per_chain"] = threads
     chains = opts.pop("chains")
@@ -112,13 +126,19 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     except (RuntimeError, ValueError) as err:
         raise SamplingError(_failure_message(str(err), run_dir)) from None
     timings["sample"] = time.perf_counter() - t1
+    background = None
+    if on_general and program == "auto":
+        # after sampling, so that the compile does not slow this fit down
+        background = compile_in_background(specialized_code)
     t2 = time.perf_counter()
     pointwise = settings["pointwise"] = resolve_pointwise(pointwise, model, chains, settings["draws"])
-    converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"])
+    converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"], general=on_general)
     with arviz_without_numba():
         idata = converter.to_inference_data(pointwise)
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
     fit.stan_fit = mcmc
+    fit.program = "general" if on_general else "specialized"  # which program sampled
+    fit.specialized_compile = background  # the background compile's subprocess.Popen, or None
     timings["convert"] = time.perf_counter() - t2
     timings["pointwise"] = converter.pointwise_s
     timings["effects"] = converter.effects_s
@@ -127,6 +147,39 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     fit.warn_if_unhealthy()
     timings["diagnose"] = time.perf_counter() - t3
     return fit
+
+
+def _on_general_program(model: ModelSpec, code: str, cpp: dict[str, Any] | None, program: str, threads: bool) -> bool:
+    """Whether this fit samples on the family's general program (:mod:`hbstan.general`).
+
+    ``program="auto"``: when the specialized program ``code`` is not compiled yet, the general
+    program is built and supports the model; the specialized program then compiles in the
+    background once this fit has sampled, for the next fit. ``"general"``: always (an error naming the reason when the
+    model is not supported; it is compiled first if need be; nothing compiles in the
+    background). ``"specialized"``: never.
+    """
+    if program not in general_programs.PROGRAMS:
+        raise ValueError(f"unknown program {program!r}; valid values: {list(general_programs.PROGRAMS)}")
+    if program == "specialized":
+        return False
+    reason = general_programs.unsupported(model)
+    if threads and reason is None:
+        reason = "threads_per_chain (reduce_sum) needs the specialized program"
+    if program == "general":
+        if reason is not None:
+            raise ValueError(f"program='general' cannot run this model: {reason}; use program='auto' or 'specialized'")
+        return True
+    if reason is not None or is_compiled(code, cpp_options=cpp) or not general_programs.is_built(model.family.name):
+        if reason is not None:
+            log.debug("hbstan: the specialized program runs: %s", reason)
+        return False
+    log.warning(
+        "hbstan: sampling on the general %s program (precompiled, no compile wait); the program specialized "
+        "to this model compiles in the background, and later fits use it once it is ready "
+        "(Model.sample(program='specialized') waits for it instead)",
+        model.family.name,
+    )
+    return True
 
 
 def _failure_message(text: str, run_dir: Path) -> str:
@@ -151,12 +204,16 @@ def _failure_message(text: str, run_dir: Path) -> str:
 class _CmdStanConverter:
     """Reads a CmdStanMCMC into InferenceData with hbstan's user-facing names."""
 
-    def __init__(self, model: ModelSpec, mcmc: Any, prior_only: bool = False, seed: int | None = None) -> None:
+    def __init__(
+        self, model: ModelSpec, mcmc: Any, prior_only: bool = False, seed: int | None = None, general: bool = False
+    ) -> None:
         self.model = model
         self.mcmc = mcmc
         self.prior_only = prior_only
         self.seed = seed
         self.draws = mcmc.draws(concat_chains=False)  # (iter, chain, column)
+        # a run of the general program: its flat vectors read under the specialized names
+        self._general = general_programs.specialized_names(model, self._var) if general else None
         self.pointwise_s = 0.0  # seconds spent computing log_lik and y_rep in Python
         self.effects_s = 0.0  # seconds spent drawing integrated-out group effects in Python
 
@@ -172,6 +229,8 @@ class _CmdStanConverter:
         A program with draw_effects = 0 leaves r_1 out of its output; :mod:`hbstan.marginal`
         draws it from the population-level draws.
         """
+        if self._general is not None:
+            return self._general(name)
         if name == "r_1" and self.model.marginalized:
             var = self.mcmc.metadata.stan_vars.get(name)
             if var is None or not var.dimensions or var.dimensions[0] == 0:

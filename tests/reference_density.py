@@ -98,7 +98,7 @@ def random_point(model: Any, rng: np.random.Generator) -> Point:
     family = getattr(model.family, "name", model.family)
     kc = _ncat(model) - 1 if family == "categorical" else 1  # linear predictors per row
     sd, L, r, gamma = {}, {}, {}, {}
-    for i, blk in enumerate(d.blocks, start=1):
+    for i, blk in enumerate(d.all_blocks, start=1):  # a distributional parameter's terms after the mean's
         if blk.pooling != "unpooled":
             M = blk.M * kc  # categorical: one block of effects per non-reference category
             sd[i] = np.exp(rng.normal(-0.7, 0.4, M))
@@ -176,9 +176,22 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
             out[f"sd_{i}"] = pt.sd[i]
         if f"L_{i}" in names:
             out[f"L_{i}"] = pt.L[i]
-        if f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
+        if f"w_{i}" in names:  # the group intercepts' mean sampled apart: w and the deviations
+            mean = float(pt.r[i][:, 0].mean())
+            out[f"w_{i}"] = mean * np.sqrt(pt.r[i].shape[0]) / pt.sd[i][0]
+            out["level"] = out.pop("Intercept", out.get("level")) + mean
+            dev = pt.r[i].copy()
+            dev[:, 0] -= mean
+            if f"a_{i}" in names:
+                out[f"a_{i}"] = dev
+            else:
+                out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], dev.T)
+        elif f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
             a = pt.r[i].copy()
             a[:, 0] += pt.Intercept
+            for m, k in enumerate(model.slope_coefficients(i) or []):  # slopes on their coefficients
+                if k:
+                    a[:, m] += pt.b[k - 1]
             out[f"a_{i}"] = a
         elif f"z_{i}" in names:  # non-centered: r_j = diag(sd) L z_j
             out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], pt.r[i].T)
@@ -253,7 +266,8 @@ class _Keys:
 def _effect_keys(blk: Any, suffix: str) -> list[str]:
     keys = []
     for term, levels, _ in blk.effects:
-        name = f"{'1' if term == 'Intercept' else term}|{blk.factor}{suffix}"
+        prefix = f"{blk.dpar}_" if blk.dpar else ""  # a distributional parameter's term: "sigma_1|g"
+        name = f"{prefix}{'1' if term == 'Intercept' else term}|{blk.factor}{suffix}"
         keys += [f"{name}[{lv}]" for lv in levels] if levels else [name]
     return keys
 
@@ -285,7 +299,7 @@ def log_prior(model: Any, pt: Point, names: set[str]) -> float:
                     lp += _prior_logpdf(keys.take(f"{name}_{term}" if lv is None else f"{name}_{term}[{lv}]"), b[c])
         elif getattr(pt, name) is not None:
             lp += _prior_logpdf(keys.take(name), getattr(pt, name))
-    for i, blk in enumerate(d.blocks, start=1):
+    for i, blk in enumerate(d.all_blocks, start=1):  # a distributional parameter's terms after the mean's
         r = pt.r[i]
         if blk.pooling == "unpooled":
             for m, key in enumerate(_effect_keys(blk, "")):
@@ -416,6 +430,9 @@ def log_lik(
         # each row's value from its formula: logit link for a probability (zi, hu), log else
         dp = d.dpars[name]
         lin = (icpt or 0.0) + ((dp.X - dp.X.mean(axis=0)) if icpt is not None else dp.X) @ b
+        for i, blk in enumerate(d.all_blocks, start=1):  # the group terms of its formula
+            if blk.dpar == name:
+                lin = lin + np.sum(pt.r[i][blk.index] * blk.Z, axis=1)
         pt = replace(pt, **{name: expit(lin) if name in ("zi", "hu") else np.exp(lin)})
     ll = _special_log_lik(model, fam, pt, y, eta, trials)
     if ll is None:

@@ -129,14 +129,50 @@ def test_choices_follow_the_evidence() -> None:
 
 
 def test_crossed_terms_center_at_most_one_set_of_intercepts() -> None:
+    """Without the program's split of the means (the rule's default, and the PyMC backend's
+    choice) one set of crossed intercepts is centered; with it, each term on its evidence."""
     rng = np.random.default_rng(5)
     s, it = np.repeat(np.arange(30), 20), np.tile(np.arange(20), 30)
     y = rng.normal(0, 1, 30)[s] + rng.normal(0, 1, 20)[it] + rng.normal(0, 0.3, 600)
     m = hbstan.Model("y ~ 1 + (1 | s) + (1 | it)", pd.DataFrame({"y": y, "s": s, "it": it}))
-    ev = m.term_evidence
+    d = m.design
+    ev = term_evidence("gaussian", d.y, d.X, np.zeros(d.N), d.blocks)
     assert [e.centered for e in ev].count(True) == 1
     assert all(min(e.kappa_low) > 2 for e in ev)  # both qualified on their own
     assert "are the centered ones" in next(e for e in ev if not e.centered).reason()
+    # the program samples each term's mean apart: both centered, neither on the intercept
+    assert m.split_means == (0, 1)
+    assert [e.centered for e in m.term_evidence] == [True, True]
+    assert m.term_evidence == term_evidence("gaussian", d.y, d.X, np.zeros(d.N), d.blocks, one_centered_intercept=False)
+    blocks = m.structure()[0]["blocks"]
+    assert [(b["split"], b["on_intercept"]) for b in blocks] == [(True, False), (True, False)]
+    assert "real level;" in m.stan_code and "real Intercept = level - group_mean(" in m.stan_code
+
+
+def test_means_are_split_off_only_for_crossed_hierarchical_intercepts() -> None:
+    rng = np.random.default_rng(6)
+    n = 600
+    g, h, k = rng.integers(0, 30, n), rng.integers(0, 12, n), rng.integers(0, 10, n)
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "g": g, "h": h, "k": k, "u": np.linspace(0, 1, 30)[g]})
+    df["y"] = rng.binomial(1, 1 / (1 + np.exp(-(0.3 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(0, 0.5, 12)[h]))))
+    split = {
+        "y ~ x + (1 | g)": (),  # one term: centered on the intercept as before, or not
+        "y ~ x + (1 | g) + (1 | h)": (0, 1),
+        "y ~ x + (1 | g) + (1 + x || h) + (1 | k)": (0, 1, 2),
+        "y ~ x + (1 | g) + (1 + x | h)": (),  # a correlated term: its intercepts keep their mean
+        "y ~ 0 + x + (1 | g) + (1 | h)": (),  # no intercept to trade off against
+        "y ~ x + (1 | g) + (0 + x | h)": (),  # one term with a varying intercept
+    }
+    for formula, want in split.items():
+        assert hbstan.Model(formula, df, family="bernoulli").split_means == want, formula
+    # group-level predictors: the intercepts' mean is their regression's; that term is left whole
+    gp = hbstan.Model("y ~ x + (1 | g) + (1 | h) + (1 | k)", df, family="bernoulli", group_predictors={"g": ["u"]})
+    assert gp.split_means == (1, 2)
+    # unpooled terms have no mean to split; an explicit centered= keeps the split
+    assert hbstan.Model("y ~ x + (1 | g) + (1 | h)", df, family="bernoulli", pooling="unpooled").split_means == ()
+    nc = hbstan.Model("y ~ x + (1 | g) + (1 | h)", df, family="bernoulli", centered=False)
+    assert nc.split_means == (0, 1) and "matrix[M_1, J_1] z_1;" in nc.stan_code
 
 
 def test_term_evidence_handles_slopes_and_unpooled_terms() -> None:
@@ -178,6 +214,16 @@ def test_default_fits_do_not_diverge_and_agree_with_the_other_parameterization(n
     ref = _other_parameterization_long(m)
     cmp = compare_fits(fit, ref, labels=("default", "other"))
     assert cmp.verdict == "agree", cmp.table.sort_values("z", key=abs).tail()
+
+
+@cmdstan
+def test_split_means_sample_the_posterior_of_the_whole_terms() -> None:
+    """The program sampling the crossed terms' means apart (both terms centered) agrees with
+    the PyMC model, which samples each term whole (one of them centered on the intercept)."""
+    m = hbstan.Model("y ~ 1 + (1 | subj) + (1 | item)", gaussian_crossed())
+    assert m.split_means == (0, 1)
+    cmp = hbstan.compare_backends(m, chains=4, draws=1000, seed=3)
+    assert cmp.verdict == "agree", cmp.to_markdown()
 
 
 @cmdstan

@@ -48,8 +48,8 @@ def test_formula_is_a_string_with_parts() -> None:
 def test_bad_distributional_formulas_are_refused(data: pd.DataFrame) -> None:
     with pytest.raises(hbstan.FormulaError, match="'shape' cannot have a formula of its own in family='gaussian'"):
         hbstan.Model("y ~ x; shape ~ z", data)
-    with pytest.raises(hbstan.FormulaError, match="population-level terms only"):
-        hbstan.Model("y ~ x; sigma ~ z + (1 | g)", data)
+    with pytest.raises(hbstan.FormulaError, match="pooling='unpooled' with the group term"):
+        hbstan.Model("y ~ x; sigma ~ z + (1 | g)", data, pooling="unpooled")
     with pytest.raises(ValueError, match="sigma= gives a known sigma"):
         hbstan.Model("y ~ x; sigma ~ z", data, sigma=1.0)
     with pytest.raises(hbstan.FormulaError, match="not a formula of a distributional parameter"):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from scipy.special import expit
@@ -286,3 +287,42 @@ def test_cumulative_response_is_read_from_an_ordered_categorical_or_numbers() ->
     df["y"] = pd.Categorical(["b", "a", "c", "c", "b", "a"])  # unordered: no order to use
     with pytest.raises(hbstan.DataError, match="unordered pandas Categorical.*ordered=True"):
         hbstan.Model("y ~ x", df, family="cumulative")
+
+
+def _counts_with_repeats(seed: int = 4, n: int = 800) -> pd.DataFrame:
+    """Counts of 20 sites x 2 treatments, several rows each with their own exposure."""
+    rng = np.random.default_rng(seed)
+    site, treat = rng.integers(0, 20, n), rng.integers(0, 2, n)
+    t = rng.uniform(0.5, 3.0, n)
+    eta = 0.3 + 0.5 * treat + rng.normal(0, 0.4, 20)[site] + np.log(t)
+    return pd.DataFrame({"y": rng.poisson(np.exp(eta)), "treat": treat, "t": t, "site": [f"s{j}" for j in site]})
+
+
+def test_poisson_rows_are_summed_with_their_exposures() -> None:
+    """Rows with identical predictors and groups become one count whose exposure is their sum:
+    the log-likelihood of the summed data differs from the rows' by a constant only."""
+    df = _counts_with_repeats()
+    m = hbstan.Model("y ~ treat + (1 | site)", df, family="poisson", exposure="t")
+    rows = hbstan.Model("y ~ treat + (1 | site)", df, family="poisson", exposure="t", aggregate=False)
+    assert m.aggregated and not rows.aggregated and "exposures summed" in str(m)
+    assert m.program() == rows.program()  # the same program: only the data differ
+    agg, full = m.stan_data, rows.stan_data
+    cells = df.groupby(["site", "treat"])
+    assert agg["N"] == cells.ngroups and full["N"] == len(df) and agg["y"].sum() == df["y"].sum()
+    assert np.allclose(np.sort(np.exp(agg["offsets"])), np.sort(cells["t"].sum().to_numpy()))
+    rng = np.random.default_rng(0)
+
+    def loglik(data: dict, b0: float, b1: float, r: np.ndarray) -> float:
+        eta = data["offsets"] + b0 + b1 * data["X"][:, 0] + r[data["g_1"] - 1]
+        return float(stats.poisson.logpmf(data["y"], np.exp(eta)).sum())
+
+    diffs = []
+    for _ in range(4):
+        b0, b1, r = rng.normal(), rng.normal(), rng.normal(0, 0.5, 20)
+        diffs.append(loglik(agg, b0, b1, r) - loglik(full, b0, b1, r))
+    assert np.ptp(diffs) < 1e-8, diffs
+    # the families whose sums are not of their own kind keep their rows
+    for fam in ("negbinomial", "zero_inflated_poisson", "hurdle_poisson"):
+        assert not hbstan.Model("y ~ treat + (1 | site)", df, family=fam, exposure="t").aggregated, fam
+    with pytest.raises(ValueError, match="pointwise='stan' computes log_lik per row"):
+        m.sample(chains=1, draws=10, warmup=10, pointwise="stan")

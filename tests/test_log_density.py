@@ -84,6 +84,10 @@ SUBSET = [
     # ... with a formula for sigma: the programs of tests/test_distributional.py's PyMC check
     Variant("lognormal_sigma_formula_censored", "pooled", True, False, False),
     Variant("gaussian_sigma_formula_weighted", "pooled", True, False, False),
+    # group terms in sigma's formula: a hierarchical one (the program tests/test_dpar_groups.py
+    # fits) and a correlated one beside crossed terms of the mean with a group predictor
+    Variant("gaussian_sigma_groups", "hierarchical", True, False, False),
+    Variant("lognormal_sigma_correlated_groups", "crossed", False, True, False),
 ]
 
 

@@ -264,3 +264,14 @@ def test_sbc_ranks_do_not_depend_on_the_number_of_workers(model, client, caplog)
         two = hbstan.sbc(model, client=client, **kw)
     pd.testing.assert_frame_equal(one.ranks, two.ranks)
     pd.testing.assert_frame_equal(one.truth, two.truth)
+    # the simulated responses are kept, the same on any number of workers, and a subset chosen
+    # by them is an SBC of its own
+    assert one.simulated.shape == (6, model.design.N)
+    np.testing.assert_array_equal(one.simulated, two.simulated)
+    mask = one.simulated.mean(axis=1) > np.median(one.simulated.mean(axis=1))
+    sub = one.subset(mask)
+    pd.testing.assert_frame_equal(sub.ranks, one.ranks[mask].reset_index(drop=True))
+    np.testing.assert_array_equal(sub.simulated, one.simulated[mask])
+    assert len(sub.ranks) == 3 and sub.max_rank == one.max_rank
+    with pytest.raises(ValueError, match="one bool per simulation"):
+        one.subset([True])

@@ -283,3 +283,32 @@ def test_censored_poisson_agrees_with_pymc() -> None:
     m = hbstan.Model("y | cens(c, y2) ~ x + (1 | g)", df, family="poisson", centered=False)
     res = hbstan.compare_backends(m, chains=4, draws=1000, seed=5)
     assert res.verdict == "agree", res.to_markdown()
+
+
+@cmdstan
+@pytest.mark.parametrize("family", ["gaussian", "lognormal"])
+def test_censored_far_tails_equal_scipy(family: str) -> None:
+    """Rows censored 15 (gaussian) and 40 (lognormal) SDs out: the program's probabilities equal
+    scipy's. Stan Math's normal_lccdf is -inf beyond 10 SDs and its lognormal_lcdf/lccdf beyond
+    about 38, so the templates write them with normal_lcdf, which has an asymptotic tail."""
+    far = 15.0 if family == "gaussian" else 40.0
+    y = [1.0, 2.0, far, -far] if family == "gaussian" else [1.0, 2.0, np.exp(far), np.exp(-far)]
+    df = pd.DataFrame({"y": y, "c": ["none", "none", "right", "left"], "x": [0.0, 1.0, 0.0, 1.0]})
+    df["y2"] = df["y"]
+    if family == "gaussian":  # the program of test_censored_normal_equals_numerical_integration
+        m = hbstan.Model("y | cens(c, y2) ~ 1", df)
+        params = {"Intercept": 0.0, "b": [], "sigma": 1.0}
+    else:  # the program of test_log_density's lognormal_sigma_formula_censored, pooled
+        m = hbstan.Model(hbstan.Formula("y | cens(c, y2) ~ x", sigma="~ x"), df, family="lognormal")
+        params = {"Intercept": 0.0, "b": [0.0], "Intercept_sigma": 0.0, "b_sigma": [0.0]}
+    cm = compiled_model(m.program())
+    lp = [
+        float(cm.log_prob(params=params, data=m.stan_data_for(prior_only=po, pointwise=False), jacobian=False, sig_figs=18)["lp__"].iloc[0])
+        for po in (False, True)
+    ]
+    z = np.asarray(y) if family == "gaussian" else np.log(y)
+    expected = stats.norm.logpdf(z[:2]).sum() + stats.norm.logsf(far) + stats.norm.logcdf(-far)
+    if family == "lognormal":
+        expected -= z[:2].sum()  # the Jacobian of log y in the density of the uncensored rows
+    assert stats.norm.logsf(far) < -100  # far out indeed
+    np.testing.assert_allclose(lp[0] - lp[1], expected, rtol=1e-8)

@@ -71,6 +71,9 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "beta_phi_formula_weighted": ("yq | weights(w)", {"family": "beta"}),
     "lognormal_sigma_formula_censored": ("yl | cens(cc, yl_hi)", {"family": "lognormal"}),
     "gamma_shape_formula_censored": ("yg | cens(cc, yg_hi)", {"family": "gamma"}),
+    # ... with group terms in that formula (numbered after the mean's, non-centered)
+    "gaussian_sigma_groups": ("y", {}),
+    "lognormal_sigma_correlated_groups": ("yl", {"family": "lognormal"}),
 }
 # count families: an offset enters as an exposure (log offset)
 COUNTS = {"poisson", "negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial"}
@@ -127,6 +130,8 @@ DPAR_FAMILIES = {
     "beta_phi_formula_weighted": "; phi ~ x",
     "lognormal_sigma_formula_censored": "; sigma ~ x",
     "gamma_shape_formula_censored": "; shape ~ x",
+    "gaussian_sigma_groups": "; sigma ~ x + (1 | g)",
+    "lognormal_sigma_correlated_groups": "; sigma ~ x + (1 + x | h)",
 }
 
 

@@ -11,6 +11,8 @@ taken over the same set of quantities for every engine.
 * ``*_brms``: the style of brms's generated code: centered design ``Xc`` with a temporary
   ``Intercept``, non-centered ``r_1_1 = sd_1[1] * z_1[1]`` (``scale_r_cor`` for correlated
   effects), one ``normal_id_glm_lpdf`` call, brms's default student_t(3, ...) priors.
+* ``glmm_*_brms``: the GLMM rows of issue 19 in the same brms style (simulated data of
+  ``glmm_data.py``), but with hbstan's default priors, so that they sample hbstan's posterior.
 """
 
 from __future__ import annotations
@@ -104,6 +106,79 @@ def prep_brms_vs(df: pd.DataFrame) -> dict[str, Any]:
     return _prep_brms(df, slopes=True)
 
 
+def _sd0(x: np.ndarray) -> float:
+    return float(np.std(x))
+
+
+def _group_index(df: pd.DataFrame, col: str) -> tuple[np.ndarray, int]:
+    codes, levels = pd.factorize(df[col], sort=True)
+    return codes + 1, len(levels)
+
+
+def _prep_glmm(df: pd.DataFrame, y: str, xs: list[str], groups: list[str]) -> dict[str, Any]:
+    """brms's data layout; hbstan's default priors on the logit scale (s_y = 1): Normal(0, 2.5)
+    on the Intercept, Normal(0, 2.5 / sd(x)) on each coefficient, HalfNormal(1) on each SD."""
+    n = len(df)
+    X = df[xs].to_numpy(float)
+    data: dict[str, Any] = {
+        "N": n,
+        "Y": df[y].to_numpy(int),
+        "K": len(xs) + 1,
+        "X": np.column_stack([np.ones(n), X]),
+        "Kc": len(xs),
+        "prior_Intercept_loc": 0.0,
+        "prior_Intercept_scale": 2.5,
+        "prior_b_scale": 2.5 / np.std(X, axis=0),
+        "prior_sd_scale": 1.0,
+        "prior_only": 0,
+    }
+    for k, g in enumerate(groups, start=1):
+        data[f"J_{k}"], data[f"N_{k}"] = _group_index(df, g)
+        data[f"M_{k}"] = 1
+        data[f"Z_{k}_1"] = np.ones(n)
+    return data
+
+
+def prep_glmm_bernoulli(df: pd.DataFrame) -> dict[str, Any]:
+    return _prep_glmm(df, "y", ["x1", "x2"], ["state", "age", "edu"])
+
+
+def prep_glmm_binomial(df: pd.DataFrame) -> dict[str, Any]:
+    data = _prep_glmm(df, "y", ["x"], ["site", "obs"])
+    data["trials"] = df["n"].to_numpy(int)
+    return data
+
+
+def prep_glmm_poisson(df: pd.DataFrame) -> dict[str, Any]:
+    """hbstan's defaults for a Poisson model with an exposure: Normal(log(mean(y / exposure)),
+    2.5) on the Intercept, HalfNormal(1) and HalfNormal(1 / sd(year)) on the SDs, LKJ(2)."""
+    n = len(df)
+    year = df["year"].to_numpy(float)
+    effort = df["effort"].to_numpy(float)
+    count = df["count"].to_numpy(int)
+    J, N_1 = _group_index(df, "site")
+    return {
+        "N": n,
+        "Y": count,
+        "K": 2,
+        "X": np.column_stack([np.ones(n), year]),
+        "Kc": 1,
+        "offsets": np.log(effort),
+        "N_1": N_1,
+        "M_1": 2,
+        "J_1": J,
+        "Z_1_1": np.ones(n),
+        "Z_1_2": year,
+        "NC_1": 1,
+        "prior_Intercept_loc": float(np.log(np.mean(count / effort))),
+        "prior_Intercept_scale": 2.5,
+        "prior_b_scale": [2.5 / _sd0(year)],
+        "prior_sd_1_scale": [1.0, 1.0 / _sd0(year)],
+        "prior_L_1_eta": 2.0,
+        "prior_only": 0,
+    }
+
+
 def _same(a: np.ndarray) -> np.ndarray:
     return a
 
@@ -161,6 +236,46 @@ PROGRAMS: dict[str, Program] = {
             "1|county": ("r_1_1", _same),
             "floor|county": ("r_1_2", _same),
             "county_corr": ("cor_1", _col(0)),
+        },
+    ),
+    "glmm_bernoulli_brms": Program(
+        "glmm_bernoulli_brms",
+        prep_glmm_bernoulli,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x1": ("b", _col(0)),
+            "x2": ("b", _col(1)),
+            "1|state_sigma": ("sd_1", _col(0)),
+            "1|age_sigma": ("sd_2", _col(0)),
+            "1|edu_sigma": ("sd_3", _col(0)),
+            "1|state": ("r_1_1", _same),
+            "1|age": ("r_2_1", _same),
+            "1|edu": ("r_3_1", _same),
+        },
+    ),
+    "glmm_binomial_brms": Program(
+        "glmm_binomial_brms",
+        prep_glmm_binomial,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "1|site_sigma": ("sd_1", _col(0)),
+            "1|obs_sigma": ("sd_2", _col(0)),
+            "1|site": ("r_1_1", _same),
+            "1|obs": ("r_2_1", _same),
+        },
+    ),
+    "glmm_poisson_brms": Program(
+        "glmm_poisson_brms",
+        prep_glmm_poisson,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "year": ("b", _col(0)),
+            "1|site_sigma": ("sd_1", _col(0)),
+            "year|site_sigma": ("sd_1", _col(1)),
+            "1|site": ("r_1_1", _same),
+            "year|site": ("r_1_2", _same),
+            "site_corr": ("cor_1", _col(0)),
         },
     ),
 }

@@ -60,6 +60,7 @@ class _ZeroPart(Family):
     # each family lists its own: its base family's and the zero probability
     distributional: ClassVar[tuple[str, ...]] = ()
     censoring: ClassVar[bool] = False  # the zero part has no CDF in the template (yet)
+    aggregates_to: ClassVar[str | None] = None  # zeros of single rows: rows cannot be summed
     weighting: ClassVar[bool] = False  # its PyMC side has no pymc_dist to weight (yet)
     pymc_name: ClassVar[str]  # PyMC's distribution of the family (its psi is 1 - zi or 1 - hu)
 

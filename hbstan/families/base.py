@@ -94,7 +94,9 @@ class Family:
         of one term can be integrated out (Gaussian).
     aggregates_to : str or None
         Capability: rows with identical predictors can be summed into this family's counts
-        (Bernoulli rows into binomial ones: the same likelihood up to a constant).
+        (Bernoulli rows into binomial ones: the same likelihood up to a constant). A family
+        that aggregates into itself (Poisson) sums the counts of rows with identical
+        predictors and groups and their exposures (the offsets on the exp scale).
     distributional : tuple of str
         Capability: the auxiliary parameters that may get a formula of their own
         (``Formula("y ~ x", sigma="~ z")``), on the scale of :attr:`AuxParam.link` (log for a
@@ -321,4 +323,8 @@ class Family:
         import pymc as pm
 
         observed = y.astype(int) if self.integer_response else y
-        return pm.modelcontext(None).register_rv(self.pymc_dist(eta, aux, trials), name, observed=observed, dims=dims)
+        # a tuple: Model.register_rv would read a string's characters as dimension names (nutpie
+        # then fails on their lengths)
+        return pm.modelcontext(None).register_rv(
+            self.pymc_dist(eta, aux, trials), name, observed=observed, dims=(dims,) if isinstance(dims, str) else dims
+        )

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.special import log_softmax, softmax
 
 from ..design import DataError
+from ._categories import category_numbers
 from .base import Family
 
 __all__ = ["Categorical"]
@@ -68,14 +69,7 @@ class Categorical(Family):
             )
         elif pd.api.types.is_numeric_dtype(dtype):
             y = column.to_numpy(dtype=float)
-            bad = np.flatnonzero((y != np.round(y)) | (y < 1))
-            if bad.size:
-                raise DataError(
-                    f"response {name!r} must hold category numbers 1, 2, ..., K for family='categorical' "
-                    f"(1 the reference category); rows {bad[:5].tolist()} have {y[bad[:5]].tolist()}. "
-                    f"Recode them as whole numbers from 1, or pass labels: {example}"
-                )
-            levels = [str(k) for k in range(1, int(y.max()) + 1)]
+            levels = category_numbers(y, name, "categorical", "the reference", f"pass labels: {example}")
         else:  # text: the sorted distinct values, as pd.Categorical gives them
             cat = pd.Categorical(column.astype(str))
             levels = [str(c) for c in cat.categories]

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.special import expit, log_expit, log_ndtr, ndtr
 
 from ..design import DataError
+from ._categories import category_numbers
 from .base import Family
 
 __all__ = ["Cumulative", "threshold_labels"]
@@ -89,18 +90,10 @@ class Cumulative(Family):
                 f"df[{name!r}] = pd.Categorical(df[{name!r}], categories=[lowest, ..., highest], ordered=True)"
             )
         y = column.to_numpy(dtype=float)
-        bad = np.flatnonzero((y != np.round(y)) | (y < 1))
-        if bad.size:
-            raise DataError(
-                f"response {name!r} must hold category numbers 1, 2, ..., K for family='cumulative' "
-                f"(1 the lowest category); rows {bad[:5].tolist()} have {y[bad[:5]].tolist()}. Recode "
-                "the levels as whole numbers from 1 (e.g. y - y.min() + 1 for 0-based codes), or pass "
-                "an ordered pandas Categorical"
-            )
-        K = int(y.max())
-        if K < 2:
+        levels = category_numbers(y, name, "cumulative", "the lowest", "pass an ordered pandas Categorical")
+        if len(levels) < 2:
             raise DataError(f"response {name!r} has a single category (every row is 1): there is nothing to model")
-        return y, [str(k) for k in range(1, K + 1)]
+        return y, levels
 
     def check_response(self, y, name, trials):  # noqa: D102
         return None  # encode_response has checked it

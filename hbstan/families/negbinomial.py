@@ -35,6 +35,7 @@ class NegBinomial(Poisson):
 
     name = "negbinomial"
     aux = (_Shape("shape", "negative binomial shape (variance mu + mu^2 / shape)"),)
+    aggregates_to = None  # sums of negative binomial counts are not negative binomial with the same shape
     distributional = ("shape",)
 
     def log_lik(self, y, eta, aux, trials):  # noqa: D102

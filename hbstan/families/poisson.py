@@ -19,6 +19,9 @@ class Poisson(Family):
     multivariate = True
     link = "log"
     censoring = True
+    # rows with identical predictors and groups sum into one count with their summed exposure:
+    # the same likelihood up to a constant (sum_i Poisson(y_i | e_i mu) ~ Poisson(sum y | mu sum e))
+    aggregates_to = "poisson"
 
     def response_scale(self, y, offset, trials):  # noqa: D102
         rate = np.mean(y / np.exp(offset))

@@ -1,0 +1,232 @@
+"""General programs: one precompiled Stan program per family whose structure is data.
+
+rstanarm's approach to a first fit without a compile: the general program of a family takes
+any number of varying terms, each with any number of effects, correlated (LKJ) or independent
+by a data flag, through index arrays and flat parameter vectors
+(``stan_templates/general.stan.j2``). Its priors are the specialized programs' default prior
+families with the hyperparameters as data, so a model it supports has the same posterior on
+it as on its specialized program; only the parameterization may differ (each term centered
+or not as there, but never integrated out, nor centered on the intercept). :func:`hbstan.stan_backend.sample_stan` samples on it
+while the specialized program compiles in the background.
+
+This module decides which models the general program supports (:func:`unsupported`), renders
+the program (:func:`general_program`), writes its data (:func:`general_data`) and reads its
+output back under the specialized program's names (:func:`specialized_names`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._version import __version__
+from .backend import compiled_model, is_compiled
+from .centering import term_evidence
+from .families import get_family
+from .priors import LKJ, Exponential, HalfNormal, Normal
+from .render import program as rendered_program
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
+
+__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "unsupported", "general_program", "general_data",
+           "centered_terms", "specialized_names", "is_built", "build"]
+
+# the families with a general program, each at its default link
+GENERAL_FAMILIES = ("gaussian", "bernoulli", "binomial", "poisson")
+
+# which program a fit runs on: Model.sample(program=...)
+PROGRAMS = ("auto", "general", "specialized")
+
+
+def general_program(family: str) -> str:
+    """Render ``family``'s general program (one of :data:`GENERAL_FAMILIES`)."""
+    if family not in GENERAL_FAMILIES:
+        raise ValueError(f"no general program for family {family!r}; families with one: {list(GENERAL_FAMILIES)}")
+    fam = get_family(family)
+    ctx = {
+        "general": True,  # keeps its render-cache key apart from the specialized programs'
+        "version": __version__,
+        "family": fam.name,
+        "link": fam.link,
+        "integer_response": fam.integer_response,
+        "sigma": "sigma" in [a.name for a in fam.aux],
+        # what the family templates' macros read: no known SEs, no distributional formulas
+        "se": False,
+        "dpar_names": [],
+    }
+    return rendered_program(ctx, template="general.stan.j2")
+
+
+def is_built(family: str) -> bool:
+    """Whether ``family``'s general program is compiled in the cache."""
+    return is_compiled(general_program(family))
+
+
+def build(families: list[str] | None = None) -> int:
+    """Compile the general programs (of ``families``, default all) not yet in the cache."""
+    todo = [f for f in (families or GENERAL_FAMILIES) if f in GENERAL_FAMILIES]
+    for f in todo:
+        compiled_model(general_program(f))
+    return len(todo)
+
+
+def unsupported(model: ModelSpec) -> str | None:
+    """Why ``model`` cannot run on its family's general program, or None when it can."""
+    fam = model.family
+    if fam.name not in GENERAL_FAMILIES:
+        return f"family {fam.name!r} has no general program (families with one: {list(GENERAL_FAMILIES)})"
+    if fam.link != get_family(fam.name).link:
+        return f"the general {fam.name} program has the {get_family(fam.name).link} link only, not {fam.link}"
+    d = model.design
+    if model.se is not None or model.weights is not None or model.cens is not None:
+        return "se(), weights() and cens() need the specialized program"
+    if d.dpars:
+        return "formulas for auxiliary parameters need the specialized program"
+    if model.fixed_aux:
+        return "a known sigma needs the specialized program"
+    for blk in d.blocks:
+        if blk.pooling not in ("hierarchical", "correlated"):
+            return f"{blk.pooling} group effects ({blk.expr} | {blk.factor}) need the specialized program"
+        if blk.pooling == "correlated" and blk.M < 2:
+            return f"a correlated term with one effect ({blk.expr} | {blk.factor}) needs the specialized program"
+        if blk.U is not None:
+            return f"group-level predictors of {blk.factor!r} need the specialized program"
+    if not d.has_intercept:
+        return "a model without an intercept needs the specialized program"
+    expected = {"Intercept": Normal, "b": Normal, "sd": HalfNormal, "corr": LKJ, "sigma": Exponential}
+    for key, prior in model.priors.items():
+        cls = _prior_class(model, key)
+        if not isinstance(prior, expected[cls]):
+            return (
+                f"the prior of {key!r} is {prior}: the general program has the default prior families only "
+                f"({expected[cls].__name__} there)"
+            )
+    return None
+
+
+def _prior_class(model: ModelSpec, key: str) -> str:
+    """Name the class of a prior key of a model the general program may support."""
+    if key == "Intercept" or key == "sigma":
+        return key
+    if isinstance(model.default_priors[key], LKJ):
+        return "corr"
+    if isinstance(model.default_priors[key], HalfNormal):
+        return "sd"
+    return "b"
+
+
+def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool = False) -> dict[str, Any]:
+    """Write the data of the general program for ``model`` (which it must support).
+
+    The rows as they are (Bernoulli rows are not summed into counts: the same likelihood),
+    the structure of the varying terms, and the hyperparameters of the model's priors in the
+    order of the flat parameter vectors.
+    """
+    reason = unsupported(model)
+    if reason is not None:
+        raise ValueError(f"the general program does not support this model: {reason}")
+    d = model.design
+    fam = model.family
+    data: dict[str, Any] = {"N": d.N, "y": d.y.astype(int) if fam.integer_response else d.y}
+    if fam.trials:
+        data["trials"] = model.trials.astype(int)
+    data.update(K=d.K, X=d.X, offsets=model.offset, means_X=d.X.mean(axis=0))
+    blocks = d.blocks
+    data.update(
+        T=len(blocks),
+        J=[blk.J for blk in blocks],
+        M=[blk.M for blk in blocks],
+        cor=[int(blk.pooling == "correlated") for blk in blocks],
+        centered=[int(c) for c in centered_terms(model)],
+        g=np.array([blk.index + 1 for blk in blocks], dtype=int).reshape(len(blocks), d.N),
+        E=sum(blk.M for blk in blocks),
+        Z=np.column_stack([blk.Z for blk in blocks]) if blocks else np.zeros((d.N, 0)),
+    )
+    _, v = model.class_prior(["Intercept"], "the intercept")
+    data.update(prior_Intercept_loc=v["loc"][0], prior_Intercept_scale=v["scale"][0])
+    bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
+    _, v = model.class_prior(bkeys, "the coefficients (class 'b')")
+    data.update(prior_b_loc=v.get("loc", []), prior_b_scale=v.get("scale", []))
+    if "sigma" in [a.name for a in fam.aux]:
+        data["prior_sigma_rate"] = model.class_prior(["sigma"], "sigma")[1]["rate"][0]
+    sd_scale: list[float] = []
+    eta: list[float] = []
+    for i, blk in enumerate(blocks, start=1):
+        sd_scale += model.class_prior(model.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}")[1]["scale"]
+        if blk.pooling == "correlated":
+            cname = next(q.name for q in model.params if q.stan == f"Cor_{i}")
+            eta.append(model.class_prior([cname], cname)[1]["eta"][0])
+        else:
+            eta.append(1.0)  # not used: independent effects
+    data.update(prior_sd_scale=sd_scale, prior_L_eta=eta, prior_only=int(prior_only), pointwise=int(pointwise))
+    return data
+
+
+def centered_terms(model: ModelSpec) -> list[bool]:
+    """Whether each varying term is centered on the general program.
+
+    As on the specialized program: ``centered=`` where given for the term, else the choice
+    from the data (:mod:`hbstan.centering`), which a Gaussian term whose effects the
+    specialized program integrates out gets here too.
+    """
+    option = model.options["centered"]
+    blocks = model.design.blocks
+    out = []
+    evidence = None
+    for t, blk in enumerate(blocks):
+        given = option.get(blk.factor, "auto") if isinstance(option, dict) else option
+        if given != "auto":
+            out.append(bool(given))
+        elif not (model.marginalized and t == 0):
+            out.append(bool(blk.centered))
+        else:
+            if evidence is None:
+                evidence = term_evidence(model.family, model.design.y, model.design.X, model.offset, blocks,
+                                         trials=model.trials)
+            out.append(bool(evidence[t].centered))
+    return out
+
+
+def specialized_names(model: ModelSpec, get: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+    """Read the general program's draws under the specialized program's Stan names.
+
+    ``get(name)`` returns a general program variable's draws, (chain, draw, ...); the result
+    does the same for the names :func:`hbstan.stan_backend.params_from_stan` asks for
+    (``b_Intercept``, ``b``, ``sigma``, ``sd_i``, ``r_i``, ``Cor_i``), cutting each term's
+    part out of the flat vectors.
+    """
+    blocks = model.design.blocks
+    pos_e, pos_r, pos_cor = [], [], []
+    e = r = q = 0
+    for blk in blocks:
+        pos_e.append(e)
+        pos_r.append(r)
+        pos_cor.append(q)
+        e += blk.M
+        r += blk.J * blk.M
+        q += blk.M * blk.M if blk.pooling == "correlated" else 0
+    memo: dict[str, np.ndarray] = {}
+
+    def flat(name: str) -> np.ndarray:
+        if name not in memo:
+            memo[name] = get(name)
+        return memo[name]
+
+    def read(name: str) -> np.ndarray:
+        kind, _, i = name.partition("_")
+        if kind in ("sd", "r", "Cor") and i.isdigit():
+            t = int(i) - 1
+            blk = blocks[t]
+            if kind == "sd":
+                return flat("sd")[..., pos_e[t]:pos_e[t] + blk.M]
+            if kind == "r":  # effect after effect, J values each -> (chain, draw, J, M)
+                part = flat("r")[..., pos_r[t]:pos_r[t] + blk.J * blk.M]
+                return np.swapaxes(part.reshape(*part.shape[:2], blk.M, blk.J), -1, -2)
+            part = flat("Cor")[..., pos_cor[t]:pos_cor[t] + blk.M * blk.M]  # column after column
+            return np.swapaxes(part.reshape(*part.shape[:2], blk.M, blk.M), -1, -2)
+        return get(name)
+
+    return read

@@ -1,0 +1,181 @@
+"""General programs (issue 19): one precompiled program per family, structure as data.
+
+Each fit on a general program is compared with a fit of the same model on its specialized
+program (``compare_fits``: every posterior mean and SD within Monte Carlo error, confirmed by
+longer runs before a disagreement is reported): a Gaussian correlated intercept and slope on
+radon, a Bernoulli model with two crossed hierarchical terms, a pooled Poisson model with an
+exposure. Three general programs are compiled (one per family, shared by its tests);
+``validation/general_programs.py`` runs every family x design.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hbstan
+from hbstan.backend import export_program, install_program
+from hbstan.general import general_data, general_program, unsupported
+
+DRAWS = dict(chains=4, draws=500, warmup=500)
+
+
+def _same_layout(a: hbstan.Fit, b: hbstan.Fit) -> None:
+    """Both fits' InferenceData have the same variables, dims and coordinates."""
+    for group in ("posterior", "log_likelihood", "posterior_predictive"):
+        da, db = getattr(a.idata, group), getattr(b.idata, group)
+        assert set(da.data_vars) == set(db.data_vars), group
+        for v in da.data_vars:
+            assert da[v].dims == db[v].dims, v
+        for c in da.coords:
+            if c not in ("chain", "draw"):
+                assert list(da[c].values) == list(db[c].values), c
+
+
+def _agree(a: hbstan.Fit, b: hbstan.Fit) -> None:
+    comparison = hbstan.compare_fits(a, b, labels=["general", "specialized"])
+    assert comparison.verdict == "agree", comparison.to_markdown()
+
+
+@pytest.fixture(scope="module")
+def crossed_bernoulli() -> hbstan.Model:
+    rng = np.random.default_rng(19)
+    n, ja, jb = 600, 15, 8
+    a, b = rng.integers(0, ja, n), rng.integers(0, jb, n)
+    x = rng.normal(size=n)
+    eta = -0.3 + 0.8 * x + rng.normal(0, 0.7, ja)[a] + rng.normal(0, 0.5, jb)[b]
+    df = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x,
+                       "a": [f"a{i}" for i in a], "b": [f"b{i}" for i in b]})
+    return hbstan.Model("y ~ x + (1 | a) + (1 | b)", df, family="bernoulli")
+
+
+@pytest.mark.cmdstan
+def test_gaussian_correlated_radon_same_posterior(radon: pd.DataFrame) -> None:
+    """Radon, (1 + floor | county): the general program (non-centered, LKJ through canonical
+    partial correlations) against the specialized one (group effects integrated out)."""
+    m = hbstan.Model("log_radon ~ floor + (1 + floor | county)", data=radon)
+    fg = m.sample(seed=1, program="general", **DRAWS)
+    fs = m.sample(seed=1, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    assert fg.specialized_compile is None  # a forced program compiles nothing in the background
+    _same_layout(fg, fs)
+    _agree(fg, fs)
+
+
+@pytest.mark.cmdstan
+def test_bernoulli_two_terms_same_posterior(crossed_bernoulli: hbstan.Model) -> None:
+    m = crossed_bernoulli
+    fg = m.sample(seed=2, program="general", **DRAWS)
+    fs = m.sample(seed=2, program="specialized", **DRAWS)
+    _same_layout(fg, fs)
+    _agree(fg, fs)
+
+
+@pytest.mark.cmdstan
+def test_general_program_log_lik_equals_pythons(crossed_bernoulli: hbstan.Model) -> None:
+    """pointwise='stan' on the general program: its log_lik is the one hbstan computes in
+    NumPy from the same draws."""
+    fit = crossed_bernoulli.sample(chains=1, draws=50, warmup=100, seed=3, program="general", pointwise="stan")
+    from hbstan.pointwise import pointwise_groups
+
+    post = {v: fit.idata.posterior[v].values for v in fit.idata.posterior.data_vars}
+    ref = pointwise_groups(crossed_bernoulli, post, 0)["log_likelihood"]["log_lik"]
+    # (to the 6 significant digits of CmdStan's CSV output, which the draws are read from too)
+    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cmdstan
+def test_poisson_pooled_with_exposure_same_posterior() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    df = pd.DataFrame({"x": rng.normal(size=n), "t": rng.uniform(0.5, 3, n)})
+    df["y"] = rng.poisson(df["t"] * np.exp(0.4 + 0.5 * df["x"]))
+    m = hbstan.Model("y ~ x", df, family="poisson", exposure="t")
+    fg = m.sample(seed=4, program="general", **DRAWS)
+    fs = m.sample(seed=4, program="specialized", **DRAWS)
+    _same_layout(fg, fs)
+    _agree(fg, fs)
+
+
+@pytest.mark.cmdstan
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
+def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
+    radon: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache holding the general programs but not the model's specialized program: the fit
+    runs on the general program at once, says so, and starts the specialized compile; with
+    the specialized program cached, that one runs."""
+    m = hbstan.Model("log_radon ~ floor + (1 | county)", data=radon.iloc[:300])
+    shipped = [export_program(general_program("gaussian")), export_program(m.stan_code)]
+    monkeypatch.setenv("HBSTAN_CACHE_DIR", str(tmp_path))
+    install_program(shipped[0])
+    with caplog.at_level(logging.INFO, logger="hbstan"):
+        fit = m.sample(chains=2, draws=200, warmup=200, seed=1, program="auto")
+    proc = fit.specialized_compile
+    try:
+        assert fit.program == "general"
+        assert "sampling on the general gaussian program" in caplog.text
+        assert "cache miss" not in caplog.text  # nothing compiled in the foreground
+        assert proc is not None and proc.args[-1].endswith(".stan")
+        assert (tmp_path / "background").is_dir()
+    finally:
+        if proc is not None and proc.poll() is None:  # the compile this test started
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+    install_program(shipped[1])  # the specialized program is ready now
+    again = m.sample(chains=2, draws=200, warmup=200, seed=1, program="auto")
+    assert again.program == "specialized" and again.specialized_compile is None
+
+
+@pytest.mark.cmdstan
+def test_lkj_prior_through_canonical_partial_correlations() -> None:
+    """The general program builds each Cholesky factor from canonical partial correlations
+    with the transform's Jacobian: prior draws of three correlated effects under LKJ(2) have
+    the closed-form marginal of every correlation, (rho + 1) / 2 ~ Beta(2.5, 2.5) (eta - 1 +
+    M / 2), variance 1/6. Without the Jacobian, rho_13 would be 2 Beta(2, 2) - 1 (variance 1/5)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "y": rng.normal(size=n),
+                       "g": rng.integers(0, 10, n).astype(str)})
+    m = hbstan.Model("y ~ x + (1 + x + z | g)", df)
+    fit = m.sample(seed=3, prior_only=True, program="general", chains=4, draws=1000)
+    corr = fit.idata.posterior["g_corr"].values  # (chain, draw, 3, 3)
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        rho = corr[:, :, i, j]
+        assert abs(rho.var() - 1 / 6) < 0.02, (i, j, rho.var())
+        thinned = rho[:, ::4].ravel()  # about independent draws for the KS test
+        assert stats.kstest((thinned + 1) / 2, stats.beta(2.5, 2.5).cdf).pvalue > 0.001, (i, j)
+
+
+def test_unsupported_models_are_named() -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "g": np.repeat(list("abcd"), 10)})
+    assert unsupported(hbstan.Model("y ~ x + (1 + x | g)", df)) is None
+    assert "unpooled" in unsupported(hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled"))
+    assert "student" in unsupported(hbstan.Model("y ~ x", df, family="student"))
+    assert "prior of 'x'" in unsupported(hbstan.Model("y ~ x", df, priors={"x": hbstan.StudentT(3, 0, 1)}))
+    with pytest.raises(ValueError, match="program='general' cannot run this model: .*unpooled"):
+        hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled").sample(program="general")
+    with pytest.raises(ValueError, match="unknown program 'fast'; valid values"):
+        hbstan.Model("y ~ x", df).sample(program="fast")
+
+
+def test_general_data_carries_the_models_priors() -> None:
+    """Hyperparameters in the order of the flat vectors: the SD scales term after term."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60),
+                       "g": np.repeat(list("abcdef"), 10), "h": np.tile(list("pqr"), 20)})
+    m = hbstan.Model("y ~ x + (1 + x | g) + (1 | h)", df,
+                     priors={"x|g_sigma": hbstan.HalfNormal(0.3), "g_corr": hbstan.LKJ(4)})
+    d = general_data(m)
+    assert (d["T"], d["J"], d["M"], d["cor"], d["E"]) == (2, [6, 3], [2, 1], [1, 0], 3)
+    assert d["prior_sd_scale"][1] == 0.3
+    assert d["prior_L_eta"][0] == 4
+    assert d["Z"].shape == (60, 3)
