@@ -220,7 +220,7 @@ def main() -> int:
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {', '.join(r['families'])} | {'yes' if r['rescor'] else 'no'} | {r['joint_blocks']} "
+            f"| {r['variant'].replace('|', chr(92) + '|')} | {', '.join(r['families'])} | {'yes' if r['rescor'] else 'no'} | {r['joint_blocks']} "
             f"| {r['spread']:.1e} | {r['log_lik_max_error']:.1e} | {'yes' if r['ok'] else '**no**'} |"
         )
     lines += ["", f"{sum(r['ok'] for r in rows)} of {len(rows)} variants pass; {total / 60:.0f} minutes on 2 shared cores "
