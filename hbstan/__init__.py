@@ -20,6 +20,7 @@ from .fit import Diagnostics, Fit, SamplingError, SamplingWarning  # noqa: E402
 from .io import load, save_fit  # noqa: E402
 from .kfold import kfold  # noqa: E402
 from .many import Failure, ManyFits, fit_many  # noqa: E402
+from .mediation import mediation  # noqa: E402
 from .model import Model  # noqa: E402
 from .pooling import PoolingComparison, compare_pooling  # noqa: E402
 from .priors import (  # noqa: E402
@@ -47,6 +48,8 @@ __all__ = [
     "families",
     "Fit",
     "Diagnostics",
+    # several responses: path analysis
+    "mediation",
     # predictions, conditional effects, average comparisons and slopes
     "datagrid",
     "avg_comparisons",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from .spec import ModelSpec as Model
 
-__all__ = ["Fit", "Diagnostics", "SamplingError", "SamplingWarning"]
+__all__ = ["Fit", "Diagnostics", "SamplingError", "SamplingWarning", "summary_table"]
 
 log = logging.getLogger("hbstan")
 
@@ -516,6 +516,11 @@ def _rows(fit: Fit, names: list[str], corr: frozenset[str] = frozenset()) -> pd.
     for col in ("Bulk_ESS", "Tail_ESS"):
         out[col] = out[col].round().astype("Int64")
     return out
+
+
+def summary_table(fit: Fit, names: list[str], corr: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Return the rows of ``print(fit)`` for the posterior variables ``names`` (each correlation in ``corr`` once)."""
+    return _rows(fit, names, corr)
 
 
 def summary_sections(fit: Fit) -> list[tuple[str, pd.DataFrame]]:

@@ -676,7 +676,14 @@ def save_fit(
         If ``run_dir`` holds other files and ``overwrite`` is False.
     ValueError
         If the model cannot be rebuilt from its data (trials or offsets given as arrays).
+    NotImplementedError
+        For the fit of a model of several responses (not saved as a run yet).
     """
+    if hasattr(fit.model, "responses"):
+        raise NotImplementedError(
+            "saving the fit of a model of several responses as a run directory is not supported yet; "
+            "fit.idata.to_netcdf(path) keeps its draws"
+        )
     import cmdstanpy
 
     model = fit.model

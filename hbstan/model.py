@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 from .backend import interactive
 from .fit import Fit
+from .multivariate import MultivariateModel
 from .spec import ModelSpec
 
 __all__ = ["Model", "BACKENDS"]
@@ -17,6 +19,10 @@ BACKENDS = ("stan", "pymc")
 
 class Model(ModelSpec):
     """A Bayesian (multilevel) regression model, rendered to Stan.
+
+    A list of two or more formulas builds a model of several responses instead
+    (:class:`hbstan.multivariate.MultivariateModel`: ``family=`` one for all or a list,
+    ``rescor=`` for the residual correlation of Gaussian responses).
 
     Parameters
     ----------
@@ -84,6 +90,12 @@ class Model(ModelSpec):
         Drop rows with missing values in the model's columns (reported in the log) instead of
         raising an error.
     """
+
+    def __new__(cls, formula: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Build a univariate model, or from a list of formulas a :class:`~hbstan.multivariate.MultivariateModel`."""
+        if isinstance(formula, (list, tuple)):
+            return MultivariateModel(formula, *args, **kwargs)
+        return super().__new__(cls)
 
     def to_pymc(self, *, prior_only: bool = False) -> Any:
         """The same model as a ``pymc.Model`` (needs ``pip install 'hbstan[pymc]'``).
@@ -217,3 +229,9 @@ class Model(ModelSpec):
         if program is None:
             program = os.environ.get("HBSTAN_PROGRAM") or "auto"
         return sample_stan(self, program=program, **opts)
+
+
+# Model's keywords are ModelSpec's (its __new__ only routes a list of formulas elsewhere)
+Model.__signature__ = inspect.signature(ModelSpec.__init__).replace(  # type: ignore[attr-defined]
+    parameters=list(inspect.signature(ModelSpec.__init__).parameters.values())[1:]
+)

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_pymc_model", "sample_pymc", "parameterizations", "Parameterization", "CholeskyCorrTransform", "NUTS_SAMPLERS",
+    "linear_predictor_and_aux", "lkj_correlation", "prior_rv",
 ]
 
 log = logging.getLogger("hbstan")
@@ -427,10 +428,15 @@ def _obs_name(m: "Model") -> str:
     return resp if resp not in taken and not resp.startswith(PREFIX) else f"{PREFIX}y"
 
 
-def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _one_predictor(
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None,
+    given_effects: Mapping[int, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """Build the linear predictor (N,) and the family's auxiliary parameters, as the program.
 
-    The Stan-named quantities go into ``stan``.
+    The Stan-named quantities go into ``stan``; ``given_aux`` holds auxiliary parameters
+    built elsewhere (shared with another response), and ``given_effects`` the group effects
+    (J, M) of some varying terms (by number), which get no variables here.
     """
     d = m.design
     # --- population-level part -----------------------------------------------------------
@@ -484,6 +490,8 @@ def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[An
             aux[a.name] = inverse(log_v) * pt.ones(d.N)
         elif a.name in m.fixed_aux:
             aux[a.name] = m.fixed_aux[a.name]
+        elif given_aux is not None and a.name in given_aux:
+            aux[a.name] = given_aux[a.name]
         else:
             aux[a.name] = stan[a.name] = _class_rv(
                 m, pmodel, f"{PREFIX}{a.name}", [a.name], a.name, positive=True, shape=(), lower=a.lower,
@@ -502,7 +510,9 @@ def _one_predictor(m: Model, pmodel: pm.Model, stan: dict[str, Any]) -> tuple[An
     # --- varying terms -----------------------------------------------------------------
     for i, (blk, how) in enumerate(zip(d.blocks, parameterizations(m), strict=True), start=1):
         J, M = blk.J, blk.M
-        if blk.pooling == "unpooled":
+        if given_effects is not None and i in given_effects:
+            r = given_effects[i]
+        elif blk.pooling == "unpooled":
             r = _class_rv(
                 m, pmodel, f"{PREFIX}r_{i}", m.block_keys(blk, ""), f"the effects of {blk.factor}",
                 positive=False, shape=(J, M),
@@ -1010,3 +1020,43 @@ def sample_pymc(
     fit.timings = timings
     fit.warn_if_unhealthy()
     return fit
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces for models built of several univariate ones (hbstan.mv_pymc)
+# ---------------------------------------------------------------------------------------------
+def linear_predictor_and_aux(
+    m: Model, pmodel: pm.Model, stan: dict[str, Any], given_aux: Mapping[str, Any] | None = None,
+    given_effects: Mapping[int, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Build one response's linear predictor (N,) and auxiliary parameters in ``pmodel``, as the program.
+
+    The free variables are registered in ``pmodel`` (a named sub-model keeps several
+    responses' apart) and the Stan-named quantities (``b_Intercept``, ``b``, ``sigma``,
+    ``sd_1``, ``r_1``, ``Cor_1``, ...) go into ``stan``; ``given_aux`` holds auxiliary
+    parameters shared with another response (a Student-t ``nu``), ``given_effects`` the group
+    effects of terms built elsewhere (correlated with another response's). Families with one
+    linear predictor per category are not supported here.
+    """
+    if m.family.per_category:
+        raise ValueError(f"family={m.family.name!r} has a linear predictor per category: not supported here")
+    return _one_predictor(m, pmodel, stan, given_aux, given_effects)
+
+
+def prior_rv(
+    pmodel: pm.Model, name: str, prior: Prior, values: Mapping[str, Any], *, positive: bool, shape: tuple[int, ...]
+) -> Any:
+    """Register a (vector) variable with the prior ``prior`` and per-element hyperparameters ``values``, as Stan's."""
+    vals = {a: np.asarray(v, dtype=float) for a, v in values.items()}
+    return _register(pmodel, name, _prior_dist(prior, vals, positive=positive, shape=shape))
+
+
+def lkj_correlation(name: str, M: int, eta: float) -> tuple[Any, Any]:
+    """Register an LKJ(``eta``) correlation matrix (M x M) with Stan's unconstraining transform.
+
+    Returns the matrix and its Cholesky factor (unit diagonal), as the program's
+    ``cholesky_factor_corr`` with an ``lkj_corr_cholesky`` prior.
+    """
+    cvec = pm.LKJCorr(name, n=M, eta=eta, default_transform=CholeskyCorrTransform(M))
+    C = pm.LKJCorr.vec_to_corr_mat(cvec, M)
+    return C, _lower_cholesky(C, M, unit_diagonal=True)

@@ -128,6 +128,18 @@ class Family:
         Capability: ``y | cens(c) ~ ...`` (left, right and interval censoring). The family
         gives its log CDF and log CCDF (:meth:`log_cdf`, :meth:`log_ccdf`, and the template's
         ``lcdf`` / ``lccdf`` macros); for counts right censoring is P(Y >= y), as in brms.
+    multivariate : bool
+        Capability: a response of a model of several responses (``Model([f1, f2])``); its
+        template's ``partial_args``, ``glm``, ``log_lik`` and ``y_rep`` macros become that
+        response's Stan functions.
+    rescor : str or None
+        Capability: residual correlation between responses of this family (``rescor=True``):
+        the Stan density of the rows' responses (``multi_normal_cholesky``), with the residual
+        SDs ``sigma`` and, where the family has it, one ``nu`` shared by the responses.
+    linear_mean : bool
+        Capability: the mean of the response is its linear predictor (E[y] = eta), so effects
+        along a path of such responses are products and sums of coefficients
+        (:func:`hbstan.mediation`).
     """
 
     name: ClassVar[str]
@@ -144,6 +156,9 @@ class Family:
     distributional: ClassVar[tuple[str, ...]] = ()
     weighting: ClassVar[bool] = True
     censoring: ClassVar[bool] = False
+    multivariate: ClassVar[bool] = False
+    rescor: ClassVar[str | None] = None
+    linear_mean: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<hbstan family {self.name!r} ({self.link} link)>"

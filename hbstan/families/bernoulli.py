@@ -12,6 +12,7 @@ class Bernoulli(BinaryFamily):
     """y ~ Bernoulli(F(eta)), F the inverse link; rows with identical predictors can be summed into binomial counts."""
 
     name = "bernoulli"
+    multivariate = True
     aggregates_to = "binomial"
 
     def check_response(self, y, name, trials):  # noqa: D102

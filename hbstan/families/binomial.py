@@ -12,6 +12,7 @@ class Binomial(BinaryFamily):
     """y ~ Binomial(trials, F(eta)), F the inverse link; trials from ``y | trials(n)`` or ``trials=``."""
 
     name = "binomial"
+    multivariate = True
     trials = True
 
     def check_response(self, y, name, trials):  # noqa: D102

@@ -34,6 +34,9 @@ class Gaussian(Family):
     known_se = True
     distributional = ("sigma",)
     censoring = True
+    multivariate = True
+    rescor = "multi_normal_cholesky"
+    linear_mean = True
 
     def check_response(self, y: np.ndarray, name: str, trials: np.ndarray | None) -> None:  # noqa: D102
         return None

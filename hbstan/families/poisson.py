@@ -16,6 +16,7 @@ class Poisson(Family):
     """y ~ Poisson(exp(eta))."""
 
     name = "poisson"
+    multivariate = True
     link = "log"
     censoring = True
     # rows with identical predictors and groups sum into one count with their summed exposure:

@@ -24,6 +24,7 @@ class Student(Gaussian):
     """
 
     name = "student"
+    rescor = "multi_student_t_cholesky"
     aux = (Sigma("sigma", "residual scale"), _Nu("nu", "degrees of freedom", lower=1.0))
     suff_stats = False
 

@@ -1,0 +1,351 @@
+"""The fit of a multivariate model: one InferenceData for every response, and its summary.
+
+Both backends (CmdStan, PyMC) hand their draws to :func:`build_mv_idata`, which lays them out
+the same way: the posterior under the names of :class:`~hbstan.mvspec.MultiSpec`'s parameter
+table, the observed and replicated data one variable per response (named after it), the
+joint pointwise log-likelihood as ``log_lik`` in ``log_likelihood`` (what ``az.loo`` reads),
+and each response's own in the group ``log_likelihood_responses`` (one variable per response;
+``fit.loo(response=...)`` reads it).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .fit import Fit, arviz_without_numba, summary_table
+from .idata import OBS_DIM, SAMPLE_STATS
+from .pointwise import linear_predictor_draws, log_lik_and_y_rep
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from .mvspec import MultiSpec
+
+__all__ = ["MultivariateFit", "build_mv_idata", "mv_pointwise", "response_draws", "RESPONSE_LOG_LIK_GROUP"]
+
+# the InferenceData group holding each response's pointwise log-likelihood
+RESPONSE_LOG_LIK_GROUP = "log_likelihood_responses"
+
+
+def build_mv_idata(
+    spec: MultiSpec,
+    post: Mapping[str, np.ndarray],
+    stats: Mapping[str, np.ndarray],
+    *,
+    log_lik: np.ndarray | None = None,
+    log_lik_responses: Mapping[str, np.ndarray] | None = None,
+    y_rep: Mapping[str, np.ndarray] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> az.InferenceData:
+    """InferenceData of a multivariate fit.
+
+    Parameters
+    ----------
+    spec : MultiSpec
+        The model the draws belong to.
+    post : dict
+        Posterior arrays (chain, draw, ...) keyed by the names of ``spec.params``.
+    stats : dict
+        Sample stats under ArviZ's names (missing ones are filled in).
+    log_lik : array, optional
+        The joint pointwise log-likelihood (chain, draw, N).
+    log_lik_responses, y_rep : dict, optional
+        Each response's pointwise log-likelihood and replicated data, keyed by response name.
+    attrs : dict, optional
+        Attributes; the formulas and families are added.
+    """
+    import arviz as az
+
+    coords: dict[str, Any] = {OBS_DIM: np.arange(spec.N)}
+    dims: dict[str, list[str]] = {}
+    for p in spec.params:
+        if p.dims:
+            dims[p.name] = list(p.dims)
+            coords.update({k: np.asarray(v) for k, v in (p.coords or {}).items()})
+    names = spec.response_names
+    for name in names:
+        dims[name] = [OBS_DIM]
+    dims["log_lik"] = [OBS_DIM]
+    C, D = next(iter(post.values())).shape[:2]
+    full_stats = {}
+    for key in SAMPLE_STATS.values():
+        v = stats.get(key)
+        if v is None:
+            v = np.zeros((C, D)) if key in ("diverging", "tree_depth", "n_steps") else np.full((C, D), np.nan)
+        full_stats[key] = np.asarray(v).astype(bool if key == "diverging" else int if key in ("tree_depth", "n_steps") else float)
+    groups: dict[str, Any] = {}
+    if log_lik is not None:
+        groups["log_likelihood"] = {"log_lik": log_lik}
+    if y_rep is not None:
+        groups["posterior_predictive"] = dict(y_rep)
+    idata = az.from_dict(
+        posterior={p.name: post[p.name] for p in spec.params},
+        **groups,
+        observed_data={r.name: r.spec.design.y for r in spec.responses},
+        sample_stats=full_stats,
+        coords=coords,
+        dims=dims,
+        attrs={
+            **dict(attrs or {}),
+            "hbstan_formula": " | ".join(spec.formulas),
+            "family": ", ".join(r.family.name for r in spec.responses),
+        },
+    )
+    if log_lik_responses is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a group of hbstan's own, beside ArviZ's
+            idata.add_groups(
+                {RESPONSE_LOG_LIK_GROUP: dict(log_lik_responses)},
+                coords={OBS_DIM: np.arange(spec.N)},
+                dims={name: ["chain", "draw", OBS_DIM] for name in log_lik_responses},
+            )
+    return idata
+
+
+def response_draws(spec: MultiSpec, post: Mapping[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """One response's posterior draws under its univariate names (``x1``, ``sigma``, ``1|g``).
+
+    What the univariate NumPy code (:mod:`hbstan.pointwise`) reads; a shared ``nu`` is
+    every Student-t response's ``nu``.
+    """
+    r = spec.response(name)
+    out = {}
+    for p in r.spec.params:
+        key = "nu" if (p.name == "nu" and spec.shared_nu) else f"{r.name}_{p.name}"
+        out[p.name] = np.asarray(post[key])
+    return out
+
+
+def mv_pointwise(
+    spec: MultiSpec, post: Mapping[str, np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pointwise log-likelihood (joint and per response) and replicated data from the draws.
+
+    NumPy, with the program's formulas: (chain, draw, N) arrays. Without residual
+    correlation the joint log-likelihood is the sum of the responses'; with it, each row's
+    multivariate normal (Student-t) density, each response's the marginal one, and the
+    replicated responses are drawn jointly.
+    """
+    per: dict[str, np.ndarray] = {}
+    reps: dict[str, np.ndarray] = {}
+    mus = []
+    for r in spec.responses:
+        draws = response_draws(spec, post, r.name)
+        if not spec.rescor:
+            per[r.name], reps[r.name] = log_lik_and_y_rep(r.spec, draws, rng)
+            continue
+        C = next(iter(draws.values())).shape[0]
+        mu = np.stack([linear_predictor_draws(r.spec, draws, c) for c in range(C)])  # (C, D, N)
+        aux = {a.name: draws[a.name][..., None] for a in r.family.aux}
+        per[r.name] = r.family.log_lik(r.spec.design.y, mu, aux, None)
+        mus.append(mu)
+    if not spec.rescor:
+        return sum(per.values()), per, reps  # type: ignore[return-value]
+    from scipy.special import gammaln
+
+    Mu = np.stack(mus, axis=-1)  # (C, D, N, R)
+    Y = np.column_stack([r.spec.design.y for r in spec.responses])  # (N, R)
+    R = Y.shape[1]
+    sd = np.stack([post[f"{r.name}_sigma"] for r in spec.responses], axis=-1)  # (C, D, R)
+    L = np.linalg.cholesky(sd[..., :, None] * np.asarray(post["rescor"]) * sd[..., None, :])  # (C, D, R, R)
+    Linv = np.linalg.inv(L)
+    z = np.einsum("cdij,cdnj->cdni", Linv, Y - Mu)
+    q = np.sum(z * z, axis=-1)  # (C, D, N)
+    logdet = np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)[..., None]
+    eps = rng.standard_normal(Mu.shape)
+    if spec.shared_nu:
+        nu = np.asarray(post["nu"])[..., None]
+        joint = (
+            gammaln((nu + R) / 2) - gammaln(nu / 2) - R / 2 * np.log(nu * np.pi) - logdet
+            - (nu + R) / 2 * np.log1p(q / nu)
+        )
+        eps = eps / np.sqrt(rng.chisquare(np.broadcast_to(nu, q.shape)) / nu)[..., None]
+    else:
+        joint = -0.5 * q - logdet - R / 2 * np.log(2 * np.pi)
+    draws_y = Mu + np.einsum("cdij,cdnj->cdni", L, eps)
+    for k, r in enumerate(spec.responses):
+        reps[r.name] = draws_y[..., k]
+    return joint, per, reps
+
+
+class MultivariateFit(Fit):
+    """The result of sampling a multivariate model (several responses).
+
+    As :class:`~hbstan.Fit`: ``idata``, ``run_dir``, ``settings``, ``timings``, ``warnings``,
+    ``summary()`` and ``diagnose()``. ``idata.log_likelihood["log_lik"]`` is the joint
+    pointwise log-likelihood of each row (all responses; with residual correlation, the
+    multivariate density), which ``az.loo(fit.idata)`` uses; each response's own is in
+    ``idata.log_likelihood_responses`` (:meth:`loo` with ``response=``). The observed and
+    replicated data hold one variable per response.
+    """
+
+    def __str__(self) -> str:
+        """Each response's formula and family, the draws, and brms-style tables per kind of parameter."""
+        m: Any = self.model
+        s = self.settings
+        factors = {b.factor: b.J for r in m.responses for b in r.spec.design.blocks}
+        lines = [f" Family: {m.link_summary()}"]
+        for k, f in enumerate(m.formulas):
+            lines.append(("Formula: " if k == 0 else "         ") + f)
+        lines += [
+            f"   Data: {m.N} rows" + (f" (groups: {', '.join(f'{g}: {j}' for g, j in factors.items())})" if factors else ""),
+            f"  Draws: {s.get('chains')} chains, each with {s.get('draws')} draws after {s.get('warmup', '?')} warm-up; "
+            f"{self.backend} backend",
+        ]
+        if s.get("prior_only"):
+            lines.append("  (prior only: the likelihood was left out)")
+        for title, table in self.sections():
+            lines += ["", title, table.to_string(float_format=lambda v: f"{v:.2f}")]
+        lines.append("")
+        if self.warnings:
+            lines += [f"Warning: {w}" for w in self.warnings]
+        else:
+            lines.append("No sampler warnings (divergences, tree depth, E-BFMI, R-hat, ESS) were raised.")
+        return "\n".join(lines)
+
+    def sections(self) -> list[tuple[str, pd.DataFrame]]:
+        """Return the tables of ``print(fit)``: (title, DataFrame), in brms's order."""
+        m: Any = self.model
+        out: list[tuple[str, pd.DataFrame]] = []
+        for r in m.responses:
+            for i, blk in enumerate(r.spec.design.blocks, start=1):
+                if m.joint_of(r, i) is not None:
+                    continue  # below, with the other terms of its ID
+                g = r.block_number(i)
+                stans = {f"sd_{g}", f"Cor_{g}"} if blk.pooling != "unpooled" else {f"r_{g}"}
+                names = [p.name for p in m.params if p.stan in stans]
+                if names:
+                    corr = frozenset(p.name for p in m.params if p.stan == f"Cor_{g}")
+                    title = f"Group-level effects of {r.name}: ~{blk.factor} ({blk.J} levels, {blk.pooling})"
+                    out.append((title, summary_table(self, names, corr)))
+        for jb in m.joint_blocks:
+            names = [p.name for p in m.params if p.stan in (f"sd_{jb.number}", f"Cor_{jb.number}")]
+            title = (
+                f"Group-level effects: ~{jb.factor} ({jb.J} levels; ID {jb.ident}: "
+                f"{', '.join(r.name for r, _ in jb.members)}, correlated across responses)"
+            )
+            out.append((title, summary_table(self, names, frozenset({jb.name}))))
+        population = [
+            p.name for p in m.params if p.stan.startswith("b_") and p.kind != "corr"
+        ]
+        if population:
+            out.append(("Population-level effects:", summary_table(self, population)))
+        aux = [
+            p.name for p in m.params if p.kind == "scalar" and not p.stan.startswith("b_")
+        ]
+        if aux:
+            out.append(("Family-specific parameters:", summary_table(self, aux)))
+        if m.rescor:
+            out.append(("Residual correlations:", summary_table(self, ["rescor"], frozenset({"rescor"}))))
+        return out
+
+    def _locate_divergences(self) -> tuple[str, dict[str, Any] | None]:
+        return "", None
+
+    def loo(self, response: str | None = None, **kwargs: Any) -> Any:
+        """PSIS-LOO (``az.loo``) of the whole model, or of one response's pointwise log-likelihood.
+
+        Parameters
+        ----------
+        response : str, optional
+            A response's name: its own log-likelihood (with residual correlation, its marginal
+            density). Default: all responses jointly.
+        **kwargs
+            Passed on to ``az.loo`` (``pointwise=True``, ...).
+        """
+        import arviz as az
+
+        if response is None:
+            return az.loo(self.idata, **kwargs)
+        m: Any = self.model
+        m.response(response)  # a clear error for an unknown name
+        if RESPONSE_LOG_LIK_GROUP not in self.idata.groups():
+            raise ValueError("this fit has no pointwise log-likelihood: sample with pointwise='stan' (the default)")
+        one = az.InferenceData(
+            posterior=self.idata.posterior,
+            log_likelihood=self.idata[RESPONSE_LOG_LIK_GROUP][[response]],
+        )
+        with arviz_without_numba():
+            return az.loo(one, **kwargs)
+
+    def add_pointwise(self, seed: int | None = None) -> Any:
+        """Not available for a multivariate fit: its program computes them (``pointwise='stan'``)."""
+        if {"log_likelihood", "posterior_predictive"} <= set(self.idata.groups()):
+            return self.idata
+        raise NotImplementedError(
+            "a multivariate model's pointwise log-likelihood and replicated data are computed by its program: "
+            "sample again with pointwise='stan' (the default)"
+        )
+
+    def response_fit(self, response: str) -> Fit:
+        """One response's part of the fit, as a fit of its univariate model.
+
+        Its posterior holds that response's parameters under their univariate names (``x``,
+        ``sigma``, ``1|g``, ``g_corr``; a term of a block correlated across responses gets
+        its entries of the block's correlations), so every univariate consumer works on it:
+        ``predict``, ``predictions``, :func:`hbstan.avg_comparisons`, :func:`hbstan.datagrid`.
+        Predictions of one response are its marginal ones (with residual correlation, drawn
+        without the other responses' residuals).
+        """
+        import arviz as az
+        import xarray as xr
+
+        m: Any = self.model
+        r = m.response(response)
+        post = self.idata.posterior
+        names = {p.name for p in m.params}
+        factors = {blk.factor for blk in r.spec.design.blocks}
+        out: dict[str, Any] = {}
+        for p in r.spec.params:
+            key = "nu" if (p.name == "nu" and m.shared_nu) else f"{r.name}_{p.name}"
+            if key in names:
+                da = post[key]
+                mv_dims = [d if d in factors else f"{r.name}_{d}" for d in p.dims]
+                out[p.name] = da.rename(dict(zip(mv_dims, p.dims, strict=True)))
+                continue
+            # a member term's correlations: its entries of the joint block's matrix
+            joint = m.joint_of(r, int(p.stan.split("_")[1]))
+            jb, start = joint
+            block = post[jb.name].values
+            width = r.spec.design.blocks[int(p.stan.split("_")[1]) - 1].M
+            sub = block[..., start:start + width, start:start + width]
+            out[p.name] = xr.DataArray(
+                sub, dims=("chain", "draw", *p.dims),
+                coords={"chain": post["chain"], "draw": post["draw"], **(p.coords or {})},
+            )
+        idata = az.InferenceData(posterior=xr.Dataset(out, attrs=post.attrs))
+        fit = Fit(r.spec, idata, run_dir=self.run_dir, settings=self.settings)
+        fit.backend = self.backend
+        return fit
+
+    def predict(
+        self, data: pd.DataFrame, *, response: str | None = None, kind: str = "response", seed: int | None = None
+    ) -> Any:
+        """Posterior predictive draws of one response (or of each) for new rows.
+
+        As :meth:`hbstan.Fit.predict`, on :meth:`response_fit`; without ``response``, a dict of
+        every response's draws.
+        """
+        m: Any = self.model
+        if response is None:
+            return {name: self.response_fit(name).predict(data, kind=kind, seed=seed) for name in m.response_names}
+        return self.response_fit(response).predict(data, kind=kind, seed=seed)
+
+    def predictions(self, data: pd.DataFrame | None = None, *, response: str | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Summaries of one response's predictions (or of each, with a column ``response``).
+
+        As :meth:`hbstan.Fit.predictions` (``grid=``, ``kind=``, ``prob=``, ``re_formula=``),
+        on :meth:`response_fit`.
+        """
+        m: Any = self.model
+        if response is not None:
+            return self.response_fit(response).predictions(data, **kwargs)
+        return pd.concat(
+            [self.response_fit(name).predictions(data, **kwargs).assign(response=name) for name in m.response_names],
+            ignore_index=True,
+        )
