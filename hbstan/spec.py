@@ -573,26 +573,7 @@ class ModelSpec:
         taken = {p.name for p in out}
         corr_names: set[str] = set()
         for i, blk in enumerate(d.blocks, start=1):
-            for term, levels, sl in blk.effects:
-                ename = blk.effect_name(term)
-                extra = (f"{ename}_dim",) if levels else ()
-                coords = {blk.factor: blk.levels}
-                if levels:
-                    coords[f"{ename}_dim"] = levels
-                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
-                if blk.pooling != "unpooled":
-                    out.append(
-                        ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None)
-                    )
-            if blk.pooling == "correlated":
-                name = f"{blk.factor}_corr"
-                k = 2
-                while name in corr_names:
-                    name, k = f"{blk.factor}_corr_{k}", k + 1
-                corr_names.add(name)
-                labels = self._effect_labels(blk)
-                dims = (f"{name}_effect", f"{name}_effect_bis")
-                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+            out += self._block_params(i, blk, corr_names)
             for p, col in enumerate(blk.U_names):
                 name = col if col not in taken else f"{blk.factor}:{col}"
                 out.append(ParamInfo(name, f"gamma_{i}", "vector", slice(p, p + 1)))
@@ -600,23 +581,7 @@ class ModelSpec:
         # the distributional parameters' group terms, numbered after the mean's: "sigma_1|g"
         # and its SD "sigma_1|g_sigma", correlations "sigma_g_corr"
         for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
-            for term, levels, sl in blk.effects:
-                ename = blk.effect_name(term)
-                extra = (f"{ename}_dim",) if levels else ()
-                coords = {blk.factor: blk.levels}
-                if levels:
-                    coords[f"{ename}_dim"] = levels
-                out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
-                out.append(ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None))
-            if blk.pooling == "correlated":
-                name = f"{blk.dpar}_{blk.factor}_corr"
-                k = 2
-                while name in corr_names:
-                    name, k = f"{blk.dpar}_{blk.factor}_corr_{k}", k + 1
-                corr_names.add(name)
-                labels = self._effect_labels(blk)
-                dims = (f"{name}_effect", f"{name}_effect_bis")
-                out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
+            out += self._block_params(i, blk, corr_names, corr_prefix=f"{blk.dpar}_")
         seen: set[str] = set()
         for p in out:
             if p.name in seen:
@@ -625,6 +590,33 @@ class ModelSpec:
                     "factor's name collides with a generated name): rename the column"
                 )
             seen.add(p.name)
+        return out
+
+    def _block_params(self, i: int, blk: Block, corr_names: set[str], corr_prefix: str = "") -> list[ParamInfo]:
+        """Return varying term ``i``'s effects (``r_i``), their SDs (``sd_i``) and correlations (``Cor_i``).
+
+        The correlations are named ``<corr_prefix><factor>_corr``, numbered from 2 where
+        ``corr_names`` (updated here) already has that name.
+        """
+        out: list[ParamInfo] = []
+        for term, levels, sl in blk.effects:
+            ename = blk.effect_name(term)
+            extra = (f"{ename}_dim",) if levels else ()
+            coords = {blk.factor: blk.levels}
+            if levels:
+                coords[f"{ename}_dim"] = levels
+            out.append(ParamInfo(ename, f"r_{i}", "matrix_cols", sl, (blk.factor, *extra), coords))
+            if blk.pooling != "unpooled":
+                out.append(ParamInfo(f"{ename}_sigma", f"sd_{i}", "vector", sl, extra, coords if levels else None))
+        if blk.pooling == "correlated":
+            base = f"{corr_prefix}{blk.factor}_corr"
+            name, k = base, 2
+            while name in corr_names:
+                name, k = f"{base}_{k}", k + 1
+            corr_names.add(name)
+            labels = self._effect_labels(blk)
+            dims = (f"{name}_effect", f"{name}_effect_bis")
+            out.append(ParamInfo(name, f"Cor_{i}", "corr", None, dims, {dims[0]: labels, dims[1]: labels}))
         return out
 
     def _per_category_params(self) -> list[ParamInfo]:
@@ -692,7 +684,8 @@ class ModelSpec:
                     pri[key] = Normal(0.0, 1.0 / _sd(dp.X[:, c]))
             elif a.name not in self.fixed_aux:
                 pri[a.name] = a.default_prior(s_y)
-        for blk in d.blocks:
+        # (terms by their number i: Block is a dataclass whose == compares arrays, so no list.index)
+        for i, blk in enumerate(d.blocks, start=1):
             for term, levels, sl in blk.effects:
                 ename = blk.effect_name(term)
                 for c, lab in zip(range(sl.start, sl.stop), levels or [None]):
@@ -704,7 +697,7 @@ class ModelSpec:
                         skey = f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"
                         pri[skey] = HalfNormal(s_y / sz)
             if blk.pooling == "correlated":
-                name = next(p.name for p in self.params if p.stan == f"Cor_{d.blocks.index(blk) + 1}")
+                name = next(p.name for p in self.params if p.stan == f"Cor_{i}")
                 pri[name] = LKJ(2.0)
             for p, col in enumerate(blk.U_names if blk.U is not None else []):
                 su = _sd(blk.U[:, p])
@@ -713,10 +706,10 @@ class ModelSpec:
                         f"group predictor {col!r} is the same for every {blk.factor}: remove it"
                     )
                 pname = next(
-                    q.name for q in self.params if q.stan == f"gamma_{d.blocks.index(blk) + 1}" and q.cols.start == p
+                    q.name for q in self.params if q.stan == f"gamma_{i}" and q.cols.start == p
                 )
                 pri[pname] = Normal(0.0, 2.5 * s_y / su)
-        for blk in d.dpar_blocks:
+        for i, blk in enumerate(d.dpar_blocks, start=len(d.blocks) + 1):
             # on the link scale (log or logit), like the coefficients of its formula: a unit SD
             # of the group effects (per SD of a varying slope's predictor)
             for term, levels, sl in blk.effects:
@@ -725,7 +718,7 @@ class ModelSpec:
                     sz = 1.0 if term == "Intercept" else (_sd(blk.Z[:, c]) or 1.0)
                     pri[f"{ename}_sigma" if lab is None else f"{ename}_sigma[{lab}]"] = HalfNormal(1.0 / sz)
             if blk.pooling == "correlated":
-                pri[next(p.name for p in self.params if p.stan == f"Cor_{d.all_blocks.index(blk) + 1}")] = LKJ(2.0)
+                pri[next(p.name for p in self.params if p.stan == f"Cor_{i}")] = LKJ(2.0)
         if self.family.per_category:
             # each key once per non-reference category; the intercepts brms's student_t(3, 0, 2.5)
             pri = {

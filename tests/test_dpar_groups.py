@@ -151,3 +151,14 @@ def test_pymc_log_density_is_stans(variant: tuple) -> None:
     m, *_ = Variant(*variant, False).model(grid_data(), predictors=True, offset=False)
     assert m.design.dpar_blocks
     _check_logp_matches_stan(m)
+
+
+def test_the_same_correlated_term_in_the_mean_and_in_sigma(data: pd.DataFrame) -> None:
+    """One term in both formulas: two blocks equal in everything but their role, told apart by
+    their number (comparing them once raised numpy's ambiguous truth value)."""
+    df = data.assign(x2=np.random.default_rng(3).normal(size=len(data)))
+    m = hbstan.Model(hbstan.Formula("y ~ x2 + (1 + x2 | g)", sigma="~ x2 + (1 + x2 | g)"), df)
+    corr = {p.name: p.stan for p in m.params if p.kind == "corr"}
+    assert corr == {"g_corr": "Cor_1", "sigma_g_corr": "Cor_2"}
+    assert m.priors["g_corr"] == hbstan.LKJ(2.0) and m.priors["sigma_g_corr"] == hbstan.LKJ(2.0)
+    assert "sigma_x2|g_sigma" in m.priors and "x2|g_sigma" in m.priors
