@@ -122,6 +122,7 @@ class Model(ModelSpec):
         if unknown:
             raise ValueError(f"unknown model options {sorted(unknown)}; valid options: {sorted(self.options)}")
         return Model(self.formula, self.source_data, **{**self.options, **changes})
+
     def sample(
         self,
         chains: int = 4,

@@ -30,7 +30,7 @@ from .design import DataError, FormulaError, parse_formula
 from .families import FAMILIES, Family, get_family
 from .priors import LKJ, Prior, parse_prior
 from .render import program as rendered_program
-from .spec import POOLINGS, ModelSpec, ParamInfo
+from .spec import POOLINGS, ModelSpec, ParamInfo, missing_values
 
 __all__ = ["MultiSpec", "Response", "JointBlock", "MV_FAMILIES", "RESCOR_FAMILIES", "DEFAULT_RESCOR_PRIOR"]
 
@@ -278,11 +278,7 @@ class MultiSpec:
             used += [c for c in _columns_named(f, data) if c not in used]
         bad = np.zeros(len(data), bool)
         for col in used:
-            s = data[col]
-            miss = s.isna().to_numpy().copy()
-            if pd.api.types.is_numeric_dtype(s):
-                with np.errstate(invalid="ignore"):
-                    miss |= ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+            miss = missing_values(data[col])
             if miss.any() and not dropna:
                 rows = np.flatnonzero(miss)
                 raise DataError(

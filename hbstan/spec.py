@@ -25,7 +25,7 @@ from .options import MODEL_OPTIONS
 from .priors import LKJ, HalfNormal, Normal, Prior, StudentT, parse_prior
 from .render import program as rendered_program
 
-__all__ = ["ModelSpec", "POOLINGS", "ParamInfo"]
+__all__ = ["ModelSpec", "POOLINGS", "ParamInfo", "missing_values"]
 
 log = logging.getLogger("hbstan")
 
@@ -75,6 +75,15 @@ def _check_constant(X: np.ndarray, terms: list[tuple[str, list[str], slice]], wh
         for c in range(sl.start, sl.stop):
             if _sd(X[:, c]) == 0:
                 raise DataError(f"predictor {name!r}{where} is constant (every row is {X[0, c]:g}): {fix}")
+
+
+def missing_values(s: pd.Series) -> np.ndarray:
+    """Return which entries of a column are missing, or infinite in a numeric column (one bool per row)."""
+    miss = s.isna().to_numpy().copy()
+    if pd.api.types.is_numeric_dtype(s):
+        with np.errstate(invalid="ignore"):
+            miss |= ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+    return miss
 
 
 class ModelSpec:
@@ -337,11 +346,7 @@ class ModelSpec:
                 data[col] = pd.to_numeric(s)  # numbers held in an object column
         bad_rows = np.zeros(len(data), bool)
         for col in used:
-            s = data[col]
-            miss = s.isna().to_numpy().copy()
-            if pd.api.types.is_numeric_dtype(s):
-                with np.errstate(invalid="ignore"):
-                    miss |= ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+            miss = missing_values(data[col])
             if miss.any():
                 if not dropna:
                     rows = np.flatnonzero(miss)
