@@ -247,3 +247,35 @@ def test_15_travel_mode_choice(tmp_path: Path) -> None:
     assert float(m.group(1)) > float(m.group(3)) + 0.2
     _conclusion(out, r"LOO prefers city effects by")
     _check_common(out, tmp_path, 1)
+
+
+def test_16_confounds(tmp_path: Path) -> None:
+    out = _run("16_confounds", tmp_path)
+    iv = rf"{_NUM} \[{_NUM}, {_NUM}\]"
+
+    def coef(pattern: str) -> tuple[float, float, float]:
+        m = _conclusion(out, pattern)
+        return float(m.group(1)), float(m.group(2)), float(m.group(3))
+
+    def covers(v: tuple[float, float, float], truth: float) -> bool:
+        # within the 90% interval's width (3.3 posterior SDs) of the truth: robust to the
+        # Monte Carlo error of a short run's interval ends
+        return abs(v[0] - truth) <= v[2] - v[1]
+
+    # the generator's effects: x -> m 0.8, m -> y 1.2, so x's total effect on y 0.96
+    assert covers(coef(rf"pipe: `y ~ x` x's coefficient {iv}"), 0.96)
+    assert covers(coef(rf"`y ~ x \+ m` x's coefficient {iv}: controlling for the mediator"), 0.0)
+    fork = coef(rf"fork: `y ~ x` x's coefficient {iv}, a spurious")
+    assert fork[1] > 0.2 and covers(fork, 0.5)  # cov(x, y) / var(x) = 1 / 2
+    assert covers(coef(rf"`y ~ x \+ z` x's coefficient {iv}: controlling for the common cause"), 0.0)
+    assert covers(coef(rf"collider: `y ~ x` x's coefficient {iv}, no effect"), 0.0)
+    collider = coef(rf"`y ~ x \+ c` x's coefficient {iv}: conditioning on the collider")
+    assert collider[2] < -0.2 and covers(collider, -0.5)  # E[y | x, c] = (c - x) / 2
+    wrong = coef(rf"both at once: `y ~ x \+ m \+ c` x's coefficient {iv} is wrong")
+    assert wrong[2] < -0.2
+    assert covers(coef(rf"`y ~ x` x's coefficient {iv} finds the total effect"), 0.96)
+    assert covers(coef(rf"`y ~ x \+ m` x's coefficient {iv} the direct one"), 0.0)
+    m = _conclusion(out, rf"indirect effect a b {iv} \(truth 0.96\), direct effect {iv} \(truth 0\)")
+    ind, direct = [float(m.group(k)) for k in (1, 2, 3)], [float(m.group(k)) for k in (4, 5, 6)]
+    assert covers(tuple(ind), 0.96) and covers(tuple(direct), 0.0)
+    _check_common(out, tmp_path, 1)
