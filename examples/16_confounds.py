@@ -28,13 +28,25 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from _common import SEED, compare_with_pymc, conclusion, done, flat, interval, sampler, save, setup, write_text
+from _common import (
+    compare_with_pymc,
+    conclusion,
+    done,
+    flat,
+    interval,
+    markdown_table,
+    sampler,
+    save,
+    setup,
+    write_text,
+)
 
 import hbstan
 from hbstan.plots import new_figure
 
 NAME = "confounds"
-N = 300
+N = 500
+DATA_SEED = 5  # the simulation's seed (the sampler's is _common.SEED)
 
 # the generator: every coefficient of the simulation, for the CONCLUSION lines and the figure
 A, B = 0.8, 1.2  # pipe: m = A x + e, y = B m + e; x's total effect A B, direct effect 0
@@ -42,7 +54,7 @@ FORK = 1.0  # fork: x = FORK z + e, y = FORK z + e; x's effect 0
 BOTH_C = 1.0  # collider: c = x + y + e
 
 
-def simulate(seed: int = SEED) -> dict[str, pd.DataFrame]:
+def simulate(seed: int = DATA_SEED) -> dict[str, pd.DataFrame]:
     """The four data sets, each of N rows with unit-variance noise."""
     rng = np.random.default_rng(seed)
 
@@ -94,7 +106,7 @@ def main() -> None:
                      "excludes_zero": not lo <= 0.0 <= hi})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    write_text(f"{NAME}.md", table.to_markdown(index=False, floatfmt=".3f"))
+    write_text(f"{NAME}.md", markdown_table(table))
 
     def line(scenario: str, formula: str) -> str:
         r = table[(table["scenario"] == scenario) & (table["formula"] == formula)].iloc[0]
@@ -116,7 +128,7 @@ def main() -> None:
     print(fit)
     med = hbstan.mediation(fit, treatment="x", mediator="m", outcome="y", prob=0.9).set_index("effect")
     print(med.to_string(float_format=lambda v: f"{v:.3f}"))
-    write_text(f"{NAME}_mediation.md", med.to_markdown(floatfmt=".3f"))
+    write_text(f"{NAME}_mediation.md", markdown_table(med.reset_index()))
     ind, dire, tot = (med.loc[k] for k in ("indirect", "direct", "total"))
     conclusion(
         f"joint path model: indirect effect a b {ind['estimate']:.2f} [{ind['lower']:.2f}, {ind['upper']:.2f}] "

@@ -90,6 +90,16 @@ def write_text(name: str, text: str) -> Path:
     return path
 
 
+def markdown_table(df: Any, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table (pandas' to_markdown needs the optional tabulate)."""
+    def cell(v: Any) -> str:
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def interval(draws: np.ndarray, prob: float = 0.9) -> tuple[float, float]:
     """Central posterior interval of flattened draws."""
     lo, hi = np.quantile(np.ravel(draws), [(1 - prob) / 2, 1 - (1 - prob) / 2])

@@ -828,8 +828,8 @@ def compare_backends(
 
     Parameters
     ----------
-    m : hbstan.Model
-        The model.
+    m : hbstan.Model or hbstan.multivariate.MultivariateModel
+        The model (one response or several).
     chains, draws : int
         Chains and post-warm-up draws per chain, for both backends.
     seed : int, optional
@@ -853,8 +853,6 @@ def compare_backends(
         Labels ``"stan"`` and ``"pymc"``; see :func:`compare_fits` for the decision rule.
         ``.rounds`` lists each pair of runs and why the next was made.
     """
-    from .pymc_backend import sample_pymc
-
     alpha = compare_kwargs.pop("alpha", 0.01)
     rhat_max = compare_kwargs.pop("rhat_max", 1.01)
     ess_min = compare_kwargs.pop("ess_min", 100.0)
@@ -869,7 +867,8 @@ def compare_backends(
         return m.sample(chains=chains, draws=d, warmup=w, seed=s, **skw)
 
     def pymc(d: int, w: int, s: int | None) -> Any:
-        return sample_pymc(m, chains=chains, draws=d, warmup=w, seed=s, **pkw)
+        # the model's own backend switch: a model of one response or of several
+        return m.sample(chains=chains, draws=d, warmup=w, seed=s, backend="pymc", **pkw)
 
     settings = {"chains": chains, "draws": draws, "warmup": warmup, "seed": seed}
     return _decide(
