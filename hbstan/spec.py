@@ -1120,6 +1120,7 @@ class ModelSpec:
                 # its slopes centered on their population-level coefficients too
                 "center_slopes": self.slope_coefficients(i) is not None,
                 "has_U": blk.U is not None,
+                "has_intercept": blk.has_intercept,  # its first effect is an intercept (predictor 1)
                 # the number of group effects: one block of M_i per category with a per-category family
                 "M": f"M_{i} * (ncat - 1)" if fam.per_category else f"M_{i}",
                 "dpar": None,  # in the mean's linear predictor
@@ -1145,6 +1146,7 @@ class ModelSpec:
             b = {
                 "i": i, "pooling": blk.pooling, "centered": False, "marginal": False, "on_intercept": False,
                 "split": False, "center_slopes": False, "has_U": False, "M": f"M_{i}", "dpar": blk.dpar,
+                "has_intercept": blk.has_intercept,
             }
             p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula")
             b["sd_prior"] = add(f"sd_{i}", p, v, True)

@@ -64,8 +64,8 @@ def test_names_priors_and_program(data: pd.DataFrame) -> None:
     assert [b.factor for b in m.design.blocks] == ["g"] and [b.dpar for b in m.design.dpar_blocks] == ["sigma"]
     assert m.priors["sigma_1|g_sigma"] == hbstan.HalfNormal(1.0)
     code = m.stan_code
-    assert "eta_sigma += rows_dot_product(r_2[g_2], Z_2);" in code
-    assert "eta += rows_dot_product(r_2" not in code and "matrix[M_2, J_2] z_2;" in code
+    assert "eta_sigma += r_2[g_2, 1];" in code
+    assert "eta += r_2" not in code and "matrix[M_2, J_2] z_2;" in code
     # the same program as the grid's variant (structure is data)
     grid_m, *_ = Variant("gaussian_sigma_groups", "hierarchical", True, False, False).model(
         grid_data(), predictors=False, offset=False

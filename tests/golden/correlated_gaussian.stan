@@ -212,7 +212,10 @@ generated quantities {
   array[pointwise ? N : 0] real y_rep;  // replicated data
   if (pointwise) {
     vector[N] mu = offsets + Intercept;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    mu += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      mu += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
     mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = normal_lpdf(y[n] | mu[n], sigma);

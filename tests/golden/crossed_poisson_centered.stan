@@ -78,8 +78,14 @@ model {
   // likelihood
   if (!prior_only) {
     vector[N] eta = offsets + Intercept;
-    eta += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    eta += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2
+    eta += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      eta += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
+    eta += r_2[g_2, 1];  // varying intercepts of term 2
+    for (m in 2:cols(r_2)) {
+      eta += r_2[g_2, m] .* Z_2[, m];  // varying slopes of term 2
+    }
     target += poisson_log_glm_lupmf(y | Xc, eta, b);
   }
   // priors
@@ -104,8 +110,14 @@ generated quantities {
   array[pointwise ? N : 0] int y_rep;  // replicated data
   if (pointwise) {
     vector[N] mu = offsets + Intercept;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
-    mu += rows_dot_product(r_2[g_2], Z_2);  // varying effects of term 2
+    mu += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      mu += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
+    mu += r_2[g_2, 1];  // varying intercepts of term 2
+    for (m in 2:cols(r_2)) {
+      mu += r_2[g_2, m] .* Z_2[, m];  // varying slopes of term 2
+    }
     mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = poisson_log_lpmf(y[n] | mu[n]);

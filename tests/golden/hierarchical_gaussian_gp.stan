@@ -223,7 +223,10 @@ generated quantities {
   if (pointwise) {
     vector[J_1] Ug_1 = Uc_1 * gamma_1;  // group-level predictors' part of each group mean
     vector[N] mu = offsets + Intercept;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    mu += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      mu += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
     mu += Ug_1[g_1];  // group-level predictors of term 1
     mu += Xc * b;
     for (n in 1:N) {

@@ -39,7 +39,10 @@ model {
   // likelihood
   if (!prior_only) {
     vector[N] eta = offsets;
-    eta += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    eta += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      eta += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
     target += bernoulli_logit_glm_lupmf(y | Xc, eta, b);
   }
   // priors
@@ -54,7 +57,10 @@ generated quantities {
   array[pointwise ? N : 0] int y_rep;  // replicated data
   if (pointwise) {
     vector[N] mu = offsets;
-    mu += rows_dot_product(r_1[g_1], Z_1);  // varying effects of term 1
+    mu += r_1[g_1, 1];  // varying intercepts of term 1
+    for (m in 2:cols(r_1)) {
+      mu += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
+    }
     mu += Xc * b;
     for (n in 1:N) {
       log_lik[n] = bernoulli_logit_lpmf(y[n] | mu[n]);
