@@ -117,7 +117,9 @@ def headline_vars(fit: "Fit", limit: int | None = 12) -> list[str]:
         model without population-level terms) all variables are returned.
     """
     post = fit.idata.posterior
-    factors = {blk.factor for blk in fit.model.design.blocks}
+    m = fit.model
+    specs = [r.spec for r in m.responses] if hasattr(m, "responses") else [m]  # several responses: each one's
+    factors = {blk.factor for s in specs for blk in s.design.blocks}
     names = [str(v) for v in post.data_vars if not (set(map(str, post[v].dims)) & factors)]
     names = names or [str(v) for v in post.data_vars]
     return names if limit is None else names[:limit]

@@ -147,8 +147,6 @@ def test_predictions_per_response(gaussian_groups_fit):
     assert draws.shape == (2, 500, 4)
     with pytest.raises(ValueError, match="unknown response 'y3'"):
         fit.predict(new, response="y3")
-    with pytest.raises(NotImplementedError, match="several responses as a run directory is not supported yet"):
-        hbstan.save_fit(fit, "unused")
 
 
 @cmdstan
@@ -211,6 +209,68 @@ def test_mediation_of_the_gaussian_pipe(path_fit):
         hbstan.mediation(fit, treatment="x1", mediator="s", outcome="y")
     with pytest.raises(ValueError, match="unknown response 'z'"):
         hbstan.mediation(fit, treatment="x1", mediator="z", outcome="y")
+
+
+# ------------------------------------------------------------------------------ run directories
+@cmdstan
+def test_a_saved_run_loads_back_and_predicts_summarizes_and_gives_loo_as_the_original(path_fit, tmp_path):
+    from hbstan import io
+    from hbstan.mvfit import MultivariateFit
+
+    fit = path_fit
+    run = hbstan.save_fit(fit, tmp_path / "run")
+    for name in ("spec.toml", "data.csv", "model.stan", "data.json", "idata.nc", "summary.csv", "diagnostics.json",
+                 "trace.png", "forest.png"):
+        assert (run / name).is_file(), name
+    spec = io._tomllib().loads((run / "spec.toml").read_text())
+    assert spec["formula"] == fit.model.formulas
+    assert spec["family"] == ["gaussian", "gaussian", "bernoulli", "binomial", "poisson"] and spec["rescor"] is False
+    back = hbstan.load(run)
+    assert isinstance(back, MultivariateFit) and back.model.stan_code == fit.model.stan_code
+    assert set(back.idata.groups()) == set(fit.idata.groups())
+    for group in fit.idata.groups():  # each response's pointwise log-likelihood too
+        assert back.idata[group].identical(fit.idata[group]), group
+    assert back.settings == fit.settings and back.warnings == fit.warnings
+    assert str(back) == str(fit)
+    pd.testing.assert_frame_equal(back.summary(), fit.summary())
+    assert back.loo().elpd_loo == fit.loo().elpd_loo
+    assert back.loo("yb").elpd_loo == fit.loo("yb").elpd_loo
+    new = pd.concat([fit.model.data.head(4), fit.model.data.head(2).assign(g="new")])  # a seen and an unseen group
+    for response in ("x2", "yb", "s", "c"):
+        for kind in ("response", "mean"):
+            a = fit.predict(new, response=response, kind=kind, seed=3)
+            np.testing.assert_array_equal(back.predict(new, response=response, kind=kind, seed=3).values, a.values)
+    with pytest.raises(io.RunDirError, match="already exists and is not empty"):
+        hbstan.save_fit(fit, run)
+
+
+def test_the_spec_of_several_responses_rebuilds_the_model(pair, tmp_path):
+    from hbstan import io
+
+    pair = pair.assign(yb=(pair["y1"] > 1).astype(int))
+    m = hbstan.Model(["y1 ~ x + (1 |p| g)", "yb ~ y1 + (1 |p| g)"], data=pair, family=["gaussian", "bernoulli"],
+                     link=[None, "probit"], priors={"yb_y1": "normal(0, 2)", "sd": hbstan.HalfNormal(1)})
+    spec = io.model_spec(m)
+    assert spec["formula"] == m.formulas and spec["link"] == ["identity", "probit"] and spec["rescor"] is False
+    cols = io.write_data_csv(m.data, tmp_path / "data.csv")
+    io.write_spec({**spec, "data": "data.csv", "columns": cols}, tmp_path / "spec.toml")
+    read = io.read_spec(tmp_path / "spec.toml")
+    back = io.model_from_spec(read, io.read_data_csv(read["data"], read["columns"]))
+    assert isinstance(back, MultivariateModel)
+    assert back.stan_code == m.stan_code and back.priors == m.priors and io.model_spec(back) == spec
+    a, b = m.stan_data_for(), back.stan_data_for()
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+    for bad, message in (
+        ({"formula": ["y1 ~ x"]}, "a list of two or more strings"),
+        ({"formula": "y1 ~ x", "family": ["gaussian", "poisson"]}, "'family' is a list .* but there is one formula"),
+        ({"formula": ["y1 ~ x", "y2 ~ x"], "link": ["logit"]}, "'link' must be one string .* a list of 2 strings"),
+        ({"formula": ["y1 ~ x", "y2 ~ x"], "sigma": 1.0}, r"\['sigma'\] cannot be used with several formulas"),
+        ({"formula": "y1 ~ x", "rescor": True}, "'rescor' .* is an option of a model of several responses"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            io.check_spec(bad)
 
 
 # ------------------------------------------------------------------------------ independent checks
