@@ -8,7 +8,7 @@ Subcommands::
     hbstan fit FORMULA --data data.csv --out RUN_DIR   (or: hbstan fit --spec spec.toml --out RUN_DIR)
     hbstan summary RUN_DIR
     hbstan diagnose RUN_DIR
-    hbstan predict RUN_DIR --data new.csv [--out preds.csv] [--response NAME]
+    hbstan predict RUN_DIR --data new.csv [--out preds.csv] [--response NAME [--joint]]
     hbstan compare-pymc FORMULA --data data.csv
     hbstan compare-pooling FORMULA --data data.csv
     hbstan install-cmdstan
@@ -180,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the predictive draws")
     p.add_argument("--draws-out", metavar="DRAWS.csv", help="also write every draw: columns chain, draw, then one per row")
     p.add_argument("--response", metavar="NAME", help="a run of several responses: the response to predict")
+    p.add_argument(
+        "--joint", action="store_true",
+        help="a run of several responses: draw the responses that --response reads (its mediators) from their own "
+        "posterior predictive first, instead of reading them from --data",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _common(p)
     p.set_defaults(func=_cmd_predict)
@@ -452,11 +457,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 f"--response {args.response!r}: this run has one response, {fit.model.design.response!r}; leave "
                 "--response out"
             )
+        if args.joint:
+            raise ValueError("--joint predicts the responses of a run of several responses; this run has one")
         draws = fit.predict(new, kind=args.kind, seed=args.seed)
     else:
         if args.response is None:
             raise ValueError(f"this run has several responses: pass --response, one of {responses}")
-        draws = fit.predict(new, response=args.response, kind=args.kind, seed=args.seed)
+        draws = fit.predict(new, response=args.response, kind=args.kind, seed=args.seed, joint=args.joint)
     flat = draws.values.reshape(-1, draws.shape[-1])  # (chain*draw, row)
     stats = pd.DataFrame(
         {

@@ -474,6 +474,11 @@ def test_fit_summary_diagnose_and_predict_of_several_responses(
     flat = fit.predict(new, response="y2", seed=5).values.reshape(-1, len(new))
     np.testing.assert_allclose(pd.read_csv(preds)["mean"], flat.mean(axis=0), rtol=1e-12)
     assert_error(hbstan("predict", out, "--data", new_csv), "several responses", "--response", "['y1', 'y2']")
+    joint = tmp_path / "joint.csv"
+    proc = hbstan("predict", out, "--data", new_csv, "--response", "y2", "--joint", "--seed", "5", "--out", joint)
+    assert proc.returncode == 0, proc.stderr
+    flat = fit.predict(new, response="y2", joint=True, seed=5).values.reshape(-1, len(new))
+    np.testing.assert_allclose(pd.read_csv(joint)["mean"], flat.mean(axis=0), rtol=1e-12)
     assert_error(hbstan("predict", out, "--data", new_csv, "--response", "y3"), "unknown response 'y3'")
     # the run's spec reproduces it
     again = tmp_path / "again"

@@ -211,6 +211,66 @@ def test_mediation_of_the_gaussian_pipe(path_fit):
         hbstan.mediation(fit, treatment="x1", mediator="z", outcome="y")
 
 
+# ------------------------------------------------------------------------------ joint predictions
+def _expit(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@cmdstan
+def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_fit):
+    fit = path_fit
+    post = fit.idata.posterior
+    data = fit.model.data
+    new = pd.concat([data.head(5), data.head(2).assign(g="new")])[["x1", "g", "n"]].reset_index(drop=True)
+    assert fit.upstream("y") == ["x2"] and fit.upstream("x2") == []
+    # brms's posterior_predict reads the mediator from the new rows; without it, the fix is named
+    with pytest.raises(hbstan.DataError, match="reads the response 'x2', which the new data lacks.*joint=True"):
+        fit.predict(new, response="y")
+    every = fit.predict(new, joint=True, seed=1)  # x2 drawn first, per draw, and fed to y and yb
+    x2 = every["x2"].values
+    x1 = new["x1"].to_numpy()
+
+    def coef(name):
+        return post[name].values[..., None]
+
+    # by hand from the draws: y's and yb's means at the mediator's draws
+    y_mean = fit.predict(new, response="y", joint=True, kind="mean", seed=1).values
+    np.testing.assert_allclose(y_mean, coef("y_Intercept") + coef("y_x1") * x1 + coef("y_x2") * x2, rtol=1e-10)
+    yb_mean = fit.predict(new, response="yb", joint=True, kind="mean", seed=1).values
+    np.testing.assert_allclose(yb_mean, _expit(coef("yb_Intercept") + coef("yb_x1") * x1 + coef("yb_x2") * x2),
+                               rtol=1e-10)
+    # a response's draws do not depend on which others are predicted (a generator per response)
+    np.testing.assert_array_equal(fit.predict(new, response="y", joint=True, seed=1).values, every["y"].values)
+    # the mediator's draws are its posterior predictive: standardized residuals N(0, 1) in fitted groups
+    r_g = post["x2_1|g"].sel(g=list(new["g"][:5])).values
+    mu_x2 = coef("x2_Intercept") + coef("x2_x1") * x1[:5] + r_g
+    z = (x2[..., :5] - mu_x2) / coef("x2_sigma")
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+    # in the new group, its effect is drawn from the population: residual SD sqrt(sigma^2 + sd_g^2)
+    wide = (x2[..., 5:] - (coef("x2_Intercept") + coef("x2_x1") * x1[5:])).std()
+    assert abs(wide - np.sqrt((post["x2_sigma"] ** 2 + post["x2_1|g_sigma"] ** 2).values.mean())) < 0.05
+    z = (every["y"].values - y_mean) / coef("y_sigma")
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+    assert set(np.unique(every["yb"].values)) <= {0, 1}
+    # the joint draws of y carry x2's uncertainty, the marginal ones (x2 observed) do not
+    observed = fit.predict(new.assign(x2=data["x2"].head(7).to_numpy()), response="y", seed=1).values
+    assert every["y"].values.std(axis=(0, 1)).min() > 1.2 * observed.std(axis=(0, 1)).max()
+    with pytest.raises(ValueError, match="kind must be 'response', 'mean' or 'link' with joint=True"):
+        fit.predict(new, response="y", joint=True, kind="probs")
+
+
+def test_joint_predictions_refuse_residual_correlation(pair):
+    from hbstan.mvfit import MultivariateFit, build_mv_idata
+
+    m = hbstan.Model(["y1 ~ x", "y2 ~ x + y1"], data=pair)  # all Gaussian: rescor on
+    # zeros for draws: only the refusal is checked, before any prediction
+    post = {p.name: np.zeros((1, 2, *(len(p.coords[d]) for d in p.dims))) if p.dims else np.zeros((1, 2))
+            for p in m.params}
+    fit = MultivariateFit(m, build_mv_idata(m, post, {}), run_dir=None, settings={})
+    with pytest.raises(NotImplementedError, match="residual correlation .* rescor=False"):
+        fit.predict(pair.drop(columns="y1"), response="y2", joint=True)
+
+
 # ------------------------------------------------------------------------------ run directories
 @cmdstan
 def test_a_saved_run_loads_back_and_predicts_summarizes_and_gives_loo_as_the_original(path_fit, tmp_path):
