@@ -201,12 +201,14 @@ def test_mediation_of_the_gaussian_pipe(path_fit):
     post = fit.idata.posterior
     np.testing.assert_allclose(per_draw["indirect"], (post["x2_x1"] * post["y_x2"]).values.reshape(-1))
     assert table.loc["indirect", "estimate"] == pytest.approx(per_draw["indirect"].mean())
-    with pytest.raises(ValueError, match="the outcome 'yb' has family='bernoulli'.*non-linear path"):
-        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb")
+    with pytest.raises(ValueError, match="the outcome 'yb' has family='bernoulli'.*method='counterfactual'"):
+        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", method="product")
     with pytest.raises(ValueError, match="the formula of the mediator 'x2' has no term 'g'"):
         hbstan.mediation(fit, treatment="g", mediator="x2", outcome="y")
-    with pytest.raises(ValueError, match="the mediator 's' has family='binomial'"):
+    with pytest.raises(ValueError, match="the formula of the outcome 'y' has no term 's'"):
         hbstan.mediation(fit, treatment="x1", mediator="s", outcome="y")
+    with pytest.raises(ValueError, match="unknown method 'linear'"):
+        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="linear")
     with pytest.raises(ValueError, match="unknown response 'z'"):
         hbstan.mediation(fit, treatment="x1", mediator="z", outcome="y")
 
@@ -269,6 +271,79 @@ def test_joint_predictions_refuse_residual_correlation(pair):
     fit = MultivariateFit(m, build_mv_idata(m, post, {}), run_dir=None, settings={})
     with pytest.raises(NotImplementedError, match="residual correlation .* rescor=False"):
         fit.predict(pair.drop(columns="y1"), response="y2", joint=True)
+    with pytest.raises(ValueError, match="counterfactual mediation of a model with residual correlation"):
+        hbstan.mediation(fit, treatment="x", mediator="y1", outcome="y2", method="counterfactual")
+
+
+# ------------------------------------------------------------------------------ non-linear mediation
+@cmdstan
+def test_counterfactual_mediation_equals_the_product_of_coefficients_on_a_gaussian_path(path_fit):
+    fit = path_fit
+    post = fit.idata.posterior
+    ab = (post["x2_x1"] * post["y_x2"]).values.reshape(-1)
+    cf = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="counterfactual", control=0,
+                          treated=1, draws=True)
+    assert cf.attrs["method"] == "counterfactual"
+    # the two mediator draws of a row share their random numbers: M(1) - M(0) = a exactly
+    np.testing.assert_allclose(cf["indirect"], ab, rtol=1e-9)
+    np.testing.assert_allclose(cf["direct"], post["y_x1"].values.reshape(-1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cf["total"], cf["indirect"] + cf["direct"], rtol=1e-12)
+    # default contrast of a numeric treatment: its mean to mean + 1 SD; products scale alike
+    sd = fit.model.data["x1"].std(ddof=1)
+    default = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="counterfactual",
+                               draws=True, mediator_draws=3)
+    assert default.attrs["control"] == pytest.approx(fit.model.data["x1"].mean())
+    assert default.attrs["treated"] - default.attrs["control"] == pytest.approx(sd)
+    np.testing.assert_allclose(default["indirect"], ab * sd, rtol=1e-9)
+    product = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", control=0, treated=2, draws=True)
+    assert product.attrs["method"] == "product"
+    np.testing.assert_allclose(product["indirect"], 2 * ab, rtol=1e-12)
+
+
+@cmdstan
+def test_counterfactual_mediation_of_a_bernoulli_outcome_agrees_with_a_numpy_simulation(path_fit):
+    fit = path_fit
+    table = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", control=0, treated=1)
+    assert table.attrs["method"] == "counterfactual"  # 'auto': the outcome is Bernoulli
+    got = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", control=0, treated=1, draws=True)
+    # the natural effects simulated directly from the draws: 10 mediator draws per row and draw
+    post = fit.idata.posterior
+    df = fit.model.data
+    S = post.sizes["chain"] * post.sizes["draw"]
+
+    def flat(name):
+        return post[name].values.reshape(S, *post[name].shape[2:])
+
+    r_g = flat("x2_1|g")[:, post["g"].to_index().get_indexer(df["g"])]  # (S, n)
+    e = np.random.default_rng(11).standard_normal((S, 10, len(df)))
+    mu = flat("x2_Intercept")[:, None] + r_g  # the mediator's mean at x1 = 0, per row
+    m0 = mu[:, None, :] + flat("x2_sigma")[:, None, None] * e  # (S, 10, n)
+    m1 = m0 + flat("x2_x1")[:, None, None]
+
+    def y(t, m):
+        eta = flat("yb_Intercept")[:, None, None] + flat("yb_x1")[:, None, None] * t + flat("yb_x2")[:, None, None] * m
+        return _expit(eta).mean(axis=(1, 2))
+
+    sim = {"direct": y(1, m0) - y(0, m0), "indirect": y(1, m1) - y(1, m0)}
+    sim["total"] = sim["direct"] + sim["indirect"]
+    for name in ("indirect", "direct", "total"):
+        a, b = got[name].to_numpy(), sim[name]
+        assert abs(a.mean() - b.mean()) < 0.005, (name, a.mean(), b.mean())
+        assert abs(a.std() - b.std()) < 0.1 * b.std() + 0.002, (name, a.std(), b.std())
+        assert np.corrcoef(a, b)[0, 1] > 0.9, name
+        row = table.set_index("effect").loc[name]
+        assert row["estimate"] == pytest.approx(a.mean())
+    # the truth of the simulated data: x1 moves x2 by 0.8, x2 moves yb's log odds by 1.2, no direct effect
+    assert table.set_index("effect").loc["indirect", "lower"] > 0
+    direct = table.set_index("effect").loc["direct"]
+    assert direct["lower"] < 0 < direct["upper"]
+    from matplotlib.figure import Figure
+
+    fig = hbstan.plots.plot_mediation(got)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert fig.axes[0].get_title().startswith("indirect effect: ") and "through x2" in fig.get_suptitle()
+    with pytest.raises(ValueError, match="draws=True"):
+        hbstan.plots.plot_mediation(table)
 
 
 # ------------------------------------------------------------------------------ run directories
