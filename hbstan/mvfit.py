@@ -395,26 +395,27 @@ class MultivariateFit(Fit):
 
         Each upstream response is drawn from its posterior predictive (its own upstream
         responses' draws fed in, per draw); ``targets`` get ``kind``. Each response has its own
-        generator spawned from ``seed``, so a response's draws do not depend on which others
-        are predicted.
+        random stream spawned from ``seed``, so a response's draws do not depend on which others
+        are predicted; its draws and its ``kind`` share the stream (the same new groups' effects).
         """
         from .predict import predict_given
 
         m: Any = self.model
         order = self._joint_order(targets)
         self._check_joint(order, data)
-        rngs = dict(zip(m.response_names, np.random.default_rng(seed).spawn(len(m.response_names)), strict=True))
+        streams = dict(zip(m.response_names, np.random.SeedSequence(seed).spawn(len(m.response_names)), strict=True))
+        feeds = {u for name in order for u in self.upstream(name)}
         drawn: dict[str, np.ndarray] = {}
         out: dict[str, np.ndarray] = {}
         for name in order:
             given = {u: drawn[u] for u in self.upstream(name)}
             fit = self.response_fit(name)
-            if name in targets and kind != "response":
-                out[name] = predict_given(fit, data, given, kind=kind, rng=rngs[name])
-            else:
-                drawn[name] = predict_given(fit, data, given, kind="response", rng=rngs[name])
-                if name in targets:
-                    out[name] = drawn[name]
+            if name in feeds or (name in targets and kind == "response"):
+                drawn[name] = predict_given(fit, data, given, kind="response", rng=np.random.default_rng(streams[name]))
+            if name in targets:
+                out[name] = drawn[name] if kind == "response" else predict_given(
+                    fit, data, given, kind=kind, rng=np.random.default_rng(streams[name])
+                )
         return out
 
     def predict(
@@ -476,6 +477,31 @@ class MultivariateFit(Fit):
             return {name: self.response_fit(name).predict(data, kind=kind, seed=seed) for name in m.response_names}
         return self.response_fit(response).predict(data, kind=kind, seed=seed)
 
+    def _joint_predictions(
+        self, data: pd.DataFrame | None, response: str | None, *, kind: str = "mean", prob: float = 0.95,
+        seed: int | None = None, **other: Any,
+    ) -> pd.DataFrame:
+        """Return the table of :meth:`predictions` with ``joint=True``."""
+        from .effects import summarize
+
+        m: Any = self.model
+        if other:
+            raise ValueError(f"predictions with joint=True take kind, prob and seed, not {sorted(other)}")
+        if not 0 < prob < 1:
+            raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+        rows = m.data if data is None else data
+        names = m.response_names if response is None else [m.response(response).name]
+        if kind not in ("response", "mean", "link"):
+            raise ValueError(f"kind must be 'response', 'mean' or 'link' with joint=True, got {kind!r}")
+        draws = self._joint_draws(rows, names, kind, seed)
+        parts = []
+        for name in names:
+            part = rows.reset_index(drop=True).copy()
+            for key, value in summarize(draws[name].reshape(-1, len(rows)), prob).items():
+                part[key] = value
+            parts.append(part if response is not None else part.assign(response=name))
+        return pd.concat(parts, ignore_index=True)
+
     def _as_draws(self, values: np.ndarray, name: str) -> Any:
         """(chain, draw, __obs__) DataArray with the posterior's chain and draw labels."""
         import xarray as xr
@@ -487,13 +513,19 @@ class MultivariateFit(Fit):
             name=name,
         )
 
-    def predictions(self, data: pd.DataFrame | None = None, *, response: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    def predictions(
+        self, data: pd.DataFrame | None = None, *, response: str | None = None, joint: bool = False, **kwargs: Any
+    ) -> pd.DataFrame:
         """Summaries of one response's predictions (or of each, with a column ``response``).
 
         As :meth:`hbstan.Fit.predictions` (``grid=``, ``kind=``, ``prob=``, ``re_formula=``),
-        on :meth:`response_fit`.
+        on :meth:`response_fit`. With ``joint=True``, of the joint predictions of
+        :meth:`predict` (the responses read upstream drawn first), for ``data`` (default: the
+        fitted rows), taking ``kind`` (default ``"mean"``), ``prob`` and ``seed``.
         """
         m: Any = self.model
+        if joint:
+            return self._joint_predictions(data, response, **kwargs)
         if response is not None:
             return self.response_fit(response).predictions(data, **kwargs)
         return pd.concat(

@@ -365,8 +365,16 @@ def predict_given(
         rows.append((idx, _group_predictors(blk, base, n)))
     flat = {c: np.asarray(v, dtype=float).reshape(S, n) for c, v in given.items()}
     eta = np.empty((S, n))
-    step = max(1, GIVEN_CHUNK_ROWS // n)
-    for s0 in range(0, S, step):
+    step = max(1, GIVEN_CHUNK_ROWS // n) if given else S  # nothing given: one design for every draw
+    if not given:
+        try:
+            X = d.common_for(base)
+        except KeyError as err:
+            raise DataError(f"column {err.args[0]!r} needed for prediction is not in the new data") from None
+        Zs = [_block_rows(blk, base)[2] for blk in d.blocks]
+        terms = [(r, idx, Z, U) for r, (idx, U), Z in zip(effects, rows, Zs, strict=True)]
+        eta = linear_predictor_rows(m, draws, X, np.zeros(n), terms)
+    for s0 in range(0, S if given else 0, step):
         s1 = min(S, s0 + step)
         stacked = base.iloc[np.tile(np.arange(n), s1 - s0)].reset_index(drop=True)
         for c, v in flat.items():

@@ -259,6 +259,20 @@ def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_f
     assert every["y"].values.std(axis=(0, 1)).min() > 1.2 * observed.std(axis=(0, 1)).max()
     with pytest.raises(ValueError, match="kind must be 'response', 'mean' or 'link' with joint=True"):
         fit.predict(new, response="y", joint=True, kind="probs")
+    # predictions given per draw reduce to the univariate ones: the mediator's observed values
+    # given to every draw, and nothing given
+    from hbstan.predict import predict_given
+
+    seen = data.head(6).assign(g=["g0", "g1", "g2", "g3", "new", "new"])
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    observed = np.broadcast_to(seen["x2"].to_numpy(), (C, D, 6))
+    for name, given in (("y", {"x2": observed}), ("x2", {})):
+        one = fit.response_fit(name)
+        got = predict_given(one, seen, given, kind="response", rng=np.random.default_rng(4))
+        np.testing.assert_allclose(got, one.predict(seen, seed=4).values, rtol=1e-12, atol=1e-12)
+    # the summary table of the joint predictions
+    table = fit.predictions(new, response="yb", joint=True, seed=1)
+    np.testing.assert_allclose(table["estimate"], yb_mean.reshape(-1, len(new)).mean(axis=0), rtol=1e-12)
 
 
 def test_joint_predictions_refuse_residual_correlation(pair):
