@@ -250,7 +250,8 @@ def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_f
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
     # in the new group, its effect is drawn from the population: residual SD sqrt(sigma^2 + sd_g^2)
     wide = (x2[..., 5:] - (coef("x2_Intercept") + coef("x2_x1") * x1[5:])).std()
-    assert abs(wide - np.sqrt((post["x2_sigma"] ** 2 + post["x2_1|g_sigma"] ** 2).values.mean())) < 0.05
+    expected = np.sqrt((post["x2_sigma"] ** 2 + post["x2_1|g_sigma"] ** 2).values.mean())
+    assert abs(wide - expected) < 0.1 * expected, (wide, expected)
     z = (every["y"].values - y_mean) / coef("y_sigma")
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
     assert set(np.unique(every["yb"].values)) <= {0, 1}
