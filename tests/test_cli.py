@@ -464,8 +464,6 @@ def test_fit_summary_diagnose_and_predict_of_several_responses(
         assert abs(table.loc[name, "mean"] - truth) < 4 * table.loc[name, "sd"], (name, table.loc[name])
     proc = hbstan("summary", out, "--var", "rescor")
     assert proc.returncode == 0 and "rescor[y1, y2]" in proc.stdout
-    proc = hbstan("diagnose", out)
-    assert proc.returncode in (0, 3) and "R-hat" in proc.stdout
     new = pd.read_csv(mv_csv).head(5)[["x"]]
     new_csv, preds = tmp_path / "new.csv", tmp_path / "preds.csv"
     new.to_csv(new_csv, index=False)
@@ -479,7 +477,6 @@ def test_fit_summary_diagnose_and_predict_of_several_responses(
     assert proc.returncode == 0, proc.stderr
     flat = fit.predict(new, response="y2", joint=True, seed=5).values.reshape(-1, len(new))
     np.testing.assert_allclose(pd.read_csv(joint)["mean"], flat.mean(axis=0), rtol=1e-12)
-    assert_error(hbstan("predict", out, "--data", new_csv, "--response", "y3"), "unknown response 'y3'")
     # the run's spec reproduces it
     again = tmp_path / "again"
     proc = hbstan("fit", "--spec", out / "spec.toml", "--out", again, "--quiet", "--no-figures")

@@ -356,7 +356,7 @@ def test_counterfactual_mediation_of_a_bernoulli_outcome_agrees_with_a_numpy_sim
 
     fig = hbstan.plots.plot_mediation(got)
     assert isinstance(fig, Figure) and len(fig.axes) == 3
-    assert fig.axes[0].get_title().startswith("indirect effect: ") and "through x2" in fig.get_suptitle()
+    assert fig.axes[0].get_title(loc="left").startswith("indirect effect: ") and "through x2" in fig.get_suptitle()
     with pytest.raises(ValueError, match="draws=True"):
         hbstan.plots.plot_mediation(table)
 
