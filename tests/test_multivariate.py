@@ -276,18 +276,22 @@ def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_f
     np.testing.assert_allclose(table["estimate"], yb_mean.reshape(-1, len(new)).mean(axis=0), rtol=1e-12)
 
 
-def test_joint_predictions_refuse_residual_correlation(pair):
+def test_joint_predictions_refuse_what_they_do_not_model(pair):
     from hbstan.mvfit import MultivariateFit, build_mv_idata
 
-    m = hbstan.Model(["y1 ~ x", "y2 ~ x + y1"], data=pair)  # all Gaussian: rescor on
-    # zeros for draws: only the refusal is checked, before any prediction
-    post = {p.name: np.zeros((1, 2, *(len(p.coords[d]) for d in p.dims))) if p.dims else np.zeros((1, 2))
-            for p in m.params}
-    fit = MultivariateFit(m, build_mv_idata(m, post, {}), run_dir=None, settings={})
+    def zero_fit(m):  # zeros for draws: only the refusals are checked, before any prediction
+        post = {p.name: np.zeros((1, 2, *(len(p.coords[d]) for d in p.dims))) if p.dims else np.zeros((1, 2))
+                for p in m.params}
+        return MultivariateFit(m, build_mv_idata(m, post, {}), run_dir=None, settings={})
+
+    fit = zero_fit(hbstan.Model(["y1 ~ x", "y2 ~ x + y1"], data=pair))  # all Gaussian: rescor on
     with pytest.raises(NotImplementedError, match="residual correlation .* rescor=False"):
         fit.predict(pair.drop(columns="y1"), response="y2", joint=True)
     with pytest.raises(ValueError, match="counterfactual mediation of a model with residual correlation"):
         hbstan.mediation(fit, treatment="x", mediator="y1", outcome="y2", method="counterfactual")
+    cycle = zero_fit(hbstan.Model(["y1 ~ x + y2", "y2 ~ x + y1"], data=pair, rescor=False))
+    with pytest.raises(ValueError, match=r"the responses form a cycle \(y1 -> y2 -> y1\)"):
+        cycle.predict(pair, response="y1", joint=True)
 
 
 # ------------------------------------------------------------------------------ non-linear mediation
