@@ -405,33 +405,45 @@ def mv_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_several_formulas_render_the_model_of_several_responses(mv_csv: Path, tmp_path: Path) -> None:
+def test_several_formulas_render_the_model_of_several_responses(
+    mv_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import hbstan as hb
 
+    def render(*args: str | Path) -> tuple[int, str, str]:  # in-process: `hbstan render ...`
+        code = cli.main(["render", *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def error(args: tuple, *needles: str) -> None:
+        code, _, err = render(*args)
+        assert code == 1 and "Traceback" not in err, err
+        line = next(x for x in err.splitlines() if x.startswith("hbstan: error:"))
+        assert all(n in line for n in needles), (needles, line)
+
     df = pd.read_csv(mv_csv)
-    proc = hbstan("render", "y1 ~ x + (1 | g)", "yb ~ x + y1", "--data", mv_csv, "--family", "gaussian,bernoulli",
-                  "--link", "identity,probit", "--prior", "yb_y1=normal(0, 1)")
-    assert proc.returncode == 0, proc.stderr
+    code, text, err = render("y1 ~ x + (1 | g)", "yb ~ x + y1", "--data", mv_csv, "--family", "gaussian,bernoulli",
+                             "--link", "identity,probit", "--prior", "yb_y1=normal(0, 1)")
+    assert code == 0, err
     model = hb.Model(["y1 ~ x + (1 | g)", "yb ~ x + y1"], df, family=["gaussian", "bernoulli"], link=[None, "probit"],
                      priors={"yb_y1": "normal(0, 1)"})
-    assert proc.stdout == model.stan_code
+    assert text == model.stan_code
     # one family for all; rescor on by default for Gaussian responses, --no-rescor turns it off
-    on = hbstan("render", "y1 ~ x", "y2 ~ x", "--data", mv_csv)
-    off = hbstan("render", "y1 ~ x", "y2 ~ x", "--data", mv_csv, "--no-rescor")
-    assert on.stdout == hb.Model(["y1 ~ x", "y2 ~ x"], df).stan_code and "multi_normal_cholesky" in on.stdout
-    assert off.stdout == hb.Model(["y1 ~ x", "y2 ~ x"], df, rescor=False).stan_code != on.stdout
-    # the same model from a spec file
+    on = render("y1 ~ x", "y2 ~ x", "--data", mv_csv)[1]
+    off = render("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--no-rescor")[1]
+    assert on == hb.Model(["y1 ~ x", "y2 ~ x"], df).stan_code and "multi_normal_cholesky" in on
+    assert off == hb.Model(["y1 ~ x", "y2 ~ x"], df, rescor=False).stan_code != on
+    # the same model from a spec file, as a user runs it
     spec = tmp_path / "spec.toml"
     spec.write_text(f'formula = ["y1 ~ x + (1 | g)", "yb ~ x + y1"]\ndata = "{mv_csv}"\nfamily = ["gaussian", "bernoulli"]\n'
                     'link = ["identity", "probit"]\n[priors]\nyb_y1 = "normal(0, 1)"\n')
-    assert hbstan("render", "--spec", spec).stdout == proc.stdout
-    assert_error(hbstan("render", "y1 ~ x", "y2 ~ x", "--data", mv_csv, "--family", "gaussian,gaussian,poisson"),
-                 "'family' must be one string for every response or a list of 2 strings")
-    assert_error(hbstan("render", "y1 ~ x", "y2 ~ x", "--data", mv_csv, "--sigma", "1"),
-                 "['sigma'] cannot be used with several formulas")
-    assert_error(hbstan("render", "y1 ~ x", "--data", mv_csv, "--rescor"), "'rescor'", "several responses")
-    assert_error(hbstan("render", "y1 ~ x", "yb ~ x", "--data", mv_csv, "--family", "gaussian,bernoulli", "--rescor"),
-                 "rescor=True", "'yb' has family='bernoulli'")
+    assert hbstan("render", "--spec", spec).stdout == text
+    error(("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--family", "gaussian,gaussian,poisson"),
+          "'family' must be one string for every response or a list of 2 strings")
+    error(("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--sigma", "1"), "['sigma'] cannot be used with several formulas")
+    error(("y1 ~ x", "--data", mv_csv, "--rescor"), "'rescor'", "several responses")
+    error(("y1 ~ x", "yb ~ x", "--data", mv_csv, "--family", "gaussian,bernoulli", "--rescor"),
+          "rescor=True", "'yb' has family='bernoulli'")
     assert_error(hbstan("compare-pymc", "y1 ~ x", "y2 ~ x", "--data", mv_csv), "takes one formula")
 
 
@@ -444,8 +456,9 @@ def mv_run(tmp_path_factory: pytest.TempPathFactory, mv_csv: Path) -> tuple[Path
 
 
 @pytest.mark.cmdstan
-def test_fit_summary_diagnose_and_predict_of_several_responses(
-    mv_run: tuple[Path, subprocess.CompletedProcess[str]], mv_csv: Path, tmp_path: Path
+def test_fit_summary_and_predict_of_several_responses(
+    mv_run: tuple[Path, subprocess.CompletedProcess[str]], mv_csv: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from hbstan.mvfit import MultivariateFit
 
@@ -462,21 +475,23 @@ def test_fit_summary_diagnose_and_predict_of_several_responses(
     table = fit.summary()
     for name, truth in {"y1_x": 0.5, "y2_x": 1.0, "rescor[y1, y2]": 0.6}.items():
         assert abs(table.loc[name, "mean"] - truth) < 4 * table.loc[name, "sd"], (name, table.loc[name])
-    proc = hbstan("summary", out, "--var", "rescor")
-    assert proc.returncode == 0 and "rescor[y1, y2]" in proc.stdout
+    # the commands that read the run, in-process (`hbstan summary ...`, `hbstan predict ...`)
+    assert cli.main(["summary", str(out), "--var", "rescor"]) == 0
+    assert "rescor[y1, y2]" in capsys.readouterr().out
     new = pd.read_csv(mv_csv).head(5)[["x"]]
-    new_csv, preds = tmp_path / "new.csv", tmp_path / "preds.csv"
+    new_csv, preds, joint = tmp_path / "new.csv", tmp_path / "preds.csv", tmp_path / "joint.csv"
     new.to_csv(new_csv, index=False)
-    proc = hbstan("predict", out, "--data", new_csv, "--response", "y2", "--seed", "5", "--out", preds)
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["predict", str(out), "--data", str(new_csv), "--response", "y2", "--seed", "5", "--out", str(preds)]) == 0
     flat = fit.predict(new, response="y2", seed=5).values.reshape(-1, len(new))
     np.testing.assert_allclose(pd.read_csv(preds)["mean"], flat.mean(axis=0), rtol=1e-12)
-    assert_error(hbstan("predict", out, "--data", new_csv), "several responses", "--response", "['y1', 'y2']")
-    joint = tmp_path / "joint.csv"
-    proc = hbstan("predict", out, "--data", new_csv, "--response", "y2", "--joint", "--seed", "5", "--out", joint)
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["predict", str(out), "--data", str(new_csv), "--response", "y2", "--joint", "--seed", "5",
+                     "--out", str(joint)]) == 0
     flat = fit.predict(new, response="y2", joint=True, seed=5).values.reshape(-1, len(new))
     np.testing.assert_allclose(pd.read_csv(joint)["mean"], flat.mean(axis=0), rtol=1e-12)
+    capsys.readouterr()
+    assert cli.main(["predict", str(out), "--data", str(new_csv)]) == 1
+    err = capsys.readouterr().err
+    assert "hbstan: error: this run has several responses: pass --response, one of ['y1', 'y2']" in err
     # the run's spec reproduces it
     again = tmp_path / "again"
     proc = hbstan("fit", "--spec", out / "spec.toml", "--out", again, "--quiet", "--no-figures")
