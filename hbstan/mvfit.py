@@ -465,14 +465,7 @@ class MultivariateFit(Fit):
             arrays = self._joint_draws(data, targets, kind, seed)
             out = {name: self._as_draws(arrays[name], name) for name in targets}
             return out if response is None else out[response]
-        names = m.response_names if response is None else [m.response(response).name]
-        for name in names:
-            missing = [u for u in self.upstream(name) if u not in data.columns]
-            if missing:
-                raise DataError(
-                    f"the formula of {name!r} reads the response {missing[0]!r}, which the new data lacks: add the "
-                    f"column, or pass joint=True to draw it from its own posterior predictive first"
-                )
+        self._check_upstream_columns(data, m.response_names if response is None else [m.response(response).name])
         if response is None:
             return {name: self.response_fit(name).predict(data, kind=kind, seed=seed) for name in m.response_names}
         return self.response_fit(response).predict(data, kind=kind, seed=seed)
@@ -502,6 +495,16 @@ class MultivariateFit(Fit):
             parts.append(part if response is not None else part.assign(response=name))
         return pd.concat(parts, ignore_index=True)
 
+    def _check_upstream_columns(self, data: pd.DataFrame, names: list[str]) -> None:
+        """Refuse rows that lack a response read by one of ``names`` (the fix: joint=True)."""
+        for name in names:
+            missing = [u for u in self.upstream(name) if u not in data.columns]
+            if missing:
+                raise DataError(
+                    f"the formula of {name!r} reads the response {missing[0]!r}, which the new data lacks: add the "
+                    f"column, or pass joint=True to draw it from its own posterior predictive first"
+                )
+
     def _as_draws(self, values: np.ndarray, name: str) -> Any:
         """(chain, draw, __obs__) DataArray with the posterior's chain and draw labels."""
         import xarray as xr
@@ -526,6 +529,8 @@ class MultivariateFit(Fit):
         m: Any = self.model
         if joint:
             return self._joint_predictions(data, response, **kwargs)
+        if isinstance(data, pd.DataFrame):
+            self._check_upstream_columns(data, m.response_names if response is None else [m.response(response).name])
         if response is not None:
             return self.response_fit(response).predictions(data, **kwargs)
         return pd.concat(

@@ -228,6 +228,8 @@ def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_f
     # brms's posterior_predict reads the mediator from the new rows; without it, the fix is named
     with pytest.raises(hbstan.DataError, match="reads the response 'x2', which the new data lacks.*joint=True"):
         fit.predict(new, response="y")
+    with pytest.raises(hbstan.DataError, match="reads the response 'x2', which the new data lacks.*joint=True"):
+        fit.predictions(new)
     every = fit.predict(new, joint=True, seed=1)  # x2 drawn first, per draw, and fed to y and yb
     x2 = every["x2"].values
     x1 = new["x1"].to_numpy()
