@@ -3,11 +3,12 @@
 Subcommands::
 
     hbstan render FORMULA --data data.csv          print the Stan program (no CmdStan needed)
+    hbstan render "m ~ x" "y ~ x + m" --data data.csv --family gaussian,bernoulli   (several responses)
     hbstan compile FORMULA --data data.csv --out DIR
     hbstan fit FORMULA --data data.csv --out RUN_DIR   (or: hbstan fit --spec spec.toml --out RUN_DIR)
     hbstan summary RUN_DIR
     hbstan diagnose RUN_DIR
-    hbstan predict RUN_DIR --data new.csv [--out preds.csv]
+    hbstan predict RUN_DIR --data new.csv [--out preds.csv] [--response NAME [--joint]]
     hbstan compare-pymc FORMULA --data data.csv
     hbstan compare-pooling FORMULA --data data.csv
     hbstan install-cmdstan
@@ -61,7 +62,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("formula", nargs="?", help="lme4/brms formula, e.g. 'y ~ x + (1 | g)' (or give --spec)")
+    p.add_argument(
+        "formula", nargs="*",
+        help="lme4/brms formula, e.g. 'y ~ x + (1 | g)' (or give --spec); several formulas, one per response, "
+        "make a model of several responses: 'm ~ x' 'y ~ x + m'",
+    )
     p.add_argument("--data", help="CSV file with one row per observation")
     p.add_argument(
         "--spec",
@@ -73,6 +78,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
     for o in MODEL_OPTIONS:  # one table: hbstan.spec.MODEL_OPTIONS
         help_ = f"{o.help}: {', '.join(FAMILIES)} (default: {o.default})" if o.name == "family" else o.help
+        if o.name in ("family", "link"):
+            help_ += f"; with several formulas one for all, or one per formula separated by commas ({o.name} a,b)"
         if o.cli == "value":
             p.add_argument(o.flag, dest=o.name, type=o.cli_type, metavar=o.metavar, help=help_)
         elif o.cli == "flag":
@@ -81,6 +88,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(o.flag, dest=o.name, action="store_false", default=None, help=help_)
         else:  # KEY=VALUE pairs
             p.add_argument(o.flag, dest=o.name, action="append", default=[], metavar=o.metavar, help=help_)
+    p.add_argument(
+        "--rescor", action=argparse.BooleanOptionalAction, default=None,
+        help="several Gaussian (or Student-t) responses: model their residual correlation (default: on when "
+        "every response is Gaussian)",
+    )
 
 
 def _sampler_args(p: argparse.ArgumentParser) -> None:
@@ -167,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["response", "mean"], default="response", help="new observations (response) or their expected value (mean)")
     p.add_argument("--seed", type=int, help="seed of the predictive draws")
     p.add_argument("--draws-out", metavar="DRAWS.csv", help="also write every draw: columns chain, draw, then one per row")
+    p.add_argument("--response", metavar="NAME", help="a run of several responses: the response to predict")
+    p.add_argument(
+        "--joint", action="store_true",
+        help="a run of several responses: draw the responses that --response reads (its mediators) from their own "
+        "posterior predictive first, instead of reading them from --data",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _common(p)
     p.set_defaults(func=_cmd_predict)
@@ -240,13 +258,19 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
 
     spec: dict[str, Any] = read_spec(args.spec) if args.spec else {}
     if args.formula:
-        spec["formula"] = args.formula
+        spec["formula"] = args.formula[0] if len(args.formula) == 1 else list(args.formula)
     if args.data:
         spec["data"] = args.data
     for key in MODEL_OPTION_KEYS:
         value = getattr(args, key)
         if value is not None:
             spec[key] = value
+    if args.rescor is not None:
+        spec["rescor"] = args.rescor
+    if isinstance(spec.get("formula"), list):  # several responses: --family a,b gives one per formula
+        for key in ("family", "link"):
+            if isinstance(spec.get(key), str) and "," in spec[key]:
+                spec[key] = [v.strip() for v in spec[key].split(",")]
     if args.group_predictors:
         gp: dict[str, list[str]] = {}
         for g, cols in _pairs(args.group_predictors, "--group-predictor", "GROUP=COLUMN", "county=log_uppm"):
@@ -426,7 +450,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _check_new_file(args.draws_out, args.overwrite)
     fit = load(args.run_dir)
     new = read_csv_arg(args.data)
-    draws = fit.predict(new, kind=args.kind, seed=args.seed)
+    responses = getattr(fit.model, "response_names", None)
+    if responses is None:
+        if args.response is not None and args.response != fit.model.design.response:
+            raise ValueError(
+                f"--response {args.response!r}: this run has one response, {fit.model.design.response!r}; leave "
+                "--response out"
+            )
+        if args.joint:
+            raise ValueError("--joint predicts the responses of a run of several responses; this run has one")
+        draws = fit.predict(new, kind=args.kind, seed=args.seed)
+    else:
+        if args.response is None:
+            raise ValueError(f"this run has several responses: pass --response, one of {responses}")
+        draws = fit.predict(new, response=args.response, kind=args.kind, seed=args.seed, joint=args.joint)
     flat = draws.values.reshape(-1, draws.shape[-1])  # (chain*draw, row)
     stats = pd.DataFrame(
         {
@@ -487,8 +524,14 @@ def _accepts(fn: Any, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
+def _one_formula(args: argparse.Namespace, command: str) -> None:
+    if len(args.formula or []) > 1:
+        raise ValueError(f"`hbstan {command}` takes one formula, got {len(args.formula)}: {args.formula}")
+
+
 def _cmd_compare_pymc(args: argparse.Namespace) -> int:
     compare_backends = _import_compare("hbstan.compare", "compare_backends", "compare-pymc")
+    _one_formula(args, "compare-pymc")
     model, _ = _build_model(args)
     result = compare_backends(model, chains=args.chains, draws=args.draws, seed=args.seed)
     print(_render_table(result))
@@ -500,6 +543,7 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     from .io import parse_prior
     from .priors import Prior
 
+    _one_formula(args, "compare-pooling")
     model, spec = _build_model(args)
     kwargs: dict[str, Any] = {"family": model.family.name}
     # the model options the user gave (not the ones resolved for this design): every design

@@ -97,17 +97,26 @@ SAMPLER_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 # the keys of a spec file: the model options of hbstan.spec.MODEL_OPTIONS, with the formula,
-# the data, the sampler settings and what hbstan records of the run
+# the data, the sampler settings and what hbstan records of the run; a model of several
+# responses has a list of formulas, a family and a link for all or a list of them, and rescor
 SPEC_KEYS: dict[str, tuple[type, ...]] = {
     "hbstan_version": (str,),
-    "formula": (str,),
+    "formula": (str, list),
     "data": (str,),
     **{o.name: o.toml for o in MODEL_OPTIONS},
+    "family": (str, list),
+    "link": (str, list),
+    "rescor": (bool,),
     "sampler": (dict,),
     "columns": (dict,),
 }
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}
+# the model options a model of several responses takes (hbstan.multivariate.MultivariateModel)
+MULTI_OPTIONS = ("family", "link", "rescor", "priors", "pooling", "centered", "dropna")
+
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table", list: "a list",
+}
 
 
 class RunDirError(ValueError):
@@ -203,6 +212,7 @@ def check_spec(spec: Mapping[str, Any], source: str = "spec") -> dict[str, Any]:
         _check_type(value, SPEC_KEYS[key], f"{source}: {key!r}")
     if "formula" not in spec:
         raise ValueError(f"{source}: no formula; add a line such as formula = \"y ~ x + (1 | g)\"")
+    _check_responses(spec, source)
     for g, cols in spec.get("group_predictors", {}).items():
         if isinstance(cols, str):
             cols = [cols]
@@ -221,6 +231,43 @@ def check_spec(spec: Mapping[str, Any], source: str = "spec") -> dict[str, Any]:
             raise ValueError(f"{source}: unknown sampler setting {key!r}; valid settings: {list(SAMPLER_KEYS)}")
         _check_type(value, SAMPLER_KEYS[key], f"{source}: sampler.{key}")
     return spec
+
+
+def _check_responses(spec: Mapping[str, Any], source: str) -> None:
+    """Check a list of formulas (several responses) and the keys that may be lists: entries and lengths."""
+    formula = spec["formula"]
+    several = isinstance(formula, list)
+    if several and (len(formula) < 2 or not all(isinstance(f, str) for f in formula)):
+        raise ValueError(
+            f"{source}: 'formula' must be a string, or a list of two or more strings (one formula per response), "
+            f"got {formula!r}"
+        )
+    for key in ("family", "link"):
+        value = spec.get(key)
+        if not isinstance(value, list):
+            continue
+        if not several:
+            raise ValueError(
+                f"{source}: {key!r} is a list ({value!r}) but there is one formula; a list gives one {key} per "
+                "formula of a model of several responses (formula = [\"y1 ~ x\", \"y2 ~ x\"])"
+            )
+        if len(value) != len(formula) or not all(isinstance(v, str) for v in value):
+            raise ValueError(
+                f"{source}: {key!r} must be one string for every response or a list of {len(formula)} strings "
+                f"(one per formula), got {value!r}"
+            )
+    if several:
+        other = [k for k in (o.name for o in MODEL_OPTIONS) if k in spec and k not in MULTI_OPTIONS]
+        if other:
+            raise ValueError(
+                f"{source}: {other} cannot be used with several formulas (a model of several responses takes "
+                f"{list(MULTI_OPTIONS)}); remove them or fit that response alone"
+            )
+    elif "rescor" in spec:
+        raise ValueError(
+            f"{source}: 'rescor' (residual correlation) is an option of a model of several responses: give a list "
+            "of formulas, or remove it"
+        )
 
 
 def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -252,6 +299,16 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     data when absent), ``marginalize`` (false: sample the group effects of a Gaussian model
     instead of integrating them out) and, in specs
     hbstan writes, ``columns`` (the data's column types) and ``hbstan_version``.
+
+    A model of several responses has a list of formulas, ``family`` (and ``link``) one for
+    all or a list with one per formula, and optionally ``rescor``; it takes the keys
+    ``pooling``, ``centered``, ``dropna`` and ``priors`` (named as in the model:
+    ``y_x = "Normal(0, 1)"``, ``rescor = "LKJ(2)"``) besides::
+
+        formula = ["m ~ x + (1 | g)", "y ~ x + m"]
+        data = "paths.csv"
+        family = ["gaussian", "bernoulli"]
+        rescor = false
 
     Returns
     -------
@@ -301,6 +358,8 @@ def model_spec(model: ModelSpec) -> dict[str, Any]:
         When trials, offset or exposure were given as arrays rather than column names: such
         a model cannot be rebuilt from its data; pass column names instead.
     """
+    if hasattr(model, "responses"):
+        return _multi_spec(model)
     spec: dict[str, Any] = {"formula": model.formula}
     for name, value in model.resolved_options().items():
         if value is not None:
@@ -310,11 +369,45 @@ def model_spec(model: ModelSpec) -> dict[str, Any]:
     return spec
 
 
+def _multi_spec(model: Any) -> dict[str, Any]:
+    """Return the spec of a model of several responses: its formulas and the options it was given.
+
+    The family and link are written one per response (names, the links resolved), ``rescor`` as resolved for the
+    model; the options that choose a parameterization from the data (``centered="auto"``)
+    make the same choice again from the saved data.
+    """
+    spec: dict[str, Any] = {"formula": list(model.formulas)}
+    spec["family"] = [r.family.name for r in model.responses]
+    spec["link"] = [r.family.link for r in model.responses]
+    spec["rescor"] = bool(model.rescor)
+    for key in ("pooling", "centered", "dropna"):
+        value = model.options.get(key)
+        if value is not None and not (key == "centered" and value == "auto"):
+            spec[key] = dict(value) if isinstance(value, Mapping) else value
+    priors = model.options.get("priors")
+    if priors:
+        spec["priors"] = {
+            k: format_prior(p if isinstance(p, Prior) else parse_prior(p, name=k)) for k, p in priors.items()
+        }
+    return spec
+
+
 def model_from_spec(spec: Mapping[str, Any], data: pd.DataFrame) -> Model:
-    """Rebuild a :class:`~hbstan.Model` from a spec (see :func:`model_spec`) and its data."""
+    """Rebuild a :class:`~hbstan.Model` from a spec (see :func:`model_spec`) and its data.
+
+    A spec with a list of formulas gives a model of several responses
+    (:class:`~hbstan.multivariate.MultivariateModel`).
+    """
     from .model import Model
 
     spec = check_spec(spec)
+    if isinstance(spec["formula"], list):
+        options = {k: spec[k] for k in MULTI_OPTIONS if k in spec}
+        if "priors" in options:
+            options["priors"] = {
+                k: v if isinstance(v, Prior) else parse_prior(v, name=k) for k, v in options["priors"].items()
+            } or None
+        return Model(list(spec["formula"]), data=data, **options)
     options = {o.name: spec[o.name] for o in MODEL_OPTIONS if o.name in spec}
     if "priors" in options:
         options["priors"] = {
@@ -676,14 +769,13 @@ def save_fit(
         If ``run_dir`` holds other files and ``overwrite`` is False.
     ValueError
         If the model cannot be rebuilt from its data (trials or offsets given as arrays).
-    NotImplementedError
-        For the fit of a model of several responses (not saved as a run yet).
+
+    Notes
+    -----
+    The fit of a model of several responses is saved the same way: its ``spec.toml`` holds the
+    list of formulas, a family and link per response and ``rescor``; ``idata.nc`` keeps each
+    response's pointwise log-likelihood (group ``log_likelihood_responses``).
     """
-    if hasattr(fit.model, "responses"):
-        raise NotImplementedError(
-            "saving the fit of a model of several responses as a run directory is not supported yet; "
-            "fit.idata.to_netcdf(path) keeps its draws"
-        )
     import cmdstanpy
 
     model = fit.model
@@ -704,7 +796,11 @@ def save_fit(
     settings = dict(fit.settings)
     prior_only = bool(settings.get("prior_only", False))
     (run_dir / STAN_FILE).write_text(model.stan_code)
-    cmdstanpy.write_stan_json(str(run_dir / DATA_JSON), model.stan_data_for(prior_only=prior_only))
+    if hasattr(model, "responses"):  # the data the program ran on (its pointwise switch)
+        stan_data = model.stan_data_for(prior_only=prior_only, pointwise=bool(settings.get("pointwise", "stan")))
+    else:
+        stan_data = model.stan_data_for(prior_only=prior_only)
+    cmdstanpy.write_stan_json(str(run_dir / DATA_JSON), stan_data)
 
     columns = write_data_csv(model.data, run_dir / DATA_CSV)
     _to_netcdf(fit.idata, run_dir / IDATA_FILE)
@@ -788,9 +884,11 @@ def load(run_dir: str | os.PathLike[str]) -> Fit:
         The model rebuilt from ``spec.toml`` and ``data.csv`` and the draws from ``idata.nc``;
         ``settings``, ``warnings`` and ``timings`` as saved. ``stan_fit`` is None: read
         CmdStan's CSV files with ``cmdstanpy.from_csv(run_dir / "cmdstan")`` if needed.
+        A run of several responses gives a :class:`~hbstan.mvfit.MultivariateFit`.
     """
     from .backend import normalize_code
     from .fit import Fit
+    from .mvfit import MultivariateFit
 
     run_dir = Path(run_dir)
     spec = run_spec(run_dir)
@@ -816,7 +914,8 @@ def load(run_dir: str | os.PathLike[str]) -> Fit:
         sampler = spec.get("sampler", {})
         settings = {k: sampler.get(k) for k in SAMPLER_KEYS}
         settings["prior_only"] = bool(settings["prior_only"])
-    fit = Fit(model, idata, run_dir=run_dir, settings=settings)
+    fit_class = MultivariateFit if hasattr(model, "responses") else Fit
+    fit = fit_class(model, idata, run_dir=run_dir, settings=settings)
     fit.warnings = list(extra.get("warnings", []))
     fit.timings = dict(extra.get("timings", {}))
     fit.backend = extra.get("backend", "stan")

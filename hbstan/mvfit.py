@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .design import DataError
 from .fit import Fit, arviz_without_numba, summary_table
 from .idata import OBS_DIM, SAMPLE_STATS
 from .pointwise import linear_predictor_draws, log_lik_and_y_rep
@@ -323,26 +324,213 @@ class MultivariateFit(Fit):
         fit.backend = self.backend
         return fit
 
+    def upstream(self, response: str) -> list[str]:
+        """Return the responses that are predictors in ``response``'s formula (its parents in the path model)."""
+        from .effects import model_columns
+
+        m: Any = self.model
+        roles = model_columns(m.response(response).spec)
+        return [name for name in m.response_names if name != response and name in roles]
+
+    def _joint_order(self, targets: list[str]) -> list[str]:
+        """Return the responses ``targets`` need, upstream first (each after every response it reads)."""
+        from .effects import model_columns
+
+        m: Any = self.model
+        order: list[str] = []
+        visiting: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            if name in visiting:
+                cycle = " -> ".join([*visiting[visiting.index(name):], name])
+                raise ValueError(f"the responses form a cycle ({cycle}): joint predictions need a path model without one")
+            roles = model_columns(m.response(name).spec)
+            bad = [u for u in self.upstream(name) if roles[u] != "predictor"]
+            if bad:
+                raise ValueError(
+                    f"the response {bad[0]!r} is a {roles[bad[0]]} column of {name!r}: joint predictions draw "
+                    "upstream responses that are predictors only"
+                )
+            visiting.append(name)
+            for u in self.upstream(name):
+                visit(u)
+            visiting.pop()
+            order.append(name)
+
+        for t in targets:
+            visit(t)
+        return order
+
+    def _check_joint(self, order: list[str], data: pd.DataFrame) -> None:
+        """Refuse what joint predictions do not model: residual correlation, new groups of a block across responses."""
+        from .design import group_labels
+
+        m: Any = self.model
+        chained = [name for name in order if self.upstream(name)]
+        if m.rescor and chained:
+            raise NotImplementedError(
+                "joint predictions of a model with residual correlation (rescor) are not implemented: the residuals "
+                "of the upstream and downstream responses would have to be drawn jointly; fit the path model with "
+                "rescor=False (as brms's mediation models do with set_rescor(FALSE))"
+            )
+        for jb in m.joint_blocks:
+            members = [(r, i) for r, i in jb.members if r.name in order]
+            if len({r.name for r, _ in members}) < 2:
+                continue
+            blk = members[0][0].spec.design.blocks[members[0][1] - 1]
+            if not set(blk.columns) <= set(data.columns):
+                continue
+            new = sorted(set(group_labels(data, blk.columns)) - set(blk.levels))
+            if new:
+                raise NotImplementedError(
+                    f"joint predictions for {jb.factor} level(s) {new[:5]} not seen in fitting: their effects are "
+                    f"correlated across responses (ID {jb.ident!r}), which new groups' draws do not keep yet; "
+                    "predict each response alone (joint=False) or rows of fitted groups"
+                )
+
+    def _joint_draws(self, data: pd.DataFrame, targets: list[str], kind: str, seed: int | None) -> dict[str, np.ndarray]:
+        """(chain, draw, n) draws of ``targets`` and their upstream responses, drawn in order.
+
+        Each upstream response is drawn from its posterior predictive (its own upstream
+        responses' draws fed in, per draw); ``targets`` get ``kind``. Each response has its own
+        random stream spawned from ``seed``, so a response's draws do not depend on which others
+        are predicted; its draws and its ``kind`` share the stream (the same new groups' effects).
+        """
+        from .predict import predict_given
+
+        m: Any = self.model
+        order = self._joint_order(targets)
+        self._check_joint(order, data)
+        streams = dict(zip(m.response_names, np.random.SeedSequence(seed).spawn(len(m.response_names)), strict=True))
+        feeds = {u for name in order for u in self.upstream(name)}
+        drawn: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
+        for name in order:
+            given = {u: drawn[u] for u in self.upstream(name)}
+            fit = self.response_fit(name)
+            if name in feeds or (name in targets and kind == "response"):
+                drawn[name] = predict_given(fit, data, given, kind="response", rng=np.random.default_rng(streams[name]))
+            if name in targets:
+                out[name] = drawn[name] if kind == "response" else predict_given(
+                    fit, data, given, kind=kind, rng=np.random.default_rng(streams[name])
+                )
+        return out
+
     def predict(
-        self, data: pd.DataFrame, *, response: str | None = None, kind: str = "response", seed: int | None = None
+        self,
+        data: pd.DataFrame,
+        *,
+        response: str | None = None,
+        kind: str = "response",
+        seed: int | None = None,
+        joint: bool = False,
     ) -> Any:
         """Posterior predictive draws of one response (or of each) for new rows.
 
         As :meth:`hbstan.Fit.predict`, on :meth:`response_fit`; without ``response``, a dict of
         every response's draws.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            New rows.
+        response : str, optional
+            The response to predict (default: every response, as a dict).
+        kind : {"response", "mean", "link"}, default "response"
+            As :meth:`hbstan.Fit.predict` (with ``joint=False`` also ``"probs"`` and an
+            auxiliary parameter's name).
+        seed : int, optional
+            Seed of the random draws.
+        joint : bool, default False
+            False (brms's ``posterior_predict``): a response that is a predictor of another
+            (the mediator ``m`` of ``["m ~ x", "y ~ x + m"]``) is read from ``data``. True: it
+            is drawn from its own posterior predictive first, per posterior draw, and fed to
+            the responses downstream (its column in ``data``, if any, is not used), so
+            predictions of ``y`` carry the uncertainty of ``m``; the upstream responses'
+            predictors, groups and trials come from ``data``. Not for models with residual
+            correlation (fit the path model with ``rescor=False``).
+
+        Returns
+        -------
+        xarray.DataArray or dict of them
+            (chain, draw, __obs__) draws; a dict by response name without ``response``.
         """
         m: Any = self.model
+        if joint:
+            if kind not in ("response", "mean", "link"):
+                raise ValueError(f"kind must be 'response', 'mean' or 'link' with joint=True, got {kind!r}")
+            targets = m.response_names if response is None else [m.response(response).name]
+            arrays = self._joint_draws(data, targets, kind, seed)
+            out = {name: self._as_draws(arrays[name], name) for name in targets}
+            return out if response is None else out[response]
+        self._check_upstream_columns(data, m.response_names if response is None else [m.response(response).name])
         if response is None:
             return {name: self.response_fit(name).predict(data, kind=kind, seed=seed) for name in m.response_names}
         return self.response_fit(response).predict(data, kind=kind, seed=seed)
 
-    def predictions(self, data: pd.DataFrame | None = None, *, response: str | None = None, **kwargs: Any) -> pd.DataFrame:
+    def _joint_predictions(
+        self, data: pd.DataFrame | None, response: str | None, *, kind: str = "mean", prob: float = 0.95,
+        seed: int | None = None, **other: Any,
+    ) -> pd.DataFrame:
+        """Return the table of :meth:`predictions` with ``joint=True``."""
+        from .effects import summarize
+
+        m: Any = self.model
+        if other:
+            raise ValueError(f"predictions with joint=True take kind, prob and seed, not {sorted(other)}")
+        if not 0 < prob < 1:
+            raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+        rows = m.data if data is None else data
+        names = m.response_names if response is None else [m.response(response).name]
+        if kind not in ("response", "mean", "link"):
+            raise ValueError(f"kind must be 'response', 'mean' or 'link' with joint=True, got {kind!r}")
+        draws = self._joint_draws(rows, names, kind, seed)
+        parts = []
+        for name in names:
+            part = rows.reset_index(drop=True).copy()
+            for key, value in summarize(draws[name].reshape(-1, len(rows)), prob).items():
+                part[key] = value
+            parts.append(part if response is not None else part.assign(response=name))
+        return pd.concat(parts, ignore_index=True)
+
+    def _check_upstream_columns(self, data: pd.DataFrame, names: list[str]) -> None:
+        """Refuse rows that lack a response read by one of ``names`` (the fix: joint=True)."""
+        for name in names:
+            missing = [u for u in self.upstream(name) if u not in data.columns]
+            if missing:
+                raise DataError(
+                    f"the formula of {name!r} reads the response {missing[0]!r}, which the new data lacks: add the "
+                    f"column, or pass joint=True to draw it from its own posterior predictive first"
+                )
+
+    def _as_draws(self, values: np.ndarray, name: str) -> Any:
+        """(chain, draw, __obs__) DataArray with the posterior's chain and draw labels."""
+        import xarray as xr
+
+        post = self.idata.posterior
+        return xr.DataArray(
+            values, dims=("chain", "draw", OBS_DIM),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, OBS_DIM: np.arange(values.shape[-1])},
+            name=name,
+        )
+
+    def predictions(
+        self, data: pd.DataFrame | None = None, *, response: str | None = None, joint: bool = False, **kwargs: Any
+    ) -> pd.DataFrame:
         """Summaries of one response's predictions (or of each, with a column ``response``).
 
         As :meth:`hbstan.Fit.predictions` (``grid=``, ``kind=``, ``prob=``, ``re_formula=``),
-        on :meth:`response_fit`.
+        on :meth:`response_fit`. With ``joint=True``, of the joint predictions of
+        :meth:`predict` (the responses read upstream drawn first), for ``data`` (default: the
+        fitted rows), taking ``kind`` (default ``"mean"``), ``prob`` and ``seed``.
         """
         m: Any = self.model
+        if joint:
+            return self._joint_predictions(data, response, **kwargs)
+        if isinstance(data, pd.DataFrame):
+            self._check_upstream_columns(data, m.response_names if response is None else [m.response(response).name])
         if response is not None:
             return self.response_fit(response).predictions(data, **kwargs)
         return pd.concat(

@@ -44,6 +44,7 @@ __all__ = [
     "plot_shrinkage",
     "shrinkage_table",
     "plot_conditional",
+    "plot_mediation",
     "headline_vars",
     "new_figure",
 ]
@@ -117,7 +118,9 @@ def headline_vars(fit: "Fit", limit: int | None = 12) -> list[str]:
         model without population-level terms) all variables are returned.
     """
     post = fit.idata.posterior
-    factors = {blk.factor for blk in fit.model.design.blocks}
+    m = fit.model
+    specs = [r.spec for r in m.responses] if hasattr(m, "responses") else [m]  # several responses: each one's
+    factors = {blk.factor for s in specs for blk in s.design.blocks}
     names = [str(v) for v in post.data_vars if not (set(map(str, post[v].dims)) & factors)]
     names = names or [str(v) for v in post.data_vars]
     return names if limit is None else names[:limit]
@@ -350,6 +353,78 @@ def plot_ppc(
             ax=ax,
             **kwargs,
         )
+    return finish_figure(fig, save, dpi)
+
+
+# ---------------------------------------------------------------------------------- mediation
+MEDIATION_EFFECTS = ("indirect", "direct", "total")
+
+
+def plot_mediation(
+    effects: pd.DataFrame,
+    *,
+    prob: float = 0.95,
+    bins: int = 60,
+    figsize: tuple[float, float] | None = None,
+    save: PathLike | None = None,
+    dpi: int = 100,
+) -> matplotlib.figure.Figure:
+    """Plot the posteriors of a mediation's indirect, direct and total effects, one panel each.
+
+    Each panel is the histogram (a density) of the effect's posterior draws, with its
+    posterior mean (solid line), its equal-tailed ``prob`` interval (shaded) and zero (dashed).
+
+    Parameters
+    ----------
+    effects : pandas.DataFrame
+        Every posterior draw of the effects: ``hbstan.mediation(fit, ..., draws=True)``
+        (columns ``indirect``, ``direct``, ``total``; its ``attrs`` name the treatment, the
+        mediator, the outcome and the contrast for the title).
+    prob : float, default 0.95
+        Mass of the shaded interval.
+    bins : int, default 60
+        Histogram bins.
+    figsize : (float, float), optional
+        Figure size (default: 7 wide, 2 per panel).
+    save : str or path, optional
+        Write the figure to this file.
+    dpi : int, default 100
+        Resolution of the saved file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(effects, pd.DataFrame) or not set(MEDIATION_EFFECTS) <= set(effects.columns):
+        got = list(effects.columns) if isinstance(effects, pd.DataFrame) else type(effects).__name__
+        raise ValueError(
+            "plot_mediation draws the posterior draws of the effects: pass hbstan.mediation(fit, ..., draws=True) "
+            f"(columns {list(MEDIATION_EFFECTS)}), got {got}"
+        )
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+    fig = new_figure(figsize or (7.0, 2.0 * len(MEDIATION_EFFECTS) + 0.6))
+    axes = fig.subplots(len(MEDIATION_EFFECTS), 1, sharex=True, squeeze=False)[:, 0]
+    lo_q, hi_q = (1 - prob) / 2, (1 + prob) / 2
+    for ax, name in zip(axes, MEDIATION_EFFECTS, strict=True):
+        x = effects[name].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        lo, hi = np.quantile(x, [lo_q, hi_q])
+        ax.hist(x, bins=bins, density=True, color="0.75", edgecolor="none")
+        ax.axvspan(lo, hi, color="C0", alpha=0.2, label=f"{prob:.0%} interval")
+        ax.axvline(float(x.mean()), color="C0", lw=1.5, label="posterior mean")
+        ax.axvline(0.0, color="0.3", lw=1, ls="--")
+        ax.set_ylabel("density")
+        ax.set_title(f"{name} effect: {x.mean():.3g} [{lo:.3g}, {hi:.3g}]", fontsize=10, loc="left")
+    axes[0].legend(loc="upper right", fontsize=8, frameon=False)
+    a = effects.attrs
+    if {"treatment", "mediator", "outcome"} <= set(a):
+        contrast = f"{a['treatment']}: {a.get('control', 0):.3g} -> {a.get('treated', 1):.3g}"
+        fig.suptitle(
+            f"Effects of {a['treatment']} on {a['outcome']} through {a['mediator']} ({contrast}; "
+            f"{a.get('method', '')})", fontsize=11,
+        )
+    axes[-1].set_xlabel(f"effect on {a.get('outcome', 'the outcome')}")
     return finish_figure(fig, save, dpi)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +15,10 @@ from .pointwise import linear_predictor as linear_predictor_rows
 if TYPE_CHECKING:
     from .fit import Fit
 
-__all__ = ["predict", "log_lik"]
+__all__ = ["predict", "predict_given", "log_lik"]
+
+# predict_given evaluates the design of at most this many stacked rows (draws x rows) at once
+GIVEN_CHUNK_ROWS = 200_000
 
 
 def _stack(draws: dict[str, np.ndarray], names: list[str], width: int) -> np.ndarray:
@@ -290,6 +293,119 @@ def predict(
         return _category_draws(fam.category_probs(eta, aux), post, m.design.response, m.design.response_levels)
     out = fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
     return _draws(out, post, m.design.response)
+
+
+def predict_given(
+    fit: Fit,
+    data: pd.DataFrame,
+    given: Mapping[str, np.ndarray],
+    *,
+    kind: str = "response",
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Predictions of new rows some of whose predictor columns take one value per posterior draw.
+
+    ``given`` maps a column to its values, (chain, draw, n): posterior draw s predicts row i
+    with ``given[col][s, i]`` in that column (the draws of a response upstream in a path model,
+    a mediator's counterfactual values), the other columns from ``data``. The design is
+    evaluated on the rows stacked once per draw (formulae's transforms keep their fitted
+    state), in chunks; each draw's linear predictor is :func:`hbstan.pointwise.linear_predictor`
+    on its own rows. Rows of groups not seen in fitting get one fresh draw of their effects
+    per posterior draw, as in :func:`predict`.
+
+    Parameters
+    ----------
+    fit : hbstan.Fit
+        The fit (one response: a multivariate fit's :meth:`response_fit`).
+    data : pandas.DataFrame
+        The new rows; the given columns may be absent.
+    given : dict of str to array
+        Columns given per draw; they may be population-level or varying-effect predictors,
+        not grouping columns, group-level predictors, trials or offsets.
+    kind : {"response", "mean", "link"}, default "response"
+        As :func:`predict`'s.
+    rng : numpy.random.Generator
+        Generator of the new groups' effects and the new observations.
+
+    Returns
+    -------
+    numpy.ndarray
+        (chain, draw, n).
+    """
+    m = fit.model
+    d = m.design
+    fam = m.family
+    if kind not in ("response", "mean", "link"):
+        raise ValueError(f"kind must be 'response', 'mean' or 'link' with values given per draw, got {kind!r}")
+    if fam.per_category or d.dpars or d.dpar_blocks or m.se is not None:
+        raise ValueError(
+            "predictions with columns given per draw take a family with one mean per row, without distributional "
+            "formulas or se()"
+        )
+    if not isinstance(data, pd.DataFrame) or len(data) == 0:
+        raise DataError("predict needs a non-empty pandas DataFrame of new rows")
+    post = fit.idata.posterior
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    S, n = C * D, len(data)
+    fixed = set(m.column_args.values()) | {c for blk in d.blocks for c in (*blk.columns, *blk.U_names)}
+    for col, values in given.items():
+        if col in fixed:
+            raise ValueError(
+                f"column {col!r} is a grouping column, group-level predictor, trials or offset of {d.response!r}: "
+                "only predictors can be given per draw"
+            )
+        if np.shape(values) != (C, D, n):
+            raise ValueError(f"values given for {col!r} have shape {np.shape(values)}, expected {(C, D, n)}")
+    base = data.reset_index(drop=True).assign(**{c: np.asarray(v, dtype=float)[0, 0] for c, v in given.items()})
+    draws = {v: post[v].values.reshape(S, *post[v].shape[2:]) for v in post.data_vars}
+    effects, rows = [], []
+    for i, blk in enumerate(d.blocks, start=1):
+        idx, unseen, _ = _block_rows(blk, base)
+        effects.append(_effects_with_unseen(fit, draws, i, unseen, rng))
+        rows.append((idx, _group_predictors(blk, base, n)))
+    flat = {c: np.asarray(v, dtype=float).reshape(S, n) for c, v in given.items()}
+    eta = np.empty((S, n))
+    step = max(1, GIVEN_CHUNK_ROWS // n) if given else S  # nothing given: one design for every draw
+    if not given:
+        try:
+            X = d.common_for(base)
+        except KeyError as err:
+            raise DataError(f"column {err.args[0]!r} needed for prediction is not in the new data") from None
+        Zs = [_block_rows(blk, base)[2] for blk in d.blocks]
+        terms = [(r, idx, Z, U) for r, (idx, U), Z in zip(effects, rows, Zs, strict=True)]
+        eta = linear_predictor_rows(m, draws, X, np.zeros(n), terms)
+    for s0 in range(0, S if given else 0, step):
+        s1 = min(S, s0 + step)
+        stacked = base.iloc[np.tile(np.arange(n), s1 - s0)].reset_index(drop=True)
+        for c, v in flat.items():
+            stacked[c] = v[s0:s1].reshape(-1)
+        try:
+            X = d.common_for(stacked)
+            Zs = [np.asarray(blk.expr_design.evaluate_new_data(stacked).design_matrix, dtype=float) for blk in d.blocks]
+        except KeyError as err:
+            raise DataError(f"column {err.args[0]!r} needed for prediction is not in the new data") from None
+        for s in range(s0, s1):
+            rs = slice((s - s0) * n, (s - s0 + 1) * n)
+            one = {k: v[s:s + 1] for k, v in draws.items()}
+            terms = [(r[s:s + 1], idx, Z[rs], U) for r, (idx, U), Z in zip(effects, rows, Zs, strict=True)]
+            eta[s] = linear_predictor_rows(m, one, X[rs], np.zeros(n), terms)[0]
+    eta = eta.reshape(C, D, n)
+    opts = m.column_args
+    off = _column(base, "offset", opts.get("offset"), n)
+    if off is not None:
+        eta = eta + off
+    exposure = _column(base, "exposure", opts.get("exposure"), n)
+    if exposure is not None:
+        eta = eta + np.log(exposure)
+    if kind == "link":
+        return eta
+    trials = None
+    if fam.trials:
+        trials = _column(base, "trials", opts.get("trials"), n)
+        if trials is None:
+            raise DataError(f"{fam.name} predictions need the number of trials: include the trials column")
+    aux = aux_values(m, post)
+    return fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
 
 
 def log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:

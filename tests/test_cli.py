@@ -385,3 +385,116 @@ def test_doctor_reports_versions_cmdstan_and_caches(
     assert f"CmdStan: {status}" in out
     if path is not None:
         assert "stanc3" in out  # stanc --version ran
+
+
+# ------------------------------------------------------------------ several responses
+def _two_responses(n: int = 150, seed: int = 2) -> pd.DataFrame:
+    """y1 = 1 + 0.5 x + e1, y2 = -1 + x + e2, correlated errors; yb a 0/1 response of x."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    e = rng.multivariate_normal([0, 0], [[0.64, 0.576], [0.576, 1.44]], size=n)
+    yb = rng.binomial(1, 1 / (1 + np.exp(-x)))
+    return pd.DataFrame({"x": x, "y1": 1 + 0.5 * x + e[:, 0], "y2": -1 + x + e[:, 1], "yb": yb,
+                         "g": [f"g{j}" for j in rng.integers(0, 5, n)]})
+
+
+@pytest.fixture(scope="module")
+def mv_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mv") / "two.csv"
+    _two_responses().to_csv(path, index=False)
+    return path
+
+
+def test_several_formulas_render_the_model_of_several_responses(
+    mv_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hbstan as hb
+
+    def render(*args: str | Path) -> tuple[int, str, str]:  # in-process: `hbstan render ...`
+        code = cli.main(["render", *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def error(args: tuple, *needles: str) -> None:
+        code, _, err = render(*args)
+        assert code == 1 and "Traceback" not in err, err
+        line = next(x for x in err.splitlines() if x.startswith("hbstan: error:"))
+        assert all(n in line for n in needles), (needles, line)
+
+    df = pd.read_csv(mv_csv)
+    code, text, err = render("y1 ~ x + (1 | g)", "yb ~ x + y1", "--data", mv_csv, "--family", "gaussian,bernoulli",
+                             "--link", "identity,probit", "--prior", "yb_y1=normal(0, 1)")
+    assert code == 0, err
+    model = hb.Model(["y1 ~ x + (1 | g)", "yb ~ x + y1"], df, family=["gaussian", "bernoulli"], link=[None, "probit"],
+                     priors={"yb_y1": "normal(0, 1)"})
+    assert text == model.stan_code
+    # one family for all; rescor on by default for Gaussian responses, --no-rescor turns it off
+    on = render("y1 ~ x", "y2 ~ x", "--data", mv_csv)[1]
+    off = render("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--no-rescor")[1]
+    assert on == hb.Model(["y1 ~ x", "y2 ~ x"], df).stan_code and "multi_normal_cholesky" in on
+    assert off == hb.Model(["y1 ~ x", "y2 ~ x"], df, rescor=False).stan_code != on
+    # the same model from a spec file, as a user runs it
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'formula = ["y1 ~ x + (1 | g)", "yb ~ x + y1"]\ndata = "{mv_csv}"\nfamily = ["gaussian", "bernoulli"]\n'
+                    'link = ["identity", "probit"]\n[priors]\nyb_y1 = "normal(0, 1)"\n')
+    assert hbstan("render", "--spec", spec).stdout == text
+    error(("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--family", "gaussian,gaussian,poisson"),
+          "'family' must be one string for every response or a list of 2 strings")
+    error(("y1 ~ x", "y2 ~ x", "--data", mv_csv, "--sigma", "1"), "['sigma'] cannot be used with several formulas")
+    error(("y1 ~ x", "--data", mv_csv, "--rescor"), "'rescor'", "several responses")
+    error(("y1 ~ x", "yb ~ x", "--data", mv_csv, "--family", "gaussian,bernoulli", "--rescor"),
+          "rescor=True", "'yb' has family='bernoulli'")
+    assert_error(hbstan("compare-pymc", "y1 ~ x", "y2 ~ x", "--data", mv_csv), "takes one formula")
+
+
+@pytest.fixture(scope="module")
+def mv_run(tmp_path_factory: pytest.TempPathFactory, mv_csv: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    # the program of tests/test_multivariate.py's gaussian_fit (two Gaussian responses, rescor): no new compile
+    out = tmp_path_factory.mktemp("mvcli") / "run"
+    proc = hbstan("fit", "y1 ~ x", "y2 ~ x", "--data", mv_csv, "--prior", "y1_x=normal(0, 2)", *SAMPLER, "--out", out)
+    return out, proc
+
+
+@pytest.mark.cmdstan
+def test_fit_summary_and_predict_of_several_responses(
+    mv_run: tuple[Path, subprocess.CompletedProcess[str]], mv_csv: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hbstan.mvfit import MultivariateFit
+
+    out, proc = mv_run
+    assert proc.returncode == 0, proc.stderr
+    assert "rescor" in proc.stdout and "y2_sigma" in proc.stdout and "run saved in" in proc.stdout
+    for name in ["spec.toml", "data.csv", "model.stan", "data.json", "idata.nc", "summary.csv", "diagnostics.json",
+                 "trace.png", "forest.png"]:
+        assert (out / name).is_file(), name
+    fit = io.load(out)
+    assert isinstance(fit, MultivariateFit) and fit.model.rescor and fit.settings["seed"] == 7
+    assert fit.model.priors["y1_x"] == io.parse_prior("normal(0, 2)")
+    # the truth of the simulation (y1 = 1 + 0.5 x, y2 = -1 + x, residual correlation 0.6)
+    table = fit.summary()
+    for name, truth in {"y1_x": 0.5, "y2_x": 1.0, "rescor[y1, y2]": 0.6}.items():
+        assert abs(table.loc[name, "mean"] - truth) < 4 * table.loc[name, "sd"], (name, table.loc[name])
+    # the commands that read the run, in-process (`hbstan summary ...`, `hbstan predict ...`)
+    assert cli.main(["summary", str(out), "--var", "rescor"]) == 0
+    assert "rescor[y1, y2]" in capsys.readouterr().out
+    new = pd.read_csv(mv_csv).head(5)[["x"]]
+    new_csv, preds, joint = tmp_path / "new.csv", tmp_path / "preds.csv", tmp_path / "joint.csv"
+    new.to_csv(new_csv, index=False)
+    assert cli.main(["predict", str(out), "--data", str(new_csv), "--response", "y2", "--seed", "5", "--out", str(preds)]) == 0
+    flat = fit.predict(new, response="y2", seed=5).values.reshape(-1, len(new))
+    np.testing.assert_allclose(pd.read_csv(preds)["mean"], flat.mean(axis=0), rtol=1e-12)
+    assert cli.main(["predict", str(out), "--data", str(new_csv), "--response", "y2", "--joint", "--seed", "5",
+                     "--out", str(joint)]) == 0
+    flat = fit.predict(new, response="y2", joint=True, seed=5).values.reshape(-1, len(new))
+    np.testing.assert_allclose(pd.read_csv(joint)["mean"], flat.mean(axis=0), rtol=1e-12)
+    capsys.readouterr()
+    assert cli.main(["predict", str(out), "--data", str(new_csv)]) == 1
+    err = capsys.readouterr().err
+    assert "hbstan: error: this run has several responses: pass --response, one of ['y1', 'y2']" in err
+    # the run's spec reproduces it
+    again = tmp_path / "again"
+    proc = hbstan("fit", "--spec", out / "spec.toml", "--out", again, "--quiet", "--no-figures")
+    assert proc.returncode == 0, proc.stderr
+    assert io.load(again).idata.posterior.equals(fit.idata.posterior)
+    assert (out / "spec.toml").read_text() == (again / "spec.toml").read_text()

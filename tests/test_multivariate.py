@@ -147,8 +147,6 @@ def test_predictions_per_response(gaussian_groups_fit):
     assert draws.shape == (2, 500, 4)
     with pytest.raises(ValueError, match="unknown response 'y3'"):
         fit.predict(new, response="y3")
-    with pytest.raises(NotImplementedError, match="several responses as a run directory is not supported yet"):
-        hbstan.save_fit(fit, "unused")
 
 
 @cmdstan
@@ -203,14 +201,232 @@ def test_mediation_of_the_gaussian_pipe(path_fit):
     post = fit.idata.posterior
     np.testing.assert_allclose(per_draw["indirect"], (post["x2_x1"] * post["y_x2"]).values.reshape(-1))
     assert table.loc["indirect", "estimate"] == pytest.approx(per_draw["indirect"].mean())
-    with pytest.raises(ValueError, match="the outcome 'yb' has family='bernoulli'.*non-linear path"):
-        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb")
+    with pytest.raises(ValueError, match="the outcome 'yb' has family='bernoulli'.*method='counterfactual'"):
+        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", method="product")
     with pytest.raises(ValueError, match="the formula of the mediator 'x2' has no term 'g'"):
         hbstan.mediation(fit, treatment="g", mediator="x2", outcome="y")
-    with pytest.raises(ValueError, match="the mediator 's' has family='binomial'"):
+    with pytest.raises(ValueError, match="the formula of the outcome 'y' has no term 's'"):
         hbstan.mediation(fit, treatment="x1", mediator="s", outcome="y")
+    with pytest.raises(ValueError, match="unknown method 'linear'"):
+        hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="linear")
     with pytest.raises(ValueError, match="unknown response 'z'"):
         hbstan.mediation(fit, treatment="x1", mediator="z", outcome="y")
+
+
+# ------------------------------------------------------------------------------ joint predictions
+def _expit(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@cmdstan
+def test_joint_predictions_draw_the_mediator_first_and_feed_it_downstream(path_fit):
+    fit = path_fit
+    post = fit.idata.posterior
+    data = fit.model.data
+    new = pd.concat([data.head(5), data.head(2).assign(g="new")])[["x1", "g", "n"]].reset_index(drop=True)
+    assert fit.upstream("y") == ["x2"] and fit.upstream("x2") == []
+    # brms's posterior_predict reads the mediator from the new rows; without it, the fix is named
+    with pytest.raises(hbstan.DataError, match="reads the response 'x2', which the new data lacks.*joint=True"):
+        fit.predict(new, response="y")
+    with pytest.raises(hbstan.DataError, match="reads the response 'x2', which the new data lacks.*joint=True"):
+        fit.predictions(new)
+    every = fit.predict(new, joint=True, seed=1)  # x2 drawn first, per draw, and fed to y and yb
+    x2 = every["x2"].values
+    x1 = new["x1"].to_numpy()
+
+    def coef(name):
+        return post[name].values[..., None]
+
+    # by hand from the draws: y's and yb's means at the mediator's draws
+    y_mean = fit.predict(new, response="y", joint=True, kind="mean", seed=1).values
+    np.testing.assert_allclose(y_mean, coef("y_Intercept") + coef("y_x1") * x1 + coef("y_x2") * x2, rtol=1e-10)
+    yb_mean = fit.predict(new, response="yb", joint=True, kind="mean", seed=1).values
+    np.testing.assert_allclose(yb_mean, _expit(coef("yb_Intercept") + coef("yb_x1") * x1 + coef("yb_x2") * x2),
+                               rtol=1e-10)
+    # a response's draws do not depend on which others are predicted (a generator per response)
+    np.testing.assert_array_equal(fit.predict(new, response="y", joint=True, seed=1).values, every["y"].values)
+    # the mediator's draws are its posterior predictive: standardized residuals N(0, 1) in fitted groups
+    r_g = post["x2_1|g"].sel(g=list(new["g"][:5])).values
+    mu_x2 = coef("x2_Intercept") + coef("x2_x1") * x1[:5] + r_g
+    z = (x2[..., :5] - mu_x2) / coef("x2_sigma")
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+    # in the new group, its effect is drawn from the population: residual SD sqrt(sigma^2 + sd_g^2)
+    wide = (x2[..., 5:] - (coef("x2_Intercept") + coef("x2_x1") * x1[5:])).std()
+    expected = np.sqrt((post["x2_sigma"] ** 2 + post["x2_1|g_sigma"] ** 2).values.mean())
+    assert abs(wide - expected) < 0.1 * expected, (wide, expected)
+    z = (every["y"].values - y_mean) / coef("y_sigma")
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+    assert set(np.unique(every["yb"].values)) <= {0, 1}
+    # the joint draws of y carry x2's uncertainty, the marginal ones (x2 observed) do not
+    observed = fit.predict(new.assign(x2=data["x2"].head(7).to_numpy()), response="y", seed=1).values
+    assert every["y"].values.std(axis=(0, 1)).min() > 1.2 * observed.std(axis=(0, 1)).max()
+    with pytest.raises(ValueError, match="kind must be 'response', 'mean' or 'link' with joint=True"):
+        fit.predict(new, response="y", joint=True, kind="probs")
+    # predictions given per draw reduce to the univariate ones: the mediator's observed values
+    # given to every draw, and nothing given
+    from hbstan.predict import predict_given
+
+    seen = data.head(6).assign(g=["g0", "g1", "g2", "g3", "new", "new"])
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    observed = np.broadcast_to(seen["x2"].to_numpy(), (C, D, 6))
+    for name, given in (("y", {"x2": observed}), ("x2", {})):
+        one = fit.response_fit(name)
+        got = predict_given(one, seen, given, kind="response", rng=np.random.default_rng(4))
+        np.testing.assert_allclose(got, one.predict(seen, seed=4).values, rtol=1e-12, atol=1e-12)
+    # the summary table of the joint predictions
+    table = fit.predictions(new, response="yb", joint=True, seed=1)
+    np.testing.assert_allclose(table["estimate"], yb_mean.reshape(-1, len(new)).mean(axis=0), rtol=1e-12)
+
+
+def test_joint_predictions_refuse_what_they_do_not_model(pair):
+    from hbstan.mvfit import MultivariateFit, build_mv_idata
+
+    def zero_fit(m):  # zeros for draws: only the refusals are checked, before any prediction
+        post = {p.name: np.zeros((1, 2, *(len(p.coords[d]) for d in p.dims))) if p.dims else np.zeros((1, 2))
+                for p in m.params}
+        return MultivariateFit(m, build_mv_idata(m, post, {}), run_dir=None, settings={})
+
+    fit = zero_fit(hbstan.Model(["y1 ~ x", "y2 ~ x + y1"], data=pair))  # all Gaussian: rescor on
+    with pytest.raises(NotImplementedError, match="residual correlation .* rescor=False"):
+        fit.predict(pair.drop(columns="y1"), response="y2", joint=True)
+    with pytest.raises(ValueError, match="counterfactual mediation of a model with residual correlation"):
+        hbstan.mediation(fit, treatment="x", mediator="y1", outcome="y2", method="counterfactual")
+    cycle = zero_fit(hbstan.Model(["y1 ~ x + y2", "y2 ~ x + y1"], data=pair, rescor=False))
+    with pytest.raises(ValueError, match=r"the responses form a cycle \(y1 -> y2 -> y1\)"):
+        cycle.predict(pair, response="y1", joint=True)
+
+
+# ------------------------------------------------------------------------------ non-linear mediation
+@cmdstan
+def test_counterfactual_mediation_equals_the_product_of_coefficients_on_a_gaussian_path(path_fit):
+    fit = path_fit
+    post = fit.idata.posterior
+    ab = (post["x2_x1"] * post["y_x2"]).values.reshape(-1)
+    cf = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="counterfactual", control=0,
+                          treated=1, draws=True)
+    assert cf.attrs["method"] == "counterfactual"
+    # the two mediator draws of a row share their random numbers: M(1) - M(0) = a exactly
+    np.testing.assert_allclose(cf["indirect"], ab, rtol=1e-9)
+    np.testing.assert_allclose(cf["direct"], post["y_x1"].values.reshape(-1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cf["total"], cf["indirect"] + cf["direct"], rtol=1e-12)
+    # default contrast of a numeric treatment: its mean to mean + 1 SD; products scale alike
+    sd = fit.model.data["x1"].std(ddof=1)
+    default = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", method="counterfactual",
+                               draws=True, mediator_draws=3)
+    assert default.attrs["control"] == pytest.approx(fit.model.data["x1"].mean())
+    assert default.attrs["treated"] - default.attrs["control"] == pytest.approx(sd)
+    np.testing.assert_allclose(default["indirect"], ab * sd, rtol=1e-9)
+    product = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="y", control=0, treated=2, draws=True)
+    assert product.attrs["method"] == "product"
+    np.testing.assert_allclose(product["indirect"], 2 * ab, rtol=1e-12)
+
+
+@cmdstan
+def test_counterfactual_mediation_of_a_bernoulli_outcome_agrees_with_a_numpy_simulation(path_fit):
+    fit = path_fit
+    table = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", control=0, treated=1)
+    assert table.attrs["method"] == "counterfactual"  # 'auto': the outcome is Bernoulli
+    got = hbstan.mediation(fit, treatment="x1", mediator="x2", outcome="yb", control=0, treated=1, draws=True)
+    # the natural effects simulated directly from the draws: 10 mediator draws per row and draw
+    post = fit.idata.posterior
+    df = fit.model.data
+    S = post.sizes["chain"] * post.sizes["draw"]
+
+    def flat(name):
+        return post[name].values.reshape(S, *post[name].shape[2:])
+
+    r_g = flat("x2_1|g")[:, post["g"].to_index().get_indexer(df["g"])]  # (S, n)
+    e = np.random.default_rng(11).standard_normal((S, 10, len(df)))
+    mu = flat("x2_Intercept")[:, None] + r_g  # the mediator's mean at x1 = 0, per row
+    m0 = mu[:, None, :] + flat("x2_sigma")[:, None, None] * e  # (S, 10, n)
+    m1 = m0 + flat("x2_x1")[:, None, None]
+
+    def y(t, m):
+        eta = flat("yb_Intercept")[:, None, None] + flat("yb_x1")[:, None, None] * t + flat("yb_x2")[:, None, None] * m
+        return _expit(eta).mean(axis=(1, 2))
+
+    sim = {"direct": y(1, m0) - y(0, m0), "indirect": y(1, m1) - y(1, m0)}
+    sim["total"] = sim["direct"] + sim["indirect"]
+    for name in ("indirect", "direct", "total"):
+        a, b = got[name].to_numpy(), sim[name]
+        assert abs(a.mean() - b.mean()) < 0.005, (name, a.mean(), b.mean())
+        assert abs(a.std() - b.std()) < 0.1 * b.std() + 0.002, (name, a.std(), b.std())
+        assert np.corrcoef(a, b)[0, 1] > 0.9, name
+        row = table.set_index("effect").loc[name]
+        assert row["estimate"] == pytest.approx(a.mean())
+    # the truth of the simulated data: x1 moves x2 by 0.8, x2 moves yb's log odds by 1.2, no direct effect
+    assert table.set_index("effect").loc["indirect", "lower"] > 0
+    direct = table.set_index("effect").loc["direct"]
+    assert direct["lower"] < 0 < direct["upper"]
+    from matplotlib.figure import Figure
+
+    fig = hbstan.plots.plot_mediation(got)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert fig.axes[0].get_title(loc="left").startswith("indirect effect: ") and "through x2" in fig.get_suptitle()
+    with pytest.raises(ValueError, match="draws=True"):
+        hbstan.plots.plot_mediation(table)
+
+
+# ------------------------------------------------------------------------------ run directories
+@cmdstan
+def test_a_saved_run_loads_back_and_predicts_summarizes_and_gives_loo_as_the_original(path_fit, tmp_path):
+    from hbstan import io
+    from hbstan.mvfit import MultivariateFit
+
+    fit = path_fit
+    run = hbstan.save_fit(fit, tmp_path / "run")
+    for name in ("spec.toml", "data.csv", "model.stan", "data.json", "idata.nc", "summary.csv", "diagnostics.json",
+                 "trace.png", "forest.png"):
+        assert (run / name).is_file(), name
+    spec = io._tomllib().loads((run / "spec.toml").read_text())
+    assert spec["formula"] == fit.model.formulas
+    assert spec["family"] == ["gaussian", "gaussian", "bernoulli", "binomial", "poisson"] and spec["rescor"] is False
+    back = hbstan.load(run)
+    assert isinstance(back, MultivariateFit) and back.model.stan_code == fit.model.stan_code
+    assert set(back.idata.groups()) == set(fit.idata.groups())
+    for group in fit.idata.groups():  # each response's pointwise log-likelihood too
+        assert back.idata[group].identical(fit.idata[group]), group
+    assert back.settings == fit.settings and back.warnings == fit.warnings
+    assert str(back) == str(fit)
+    pd.testing.assert_frame_equal(back.summary(), fit.summary())
+    assert back.loo().elpd_loo == fit.loo().elpd_loo
+    assert back.loo("yb").elpd_loo == fit.loo("yb").elpd_loo
+    new = pd.concat([fit.model.data.head(4), fit.model.data.head(2).assign(g="new")])  # a seen and an unseen group
+    for response in ("x2", "yb", "s", "c"):
+        for kind in ("response", "mean"):
+            a = fit.predict(new, response=response, kind=kind, seed=3)
+            np.testing.assert_array_equal(back.predict(new, response=response, kind=kind, seed=3).values, a.values)
+    with pytest.raises(io.RunDirError, match="already exists and is not empty"):
+        hbstan.save_fit(fit, run)
+
+
+def test_the_spec_of_several_responses_rebuilds_the_model(pair, tmp_path):
+    from hbstan import io
+
+    pair = pair.assign(yb=(pair["y1"] > 1).astype(int))
+    m = hbstan.Model(["y1 ~ x + (1 |p| g)", "yb ~ y1 + (1 |p| g)"], data=pair, family=["gaussian", "bernoulli"],
+                     link=[None, "probit"], priors={"yb_y1": "normal(0, 2)", "sd": hbstan.HalfNormal(1)})
+    spec = io.model_spec(m)
+    assert spec["formula"] == m.formulas and spec["link"] == ["identity", "probit"] and spec["rescor"] is False
+    cols = io.write_data_csv(m.data, tmp_path / "data.csv")
+    io.write_spec({**spec, "data": "data.csv", "columns": cols}, tmp_path / "spec.toml")
+    read = io.read_spec(tmp_path / "spec.toml")
+    back = io.model_from_spec(read, io.read_data_csv(read["data"], read["columns"]))
+    assert isinstance(back, MultivariateModel)
+    assert back.stan_code == m.stan_code and back.priors == m.priors and io.model_spec(back) == spec
+    a, b = m.stan_data_for(), back.stan_data_for()
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+    for bad, message in (
+        ({"formula": ["y1 ~ x"]}, "a list of two or more strings"),
+        ({"formula": "y1 ~ x", "family": ["gaussian", "poisson"]}, "'family' is a list .* but there is one formula"),
+        ({"formula": ["y1 ~ x", "y2 ~ x"], "link": ["logit"]}, "'link' must be one string .* a list of 2 strings"),
+        ({"formula": ["y1 ~ x", "y2 ~ x"], "sigma": 1.0}, r"\['sigma'\] cannot be used with several formulas"),
+        ({"formula": "y1 ~ x", "rescor": True}, "'rescor' .* is an option of a model of several responses"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            io.check_spec(bad)
 
 
 # ------------------------------------------------------------------------------ independent checks
