@@ -684,8 +684,9 @@ def main() -> int:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` + ``.lock`` (two ``--only`` runs merging at once)."""
-    with open(path.with_suffix(".lock"), "a+") as fh:
+    """Hold an exclusive lock for ``path`` (two ``--only`` runs merging at once; the lock file is a temporary one)."""
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"hbstan-coverage-{key}.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
