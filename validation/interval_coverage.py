@@ -648,8 +648,13 @@ def main() -> int:
                     help="a grid entry (e.g. beta, bernoulli_probit) or a substring of 'family design'; repeatable")
     ap.add_argument("--programs", action="store_true",
                     help="only render the selected cells' programs and say how many are compiled (no fits)")
+    ap.add_argument("--remake-md", action="store_true", help="only write the .md again from the .json (no fits)")
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" / "coverage"))
     args = ap.parse_args()
+    if args.remake_md:
+        res = json.loads(Path(args.out).with_suffix(".json").read_text())
+        Path(args.out).with_suffix(".md").write_text(_markdown(res["meta"], res["cells"]))
+        return 0
     logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
     logging.getLogger("hbstan").setLevel(logging.ERROR)
     settings = Settings(sims=args.sims, seed=args.seed, parallel_chains=args.parallel_chains)
@@ -804,6 +809,8 @@ def _markdown(meta: dict[str, Any], cells: list[dict[str, Any]]) -> str:
         "slopes `(1 + x || g)`, since it has no correlated terms. A data set hbstan refuses (a categorical",
         "response missing a category, a zero-inflated or hurdle response of zeros only) counts as a failed",
         "fit and is left out, which keeps the intervals calibrated on the rest (a choice by the data alone).",
+        "A *post SD / truth SD* above 100 comes from one fit whose chain stuck far out (its R-hat counts in the",
+        "cells' table) and is printed as such.",
         "",
         f"CmdStan {meta['cmdstan']}, Python {meta['python']}, {meta['machine']}, {meta['cores']} cores (shared with "
         f"other jobs); {runs}; the cells' fits took {meta['total_s'] / 60:.1f} min in all (compiles included).",
@@ -844,10 +851,11 @@ def _markdown(meta: dict[str, Any], cells: list[dict[str, Any]]) -> str:
     for c in cells:
         for name, p in c["params"].items():
             z = f"{p['mean_z']:+.2f}" if "mean_z" in p else ""
+            ratio = f"{p['sd_ratio']:.2f}" if p["sd_ratio"] < 100 else "> 100 (stuck chain)"
             label = "`" + name.replace("|", "\\|") + "`" + (" (groups)" if p["vector"] else "")  # a bare | splits a cell
             lines.append(
                 f"| {c['family']} | {c['design']} | {label} | {p['cover50']:.2f} | {p['cover95']:.2f} | {p['n']} | "
-                f"{p['sd_ratio']:.2f} | {z} | {'**' + p['flag'] + '**' if p['flag'] else ''} |"
+                f"{ratio} | {z} | {'**' + p['flag'] + '**' if p['flag'] else ''} |"
             )
     return "\n".join(lines) + "\n"
 
