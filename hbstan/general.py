@@ -58,12 +58,9 @@ def general_program(family: str) -> str:
         "se": False,
         "dpar_names": [],
         # the Gaussian program can integrate the group effects of a model's only term out
-        # (data flag marginal), as the specialized programs do; what the sufficient-statistics
-        # macros read: the column of ones is there (the general programs have an intercept)
+        # (data flag marginal), from the sufficient statistics the specialized programs use
         "marginal": fam.suff_stats,
     }
-    if fam.suff_stats:
-        ctx.update(suff_ones=True, has_intercept=True, blocks=[])
     return rendered_program(ctx, template="general.stan.j2")
 
 
