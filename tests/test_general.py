@@ -127,6 +127,7 @@ def test_general_program_log_lik_equals_pythons(crossed_bernoulli: hbstan.Model)
 
 
 @pytest.mark.cmdstan
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # a short chain: the log_lik is the point
 def test_gaussian_pointwise_stan_samples_the_group_effects(radon: pd.DataFrame) -> None:
     """pointwise='stan' needs the group effects in the program: the Gaussian general program
     then samples them (marginal = 0) and its log_lik is the one hbstan computes in NumPy."""
