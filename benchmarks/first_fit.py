@@ -66,7 +66,7 @@ if proc is not None:  # stop the background compile (its own session: the proces
     proc.wait()
 d = fit.diagnose()
 print(json.dumps({
-    "program": fit.program, "fit_s": t_fit, "import_s": t_import, "timings": fit.timings,
+    "hbstan": hbstan.__file__, "program": fit.program, "fit_s": t_fit, "import_s": t_import, "timings": fit.timings,
     "divergences": int(fit.idata.sample_stats["diverging"].sum()),
     "min_ess_bulk": float(min(fit.summary()["ess_bulk"].min(), 1e9)),
     "leapfrog_per_iteration": float(fit.idata.sample_stats["n_steps"].mean()),
@@ -103,13 +103,14 @@ def _env(code: Path, cache: str | None) -> dict[str, str]:
 def run_case(code: Path, formula: str, program: str, arviz: str) -> dict:
     """One first fit in a fresh process and a fresh cache holding ``code``'s general programs."""
     with tempfile.TemporaryDirectory(prefix="hbstan-first-fit-") as cache:
+        # cwd: not a checkout, whose hbstan `python -c` would import before PYTHONPATH's
         setup = subprocess.run([sys.executable, "-c", SETUP, cache], env=_env(code, None),
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, cwd=cache)
         if setup.returncode:
             raise RuntimeError(f"installing the general programs of {code} failed:\n{setup.stderr[-3000:]}")
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", CHILD, formula, program, arviz], env=_env(code, cache),
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, cwd=cache)
         wall = time.perf_counter() - t0
     if out.returncode:
         raise RuntimeError(f"{formula}, program={program}: the fit failed:\n{out.stderr[-3000:]}")
