@@ -216,6 +216,24 @@ def centered_terms(model: ModelSpec, *, marginal: bool = False) -> list[bool]:
     return out
 
 
+def _cpc_cholesky(cpc: np.ndarray, M: int) -> np.ndarray:
+    """Cholesky factors (..., M, M) of correlation matrices from canonical partial correlations.
+
+    ``cpc`` is (..., M (M - 1) / 2), row by row, as the program's function cpc_cholesky reads it.
+    """
+    L = np.zeros((*cpc.shape[:-1], M, M))
+    L[..., 0, 0] = 1.0
+    k = 0
+    for i in range(1, M):
+        sum_sqs = np.zeros(cpc.shape[:-1])
+        for j in range(i):
+            L[..., i, j] = cpc[..., k] * np.sqrt(1 - sum_sqs)
+            sum_sqs = sum_sqs + L[..., i, j] ** 2
+            k += 1
+        L[..., i, i] = np.sqrt(np.maximum(1 - sum_sqs, 0.0))
+    return L
+
+
 def specialized_names(
     model: ModelSpec, get: Callable[[str], np.ndarray], *, marginal: bool = False
 ) -> Callable[[str], np.ndarray]:
@@ -224,20 +242,23 @@ def specialized_names(
     ``get(name)`` returns a general program variable's draws, (chain, draw, ...); the result
     does the same for the names :func:`hbstan.stan_backend.params_from_stan` asks for
     (``b_Intercept``, ``b``, ``sigma``, ``sd_i``, ``r_i``, ``Cor_i``), cutting each term's
-    part out of the flat vectors, and for ``L_i``, the Cholesky factor of ``Cor_i``, which
+    part out of the flat vectors, and for ``L_i``, the Cholesky factor of ``Cor_i`` (built from
+    the term's canonical partial correlations as the program builds it), which
     :func:`hbstan.marginal.group_effect_draws` reads. With ``marginal`` (the program
     integrated term 1's group effects out: :func:`is_marginal`) there are no ``r_1`` draws.
     """
     blocks = model.design.blocks
-    pos_e, pos_r, pos_cor = [], [], []
-    e = r = q = 0
+    pos_e, pos_r, pos_cor, pos_c = [], [], [], []
+    e = r = q = c = 0
     for t, blk in enumerate(blocks):
         pos_e.append(e)
         pos_r.append(r)
         pos_cor.append(q)
+        pos_c.append(c)
         e += blk.M
         r += 0 if (marginal and t == 0) else blk.J * blk.M
         q += blk.M * blk.M if blk.pooling == "correlated" else 0
+        c += blk.M * (blk.M - 1) // 2 if blk.pooling == "correlated" else 0
     memo: dict[str, np.ndarray] = {}
 
     def flat(name: str) -> np.ndarray:
@@ -253,7 +274,7 @@ def specialized_names(
             if kind == "sd":
                 return flat("sd")[..., pos_e[t]:pos_e[t] + blk.M]
             if kind == "L":
-                return np.linalg.cholesky(read(f"Cor_{i}"))
+                return _cpc_cholesky(flat("cpc")[..., pos_c[t]:pos_c[t] + blk.M * (blk.M - 1) // 2], blk.M)
             if kind == "r":  # effect after effect, J values each -> (chain, draw, J, M)
                 if marginal and t == 0:
                     raise KeyError("r_1 is integrated out on this run of the general program: hbstan draws it")
