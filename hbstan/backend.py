@@ -248,6 +248,7 @@ def is_compiled(code: str, *, cpp_options: dict[str, Any] | None = None) -> bool
 
 
 _BACKGROUND: dict[str, Any] = {}  # program hash -> the compile process this process started
+BACKGROUND_NICE = 10  # niceness added to a background compile (0: as this process)
 
 
 def compile_in_background(code: str) -> Any:
@@ -255,8 +256,10 @@ def compile_in_background(code: str) -> Any:
 
     The process runs :func:`compiled_model` (file-locked: a process compiling the same program
     makes it wait, then it finds the executable ready) in a session of its own, so it finishes
-    even when this Python process ends first. Its output goes to
-    ``cache_dir()/background/<hash>.log``. At most one such process per program and process.
+    even when this Python process ends first, and at a lower CPU priority (``nice`` 10, which
+    its compiler processes inherit), so that it takes the cores only when the fits that run
+    meanwhile leave them idle. Its output goes to ``cache_dir()/background/<hash>.log``. At
+    most one such process per program and process.
     """
     import subprocess
 
@@ -271,7 +274,7 @@ def compile_in_background(code: str) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     script = (
-        "import sys, pathlib; from hbstan.backend import compiled_model; "
+        f"import os, sys, pathlib; os.nice({BACKGROUND_NICE}); from hbstan.backend import compiled_model; "
         "compiled_model(pathlib.Path(sys.argv[1]).read_text())"
     )
     with open(d / f"{key}.log", "w") as out:

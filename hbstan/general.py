@@ -6,7 +6,8 @@ by a data flag, through index arrays and flat parameter vectors
 (``stan_templates/general.stan.j2``). Its priors are the specialized programs' default prior
 families with the hyperparameters as data, so a model it supports has the same posterior on
 it as on its specialized program; only the parameterization may differ (each term centered
-or not as there, but never integrated out, nor centered on the intercept). :func:`hbstan.stan_backend.sample_stan` samples on it
+or not as there, never centered on the intercept; a Gaussian model's only term integrated out
+where the specialized program does so). :func:`hbstan.stan_backend.sample_stan` samples on it
 while the specialized program compiles in the background.
 
 This module decides which models the general program supports (:func:`unsupported`), renders
@@ -31,7 +32,7 @@ from .render import program as rendered_program
 if TYPE_CHECKING:
     from .spec import ModelSpec
 
-__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "unsupported", "general_program", "general_data",
+__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "unsupported", "general_program", "general_data", "is_marginal",
            "centered_terms", "specialized_names", "is_built", "build"]
 
 # the families with a general program, each at its default link
@@ -56,6 +57,9 @@ def general_program(family: str) -> str:
         # what the family templates' macros read: no known SEs, no distributional formulas
         "se": False,
         "dpar_names": [],
+        # the Gaussian program can integrate the group effects of a model's only term out
+        # (data flag marginal), from the sufficient statistics the specialized programs use
+        "marginal": fam.suff_stats,
     }
     return rendered_program(ctx, template="general.stan.j2")
 
@@ -123,7 +127,10 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
 
     The rows as they are (Bernoulli rows are not summed into counts: the same likelihood),
     the structure of the varying terms, and the hyperparameters of the model's priors in the
-    order of the flat parameter vectors.
+    order of the flat parameter vectors. Where the specialized program integrates a Gaussian
+    model's group effects out (``model.marginalized``), so does the general one
+    (``marginal`` = 1, with the same per-cell sufficient statistics), unless ``pointwise``
+    asks the program for ``log_lik``, which needs the group effects sampled.
     """
     reason = unsupported(model)
     if reason is not None:
@@ -135,16 +142,22 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
         data["trials"] = model.trials.astype(int)
     data.update(K=d.K, X=d.X, offsets=model.offset, means_X=d.X.mean(axis=0))
     blocks = d.blocks
+    marginal = is_marginal(model, pointwise=pointwise)
     data.update(
         T=len(blocks),
         J=[blk.J for blk in blocks],
         M=[blk.M for blk in blocks],
         cor=[int(blk.pooling == "correlated") for blk in blocks],
-        centered=[int(c) for c in centered_terms(model)],
+        centered=[int(c) for c in centered_terms(model, marginal=marginal)],
         g=np.array([blk.index + 1 for blk in blocks], dtype=int).reshape(len(blocks), d.N),
         E=sum(blk.M for blk in blocks),
         Z=np.column_stack([blk.Z for blk in blocks]) if blocks else np.zeros((d.N, 0)),
     )
+    if fam.suff_stats:  # the Gaussian program's sufficient statistics (sizes 0 unless marginal)
+        data.update(marginal=int(marginal), S=0, P=0, Ax=np.zeros((d.K, 0)), Az=np.zeros((0, 0)), one_col=0,
+                    ycenter=0.0, yy=np.zeros(0), Wy=np.zeros((0, 0)), WW=np.zeros((0, 0)))
+        if marginal:
+            data.update(model.suff_data())
     _, v = model.class_prior(["Intercept"], "the intercept")
     data.update(prior_Intercept_loc=v["loc"][0], prior_Intercept_scale=v["scale"][0])
     bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
@@ -165,12 +178,23 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
     return data
 
 
-def centered_terms(model: ModelSpec) -> list[bool]:
+def is_marginal(model: ModelSpec, *, pointwise: bool = False) -> bool:
+    """Whether the general program integrates ``model``'s group effects out.
+
+    As its specialized program does: a Gaussian model with one hierarchical or correlated
+    term (``model.marginalized``), unless the program is to compute ``log_lik`` (``pointwise``).
+    """
+    return bool(model.marginalized and not pointwise)
+
+
+def centered_terms(model: ModelSpec, *, marginal: bool = False) -> list[bool]:
     """Whether each varying term is centered on the general program.
 
     As on the specialized program: ``centered=`` where given for the term, else the choice
     from the data (:mod:`hbstan.centering`), which a Gaussian term whose effects the
-    specialized program integrates out gets here too.
+    specialized program integrates out gets here too when the general program samples them
+    (with ``marginal`` the general program integrates them out too: no choice to make, False,
+    and no evidence computed).
     """
     option = model.options["centered"]
     blocks = model.design.blocks
@@ -182,6 +206,8 @@ def centered_terms(model: ModelSpec) -> list[bool]:
             out.append(bool(given))
         elif not (model.marginalized and t == 0):
             out.append(bool(blk.centered))
+        elif marginal:
+            out.append(False)  # integrated out: not sampled
         else:
             if evidence is None:
                 evidence = term_evidence(model.family, model.design.y, model.design.X, model.offset, blocks,
@@ -190,24 +216,49 @@ def centered_terms(model: ModelSpec) -> list[bool]:
     return out
 
 
-def specialized_names(model: ModelSpec, get: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+def _cpc_cholesky(cpc: np.ndarray, M: int) -> np.ndarray:
+    """Cholesky factors (..., M, M) of correlation matrices from canonical partial correlations.
+
+    ``cpc`` is (..., M (M - 1) / 2), row by row, as the program's function cpc_cholesky reads it.
+    """
+    L = np.zeros((*cpc.shape[:-1], M, M))
+    L[..., 0, 0] = 1.0
+    k = 0
+    for i in range(1, M):
+        sum_sqs = np.zeros(cpc.shape[:-1])
+        for j in range(i):
+            L[..., i, j] = cpc[..., k] * np.sqrt(1 - sum_sqs)
+            sum_sqs = sum_sqs + L[..., i, j] ** 2
+            k += 1
+        L[..., i, i] = np.sqrt(np.maximum(1 - sum_sqs, 0.0))
+    return L
+
+
+def specialized_names(
+    model: ModelSpec, get: Callable[[str], np.ndarray], *, marginal: bool = False
+) -> Callable[[str], np.ndarray]:
     """Read the general program's draws under the specialized program's Stan names.
 
     ``get(name)`` returns a general program variable's draws, (chain, draw, ...); the result
     does the same for the names :func:`hbstan.stan_backend.params_from_stan` asks for
     (``b_Intercept``, ``b``, ``sigma``, ``sd_i``, ``r_i``, ``Cor_i``), cutting each term's
-    part out of the flat vectors.
+    part out of the flat vectors, and for ``L_i``, the Cholesky factor of ``Cor_i`` (built from
+    the term's canonical partial correlations as the program builds it), which
+    :func:`hbstan.marginal.group_effect_draws` reads. With ``marginal`` (the program
+    integrated term 1's group effects out: :func:`is_marginal`) there are no ``r_1`` draws.
     """
     blocks = model.design.blocks
-    pos_e, pos_r, pos_cor = [], [], []
-    e = r = q = 0
-    for blk in blocks:
+    pos_e, pos_r, pos_cor, pos_c = [], [], [], []
+    e = r = q = c = 0
+    for t, blk in enumerate(blocks):
         pos_e.append(e)
         pos_r.append(r)
         pos_cor.append(q)
+        pos_c.append(c)
         e += blk.M
-        r += blk.J * blk.M
+        r += 0 if (marginal and t == 0) else blk.J * blk.M
         q += blk.M * blk.M if blk.pooling == "correlated" else 0
+        c += blk.M * (blk.M - 1) // 2 if blk.pooling == "correlated" else 0
     memo: dict[str, np.ndarray] = {}
 
     def flat(name: str) -> np.ndarray:
@@ -217,12 +268,16 @@ def specialized_names(model: ModelSpec, get: Callable[[str], np.ndarray]) -> Cal
 
     def read(name: str) -> np.ndarray:
         kind, _, i = name.partition("_")
-        if kind in ("sd", "r", "Cor") and i.isdigit():
+        if kind in ("sd", "r", "Cor", "L") and i.isdigit():
             t = int(i) - 1
             blk = blocks[t]
             if kind == "sd":
                 return flat("sd")[..., pos_e[t]:pos_e[t] + blk.M]
+            if kind == "L":
+                return _cpc_cholesky(flat("cpc")[..., pos_c[t]:pos_c[t] + blk.M * (blk.M - 1) // 2], blk.M)
             if kind == "r":  # effect after effect, J values each -> (chain, draw, J, M)
+                if marginal and t == 0:
+                    raise KeyError("r_1 is integrated out on this run of the general program: hbstan draws it")
                 part = flat("r")[..., pos_r[t]:pos_r[t] + blk.J * blk.M]
                 return np.swapaxes(part.reshape(*part.shape[:2], blk.M, blk.J), -1, -2)
             part = flat("Cor")[..., pos_cor[t]:pos_cor[t] + blk.M * blk.M]  # column after column

@@ -10,6 +10,8 @@ response along the rows of the data.
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OBS_DIM", "SAMPLE_STATS", "obs_coords_dims", "param_coords_dims", "resolve_pointwise", "build_idata",
+    "import_arviz_in_background",
 ]
 
 log = logging.getLogger("hbstan")
@@ -77,6 +80,29 @@ def resolve_pointwise(pointwise: str | bool, spec: ModelSpec, chains: int, draws
         spec.design.N, chains * draws, n_values * 8 / 2**20, limit,
     )
     return False
+
+
+def import_arviz_in_background() -> threading.Thread | None:
+    """Start importing ArviZ in a thread; None when it is imported already.
+
+    A process's first :func:`build_idata` imports ArviZ (with xarray, matplotlib and numba's
+    compilation of ArviZ's kernels: about 1.3 s, most of the first fit's conversion). A
+    backend starts this before it samples, while its main thread only waits for the sampler,
+    and joins the thread before building the InferenceData. An error is left for that
+    ordinary import to raise.
+    """
+    if "arviz" in sys.modules:
+        return None
+
+    def run() -> None:
+        try:
+            import arviz  # noqa: F401
+        except Exception:  # noqa: BLE001 (the import in build_idata raises it again)
+            pass
+
+    thread = threading.Thread(target=run, name="hbstan-import-arviz", daemon=True)
+    thread.start()
+    return thread
 
 
 def _complete_stats(stats: Mapping[str, np.ndarray], shape: tuple[int, int]) -> dict[str, np.ndarray]:

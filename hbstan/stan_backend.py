@@ -28,7 +28,7 @@ from .backend import (
     quiet_cmdstanpy,
 )
 from .fit import Fit, SamplingError, arviz_without_numba
-from .idata import SAMPLE_STATS, build_idata, resolve_pointwise
+from .idata import SAMPLE_STATS, build_idata, import_arviz_in_background, resolve_pointwise
 from .marginal import group_effect_draws
 from .pointwise import pointwise_groups
 
@@ -101,6 +101,8 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
         "prior_only": prior_only,
     }
     t1 = time.perf_counter()
+    # the first fit of a process imports ArviZ (about 1.3 s) while CmdStan samples, not after
+    arviz_import = import_arviz_in_background()
     # CmdStan's non-fatal warmup messages (e.g. a rejected proposal) are noise here: hbstan
     # runs its own diagnostics after sampling and warns about what matters.
     quiet = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else quiet_cmdstanpy(logging.ERROR)
@@ -131,8 +133,13 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
         # after sampling, so that the compile does not slow this fit down
         background = compile_in_background(specialized_code)
     t2 = time.perf_counter()
+    if arviz_import is not None:
+        arviz_import.join()
     pointwise = settings["pointwise"] = resolve_pointwise(pointwise, model, chains, settings["draws"])
-    converter = _CmdStanConverter(model, mcmc, prior_only=prior_only, seed=settings["seed"], general=on_general)
+    converter = _CmdStanConverter(
+        model, mcmc, prior_only=prior_only, seed=settings["seed"], general=on_general,
+        marginal=bool(stan_data.get("marginal", 0)) if on_general else None,
+    )
     with arviz_without_numba():
         idata = converter.to_inference_data(pointwise)
     fit = Fit(model, idata, run_dir=run_dir, settings=settings)
@@ -205,15 +212,25 @@ class _CmdStanConverter:
     """Reads a CmdStanMCMC into InferenceData with hbstan's user-facing names."""
 
     def __init__(
-        self, model: ModelSpec, mcmc: Any, prior_only: bool = False, seed: int | None = None, general: bool = False
+        self,
+        model: ModelSpec,
+        mcmc: Any,
+        prior_only: bool = False,
+        seed: int | None = None,
+        general: bool = False,
+        marginal: bool | None = None,
     ) -> None:
         self.model = model
         self.mcmc = mcmc
         self.prior_only = prior_only
         self.seed = seed
         self.draws = mcmc.draws(concat_chains=False)  # (iter, chain, column)
-        # a run of the general program: its flat vectors read under the specialized names
-        self._general = general_programs.specialized_names(model, self._var) if general else None
+        # a run of the general program: its flat vectors read under the specialized names;
+        # marginal: whether it integrated the group effects out (None: a specialized run)
+        self._marginal = marginal
+        self._general = (
+            general_programs.specialized_names(model, self._var, marginal=bool(marginal)) if general else None
+        )
         self.pointwise_s = 0.0  # seconds spent computing log_lik and y_rep in Python
         self.effects_s = 0.0  # seconds spent drawing integrated-out group effects in Python
 
@@ -226,21 +243,25 @@ class _CmdStanConverter:
     def _get(self, name: str) -> np.ndarray:
         """Return a Stan variable's draws, drawing integrated-out group effects here.
 
-        A program with draw_effects = 0 leaves r_1 out of its output; :mod:`hbstan.marginal`
-        draws it from the population-level draws.
+        A program with draw_effects = 0 leaves r_1 out of its output, as does the general
+        program where it integrates the group effects out; :mod:`hbstan.marginal` draws it
+        from the population-level draws.
         """
-        if self._general is not None:
-            return self._general(name)
+        read = self._general if self._general is not None else self._var
         if name == "r_1" and self.model.marginalized:
-            var = self.mcmc.metadata.stan_vars.get(name)
-            if var is None or not var.dimensions or var.dimensions[0] == 0:
+            if self._marginal is None:  # a specialized program: r_1 is drawn there or not at all
+                var = self.mcmc.metadata.stan_vars.get(name)
+                drawn_here = var is None or not var.dimensions or var.dimensions[0] == 0
+            else:
+                drawn_here = self._marginal
+            if drawn_here:
                 t0 = time.perf_counter()
                 # a stream of its own, apart from the pointwise arrays' (default_rng(seed))
                 rng = np.random.default_rng(None if self.seed is None else [self.seed, 1])
-                r = group_effect_draws(self.model, self._var, rng, prior_only=self.prior_only)
+                r = group_effect_draws(self.model, read, rng, prior_only=self.prior_only)
                 self.effects_s = time.perf_counter() - t0
                 return r
-        return self._var(name)
+        return read(name)
 
     def to_inference_data(self, pointwise: str | bool = "stan") -> az.InferenceData:
         post = params_from_stan(self.model, self._get)

@@ -128,3 +128,20 @@ def test_pointwise_arrays_do_not_depend_on_the_number_of_cores(
         assert a.shape == (C, D, len(df))
         assert np.array_equal(a, b)
     assert not np.array_equal(threaded[1][0], threaded[1][1])  # chains draw different numbers
+
+
+def test_arviz_is_imported_in_the_background_once() -> None:
+    """A process's first fit imports ArviZ in a thread while CmdStan samples: in a fresh
+    process the helper starts that import (and ArviZ is then usable), and once ArviZ is
+    imported it starts nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hbstan.idata import import_arviz_in_background as f; "
+        "assert 'arviz' not in sys.modules, 'imported before'; t = f(); assert t is not None; t.join(); "
+        "import arviz; assert callable(arviz.from_dict); assert f() is None; print('ok')"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

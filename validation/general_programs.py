@@ -6,6 +6,9 @@ intercept and slope; two crossed varying intercepts; a correlated term beside a 
 intercept, with an offset), simulated data from a known truth are fitted on the family's
 general program and on the model's specialized program, and ``hbstan.compare_fits`` tests
 every posterior mean and SD (confirmed by longer runs before a disagreement is reported).
+Where the Gaussian programs integrate a single term's group effects out (intercept,
+independent slopes, correlated), both do; the Gaussian "sampled" designs
+(``marginalize=False``) have both sample them instead.
 
     python validation/general_programs.py            # ~20 specialized programs to compile
     python validation/general_programs.py --only poisson
@@ -39,6 +42,9 @@ DESIGNS = {
     "correlated": "x + (1 + x | g)",
     "crossed intercepts": "x + (1 | g) + (1 | h)",
     "correlated + crossed, offset": "x + (1 + x | g) + (1 | h)",
+    # Gaussian only: the group effects sampled (marginalize=False) rather than integrated out
+    "intercept, sampled": "x + (1 | g)",
+    "correlated, sampled": "x + (1 + x | g)",
 }
 
 
@@ -78,9 +84,13 @@ def main() -> int:
             label = f"{family} / {design}"
             if args.only and not any(o in label for o in args.only):
                 continue
+            if "sampled" in design and family != "gaussian":
+                continue
             df = simulate(family, seed=100 + k)
             lhs = "y | trials(n)" if family == "binomial" else "y"
-            kw = {"offset": "off"} if "offset" in design else {}
+            kw: dict = {"offset": "off"} if "offset" in design else {}
+            if "sampled" in design:
+                kw["marginalize"] = False
             m = hbstan.Model(f"{lhs} ~ {rhs}", df, family=family, **kw)
             t0 = time.perf_counter()
             fs = m.sample(seed=1, program="specialized")
