@@ -689,3 +689,20 @@ def test_fit_from_a_dpars_spec_reproduces_the_python_fit(dpar_run: tuple[Any, Pa
     again = io.load(tmp_path / "cli")
     assert again.idata.posterior.equals(fit.idata.posterior)  # same program, data, settings and seed
     assert (tmp_path / "cli" / "spec.toml").read_text() == (run / "spec.toml").read_text()
+
+
+def test_spec_dpars_and_the_one_string_formula_are_the_same_model(grid_csv: tuple[Path, pd.DataFrame]) -> None:
+    import hbstan as hb
+
+    _, df = grid_csv
+    table = io.model_from_spec({"formula": "yz ~ x + (1 | g)", "family": "hurdle_negbinomial",
+                                "dpars": {"shape": "~ x", "hu": "x + (1 | h)"}}, df)  # '~' optional
+    one_string = io.model_from_spec({"formula": "yz ~ x + (1 | g); shape ~ x; hu ~ x + (1 | h)",
+                                     "family": "hurdle_negbinomial"}, df)  # a spec written before [dpars]
+    assert table.stan_code == one_string.stan_code
+    assert table.formula == hb.Formula("yz ~ x + (1 | g)", shape="~ x", hu="~ x + (1 | h)")
+    # either way the model's spec has the mean's formula and a [dpars] table
+    for m in (table, one_string):
+        spec = io.model_spec(m)
+        assert spec["formula"] == "yz ~ x + (1 | g)" and spec["dpars"] == {"shape": "~ x", "hu": "~ x + (1 | h)"}
+    assert "dpars" not in io.model_spec(hb.Model("y ~ x", df))
