@@ -3,6 +3,7 @@
 Subcommands::
 
     hbstan render FORMULA --data data.csv          print the Stan program (no CmdStan needed)
+    hbstan render "y ~ x + (1 | g)" --dpar "sigma ~ x + (1 | g)" --data data.csv   (a distributional model)
     hbstan render "m ~ x" "y ~ x + m" --data data.csv --family gaussian,bernoulli   (several responses)
     hbstan compile FORMULA --data data.csv --out DIR
     hbstan fit FORMULA --data data.csv --out RUN_DIR   (or: hbstan fit --spec spec.toml --out RUN_DIR)
@@ -26,6 +27,7 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -61,6 +63,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
 
 
+def _dpar_help() -> str:
+    """Each family's parameters that take a formula, from the registry: ``gaussian: sigma; ...``."""
+    from .families import FAMILIES
+
+    return "; ".join(f"{n}: {', '.join(f.distributional)}" for n, f in FAMILIES.items() if f.distributional)
+
+
+def _link_help() -> str:
+    """List the families with more than one link and their links, from the registry."""
+    from .families import FAMILIES
+
+    by_links: dict[tuple[str, ...], list[str]] = {}
+    for name, fam in FAMILIES.items():
+        if len(fam.links) > 1:
+            by_links.setdefault(fam.links, []).append(name)
+    return "; ".join(f"{' and '.join(names)}: {', '.join(links)}" for links, names in by_links.items())
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "formula", nargs="*",
@@ -76,8 +96,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     from .families import FAMILIES
 
+    p.add_argument(
+        "--dpar", dest="dpars", action="append", default=[], metavar="'NAME ~ FORMULA'",
+        help="a formula for a distributional (auxiliary) parameter, as brms's bf(y ~ x, sigma ~ z) and bambi's "
+        "Formula('y ~ x', 'sigma ~ z'): --dpar 'sigma ~ z + (1 | g)' (also sigma='~ z'; repeatable: one per "
+        f"parameter). Parameters that take one: {_dpar_help()}",
+    )
     for o in MODEL_OPTIONS:  # one table: hbstan.spec.MODEL_OPTIONS
         help_ = f"{o.help}: {', '.join(FAMILIES)} (default: {o.default})" if o.name == "family" else o.help
+        if o.name == "link":  # the registry's links (where a family has more than one)
+            help_ = f"link function of the mean (default: the family's first; {_link_help()})"
         if o.name in ("family", "link"):
             help_ += f"; with several formulas one for all, or one per formula separated by commas ({o.name} a,b)"
         if o.cli == "value":
@@ -252,6 +280,26 @@ def _pairs(items: list[str], option: str, form: str, example: str) -> list[tuple
     return out
 
 
+_DPAR = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_]*)\s*(?:~|=\s*~?)\s*(?P<rhs>.*?)\s*$", re.S)
+
+
+def _dpar_formulas(items: list[str]) -> dict[str, str]:
+    """``--dpar 'sigma ~ x'`` (or ``sigma='~ x'``, ``sigma=x``) -> ``{"sigma": "~ x"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        m = _DPAR.match(item)
+        if not m or not m.group("rhs"):
+            raise ValueError(
+                f"--dpar takes a parameter and its formula, 'NAME ~ FORMULA' (e.g. --dpar 'sigma ~ x + (1 | g)'), "
+                f"got {item!r}"
+            )
+        if m.group("name") in out:
+            raise ValueError(f"--dpar gives {m.group('name')!r} two formulas ({out[m.group('name')]!r} and "
+                             f"{'~ ' + m.group('rhs')!r}); keep one")
+        out[m.group("name")] = f"~ {m.group('rhs')}"
+    return out
+
+
 def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
     """Merge the spec of --spec (if any) with the command-line options, which win."""
     from .io import read_spec
@@ -267,6 +315,18 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
             spec[key] = value
     if args.rescor is not None:
         spec["rescor"] = args.rescor
+    if args.dpars:
+        from .io import check_dpars
+
+        if isinstance(spec.get("formula"), list):
+            raise ValueError(
+                "--dpar gives a distributional parameter a formula, which a model of several responses does not "
+                "support yet; fit that response alone"
+            )
+        dpars = _dpar_formulas(args.dpars)
+        # checked here, so that the error names --dpar; the spec's own [dpars] are replaced per parameter
+        check_dpars(dpars, spec.get("family", "gaussian"), "--dpar", formula=spec.get("formula"))
+        spec["dpars"] = {**spec.get("dpars", {}), **dpars}
     if isinstance(spec.get("formula"), list):  # several responses: --family a,b gives one per formula
         for key in ("family", "link"):
             if isinstance(spec.get(key), str) and "," in spec[key]:

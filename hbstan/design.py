@@ -87,6 +87,11 @@ class Formula(str):
         """The distributional parameters' right-hand sides."""
         return parse_formula(str(self)).dpars
 
+    @property
+    def main(self) -> str:
+        """The formula of the mean, without those of the distributional parameters."""
+        return _split_top_level(str(self), ";")[0].strip()
+
 
 def _split_top_level(text: str, sep: str, where: tuple[str, int] | None = None) -> list[str]:
     """Split ``text`` on ``sep`` outside parentheses and outside `backticked` names.

@@ -162,5 +162,6 @@ def build_idata(
         sample_stats=_complete_stats(stats, (C, D)),
         coords=coords,
         dims=dims,
-        attrs={**dict(attrs or {}), "hbstan_formula": spec.formula, "family": spec.family.name},
+        # the formula as a plain str: netCDF cannot store an hbstan.Formula (a str subclass)
+        attrs={**dict(attrs or {}), "hbstan_formula": str(spec.formula), "family": spec.family.name},
     )

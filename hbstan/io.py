@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .design import DataError
+from .design import DataError, Formula, FormulaError, parse_formula
 from .plots import headline_vars
 from .priors import Prior, format_prior, parse_prior
 from .options import MODEL_OPTIONS
@@ -64,6 +64,8 @@ __all__ = [
     "write_data_csv",
     "read_data_csv",
     "prepare_run_dir",
+    "check_dpars",
+    "spec_formula",
     "RunDirError",
     "SPEC_FILE",
     "DATA_CSV",
@@ -102,6 +104,7 @@ SAMPLER_KEYS: dict[str, tuple[type, ...]] = {
 SPEC_KEYS: dict[str, tuple[type, ...]] = {
     "hbstan_version": (str,),
     "formula": (str, list),
+    "dpars": (dict,),  # formulas of distributional parameters: [dpars] sigma = "~ x + (1 | g)"
     "data": (str,),
     **{o.name: o.toml for o in MODEL_OPTIONS},
     "family": (str, list),
@@ -213,6 +216,13 @@ def check_spec(spec: Mapping[str, Any], source: str = "spec") -> dict[str, Any]:
     if "formula" not in spec:
         raise ValueError(f"{source}: no formula; add a line such as formula = \"y ~ x + (1 | g)\"")
     _check_responses(spec, source)
+    if "dpars" in spec:
+        if isinstance(spec["formula"], list):
+            raise ValueError(
+                f"{source}: [dpars] gives {sorted(spec['dpars'])} a formula, but a model of several responses has "
+                "no formulas for distributional parameters yet; remove [dpars] or fit that response alone"
+            )
+        check_dpars(spec["dpars"], spec.get("family", "gaussian"), f"{source}: [dpars]", formula=spec["formula"])
     for g, cols in spec.get("group_predictors", {}).items():
         if isinstance(cols, str):
             cols = [cols]
@@ -270,6 +280,62 @@ def _check_responses(spec: Mapping[str, Any], source: str) -> None:
         )
 
 
+def _dpar_families() -> str:
+    from .families import FAMILIES
+
+    return ", ".join(f"{n} ({', '.join(f.distributional)})" for n, f in FAMILIES.items() if f.distributional)
+
+
+def check_dpars(dpars: Mapping[str, Any], family: Any, where: str, *, formula: str | None = None) -> None:
+    """Check formulas of distributional parameters (``{"sigma": "~ x + (1 | g)"}``) against a family.
+
+    Each name must be one of the family's parameters that take a formula
+    (``Family.distributional``), each value a right-hand side such as ``"~ x"``, and none may
+    be given a formula in ``formula`` too. ``where`` starts each error message (``"spec.toml:
+    [dpars]"``, ``"--dpar"``). An unknown family is left to :class:`~hbstan.Model` to report.
+    """
+    from .families import FAMILIES
+
+    fam = FAMILIES.get(family) if isinstance(family, str) else None
+    inline: dict[str, str] = {}
+    if isinstance(formula, str):
+        try:
+            inline = parse_formula(formula).dpars
+        except FormulaError:  # reported, located, when the model is built
+            pass
+    for name, rhs in dpars.items():
+        if not isinstance(rhs, str) or not rhs.strip().lstrip("~").strip():
+            raise ValueError(
+                f"{where} {name!r}: the formula of a distributional parameter is a right-hand side such as "
+                f"\"~ x + (1 | g)\", got {rhs!r}"
+            )
+        if fam is not None and name not in fam.distributional:
+            if fam.distributional:
+                valid = f"its parameters that take a formula: {list(fam.distributional)}"
+            else:
+                valid = f"none of its parameters takes a formula (families whose do: {_dpar_families()})"
+            if name in [a.name for a in fam.aux]:
+                what = f"family={family!r} cannot give {name!r} a formula"
+            else:
+                what = f"family={family!r} has no parameter {name!r}"
+            raise ValueError(f"{where} {name!r}: {what}; {valid}")
+        if name in inline:
+            raise ValueError(
+                f"{where} {name!r}: the formula {formula!r} gives {name!r} a formula already; keep one of them"
+            )
+
+
+def spec_formula(spec: Mapping[str, Any]) -> Any:
+    """Join a spec's ``formula`` and the formulas of its ``[dpars]`` (a :class:`~hbstan.Formula`).
+
+    A list of formulas (several responses) is returned as it is.
+    """
+    formula = spec["formula"]
+    if isinstance(formula, list) or not spec.get("dpars"):
+        return formula
+    return Formula(formula, **spec["dpars"])
+
+
 def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a TOML spec file.
 
@@ -284,6 +350,9 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         [group_predictors]
         county = ["log_uppm"]
 
+        [dpars]                       # formulas of distributional parameters (optional)
+        sigma = "~ floor + (1 | county)"
+
         [priors]
         Intercept = "Normal(0, 10)"
         "1|county_sigma" = "HalfNormal(sigma=1)"
@@ -293,6 +362,13 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         draws = 1000
         warmup = 1000
         seed = 1
+
+    ``[dpars]`` gives auxiliary parameters formulas of their own, as
+    ``hbstan.Formula("log_radon ~ ...", sigma="~ floor + (1 | county)")`` does (brms's
+    ``bf(y ~ ..., sigma ~ ...)``): its keys are the family's distributional parameters
+    (``sigma``, ``shape``, ``phi``, ``zi``, ``hu``: ``Family.distributional``). The formula
+    may carry them too, as one string (``"y ~ x; sigma ~ x"``), but not both for the same
+    parameter.
 
     Other optional keys: ``sigma`` (known residual SD), ``trials``, ``offset``, ``exposure``
     (column names), ``centered`` (true/false or a table per grouping factor; chosen from the
@@ -348,7 +424,8 @@ def write_spec(spec: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 def model_spec(model: ModelSpec) -> dict[str, Any]:
     """Everything needed, with the data, to rebuild ``model``: a TOML-ready dict.
 
-    The formula and every option of :data:`hbstan.spec.MODEL_OPTIONS` that is set, as
+    The formula (the mean's; those of distributional parameters in ``dpars``, written as the
+    ``[dpars]`` table) and every option of :data:`hbstan.spec.MODEL_OPTIONS` that is set, as
     :meth:`~hbstan.spec.ModelSpec.resolved_options` resolves it for this model (priors that
     differ from the defaults, as strings), so the spec rebuilds the very program that ran.
 
@@ -360,7 +437,11 @@ def model_spec(model: ModelSpec) -> dict[str, Any]:
     """
     if hasattr(model, "responses"):
         return _multi_spec(model)
-    spec: dict[str, Any] = {"formula": model.formula}
+    formula = Formula(model.formula)
+    dpars = formula.dpars
+    spec: dict[str, Any] = {"formula": formula.main if dpars else str(model.formula)}
+    if dpars:  # a [dpars] table, as hbstan.Formula's keywords: sigma = "~ x + (1 | g)"
+        spec["dpars"] = {name: f"~ {rhs}" for name, rhs in dpars.items()}
     for name, value in model.resolved_options().items():
         if value is not None:
             spec[name] = value
@@ -417,7 +498,7 @@ def model_from_spec(spec: Mapping[str, Any], data: pd.DataFrame) -> Model:
         options["group_predictors"] = {
             g: [c] if isinstance(c, str) else list(c) for g, c in options["group_predictors"].items()
         } or None
-    return Model(spec["formula"], data=data, **options)
+    return Model(spec_formula(spec), data=data, **options)
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -8,7 +8,9 @@ import shlex
 import subprocess
 import sys
 import types
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -498,3 +500,209 @@ def test_fit_summary_and_predict_of_several_responses(
     assert proc.returncode == 0, proc.stderr
     assert io.load(again).idata.posterior.equals(fit.idata.posterior)
     assert (out / "spec.toml").read_text() == (again / "spec.toml").read_text()
+
+
+# ---------------------------------------------------- every family, and distributional parameters
+def _render(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """``hbstan render ARGS`` in-process: exit code, stdout, stderr."""
+    code = cli.main(["render", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _error_line(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
+    code, _, err = _render(capsys, *args)
+    assert code == 1 and "Traceback" not in err, err
+    return next(x for x in err.splitlines() if x.startswith("hbstan: error:"))
+
+
+@pytest.fixture(scope="module")
+def grid_csv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A response for every family (tests/reference_density.grid_data), as a CSV file."""
+    from tests.reference_density import grid_data
+
+    df = grid_data()
+    path = tmp_path_factory.mktemp("grid") / "grid.csv"
+    df.to_csv(path, index=False)
+    return path, pd.read_csv(path)  # the frame as the command line reads it
+
+
+# each family's response column of grid_data (a new family needs one here: the test below says so)
+FAMILY_RESPONSE = {
+    "gaussian": "y", "student": "y", "bernoulli": "yb", "binomial": "yk | trials(nt)", "poisson": "yp",
+    "negbinomial": "yp", "gamma": "yg", "lognormal": "yl", "beta": "yq", "zero_inflated_poisson": "yz",
+    "zero_inflated_negbinomial": "yz", "hurdle_poisson": "yz", "hurdle_negbinomial": "yz", "hurdle_lognormal": "yh",
+    "cumulative": "yo", "categorical": "ycat",
+}
+
+
+def test_every_registered_family_and_link_is_accepted_and_listed_in_the_help(
+    grid_csv: tuple[Path, pd.DataFrame], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hbstan as hb
+    from hbstan.families import FAMILIES
+
+    assert set(FAMILY_RESPONSE) == set(FAMILIES), "give the new family a response column in FAMILY_RESPONSE"
+    path, df = grid_csv
+    for name, fam in FAMILIES.items():
+        for link in fam.links:
+            formula = f"{FAMILY_RESPONSE[name]} ~ x + (1 | g)"
+            code, text, err = _render(capsys, formula, "--data", path, "--family", name, "--link", link)
+            assert code == 0, (name, link, err)
+            assert text == hb.Model(formula, df, family=name, link=link).stan_code, (name, link)
+    # --help lists them from the registry: every family, the links of each family that has several,
+    # and the parameters that take a formula
+    with pytest.raises(SystemExit):
+        cli.main(["render", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, fam in FAMILIES.items():
+        assert name in text
+        if len(fam.links) > 1:
+            assert ", ".join(fam.links) in text, name
+        if fam.distributional:
+            assert f"{name}: {', '.join(fam.distributional)}" in text, name
+    assert "--dpar 'NAME ~ FORMULA'" in text and "bf(y ~ x, sigma ~ z)" in text
+
+
+@pytest.mark.parametrize(
+    ("family", "dpars"),
+    [
+        ("gaussian", {"sigma": "~ x + (1 | g)"}),
+        ("zero_inflated_poisson", {"zi": "~ x"}),
+        ("beta", {"phi": "~ x + (1 | h)"}),
+        ("hurdle_lognormal", {"sigma": "~ x", "hu": "~ x + (1 | g)"}),
+    ],
+)
+def test_dpar_renders_the_model_of_hbstan_formula(
+    family: str, dpars: dict[str, str], grid_csv: tuple[Path, pd.DataFrame], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import hbstan as hb
+
+    path, df = grid_csv
+    formula = f"{FAMILY_RESPONSE[family]} ~ x + (1 | g)"
+    expected = hb.Model(hb.Formula(formula, **dpars), df, family=family).stan_code
+    # brms's spelling ('sigma ~ x') and the keyword's (sigma='~ x')
+    for spell in (lambda k, v: f"{k} {v}", lambda k, v: f"{k}={v}"):
+        flags = [a for k, v in dpars.items() for a in ("--dpar", spell(k, v))]
+        code, text, err = _render(capsys, formula, "--data", path, "--family", family, *flags)
+        assert code == 0, err
+        assert text == expected
+    # the same from a spec file's [dpars] table
+    spec = tmp_path / "spec.toml"
+    table = "\n".join(f'{k} = "{v}"' for k, v in dpars.items())
+    spec.write_text(f'formula = "{formula}"\ndata = "{path}"\nfamily = "{family}"\n[dpars]\n{table}\n')
+    code, text, err = _render(capsys, "--spec", spec)
+    assert code == 0, err
+    assert text == expected
+
+
+def test_dpar_errors_name_the_parameter_and_the_valid_ones(
+    grid_csv: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = grid_csv
+    line = _error_line(capsys, "y ~ x", "--data", path, "--dpar", "sgima ~ x")
+    assert "--dpar 'sgima': family='gaussian' has no parameter 'sgima'; its parameters that take a formula: ['sigma']" in line
+    line = _error_line(capsys, "y ~ x", "--data", path, "--family", "student", "--dpar", "nu ~ x")
+    assert "--dpar 'nu': family='student' cannot give 'nu' a formula; its parameters that take a formula: ['sigma']" in line
+    line = _error_line(capsys, "yp ~ x", "--data", path, "--family", "poisson", "--dpar", "zi ~ x")
+    assert "family='poisson' has no parameter 'zi'; none of its parameters takes a formula" in line
+    assert "zero_inflated_poisson (zi)" in line  # ... and the families whose do
+    line = _error_line(capsys, "y ~ x", "--data", path, "--dpar", "sigma")
+    assert "--dpar takes a parameter and its formula, 'NAME ~ FORMULA'" in line and "got 'sigma'" in line
+    line = _error_line(capsys, "y ~ x", "--data", path, "--dpar", "sigma ~ x", "--dpar", "sigma ~ x2")
+    assert "--dpar gives 'sigma' two formulas" in line
+    line = _error_line(capsys, "y ~ x; sigma ~ x", "--data", path, "--dpar", "sigma ~ x2")
+    assert "--dpar 'sigma': the formula 'y ~ x; sigma ~ x' gives 'sigma' a formula already" in line
+    line = _error_line(capsys, "y ~ x", "--data", path, "--dpar", "sigma ~ nope")
+    assert "nope" in line  # a missing column in the parameter's formula, named by the model
+    line = _error_line(capsys, "y ~ x", "y2 ~ x", "--data", path, "--dpar", "sigma ~ x")
+    assert "a model of several responses does not support yet" in line
+    # a spec file: the error names the file, the table and the key
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'formula = "y ~ x"\ndata = "{path}"\n[dpars]\nsgima = "~ x"\n')
+    line = _error_line(capsys, "--spec", spec)
+    assert f"{spec}: [dpars] 'sgima': family='gaussian' has no parameter 'sgima'" in line
+    spec.write_text(f'formula = "y ~ x"\ndata = "{path}"\n[dpars]\nsigma = 1\n')
+    assert f"{spec}: [dpars] 'sigma': the formula of a distributional parameter is a right-hand side" in _error_line(
+        capsys, "--spec", spec)
+    spec.write_text(f'formula = ["y ~ x", "yb ~ x"]\ndata = "{path}"\n[dpars]\nsigma = "~ x"\n')
+    assert "[dpars] gives ['sigma'] a formula, but a model of several responses" in _error_line(capsys, "--spec", spec)
+
+
+# a fit of the structure tests/test_distributional.py compiles (hbstan.Formula("y ~ x + (1 | g)",
+# sigma="~ z"), non-centered): no new Stan program
+@pytest.fixture(scope="module")
+def dpar_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, pd.DataFrame]:
+    import hbstan as hb
+    from tests.test_distributional import FORMULA, OPTIONS
+
+    rng = np.random.default_rng(12)
+    n, J = 240, 8
+    g, x, z = rng.integers(0, J, n), rng.normal(size=n), rng.normal(size=n)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.4, J)[g] + rng.normal(0, np.exp(-0.5 + 0.8 * z))
+    df = pd.DataFrame({"y": y, "x": x, "z": z, "g": [f"g{j}" for j in g]})
+    with warnings.catch_warnings():  # short chains: what is checked is the round trip, not convergence
+        warnings.simplefilter("ignore", hb.SamplingWarning)
+        fit = hb.Model(FORMULA, df, **OPTIONS).sample(chains=2, draws=300, warmup=300, seed=8)
+    run = tmp_path_factory.mktemp("dpar") / "run"
+    io.save_fit(fit, run, figures=False)
+    return fit, run, df
+
+
+@pytest.mark.cmdstan
+def test_save_and_load_a_distributional_fit(dpar_run: tuple[Any, Path, pd.DataFrame], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import hbstan as hb
+
+    fit, run, df = dpar_run
+    # spec.toml: the mean's formula, and the parameter's in a [dpars] table
+    spec = io.read_spec(run / "spec.toml")
+    assert spec["formula"] == "y ~ x + (1 | g)" and spec["dpars"] == {"sigma": "~ z"}
+    assert '[dpars]\nsigma = "~ z"' in (run / "spec.toml").read_text()
+    loaded = hb.load(run)
+    assert loaded.model.formula == fit.model.formula and loaded.model.stan_code == fit.model.stan_code
+    assert loaded.idata.posterior.equals(fit.idata.posterior)
+    assert {"sigma_Intercept", "sigma_z"} <= set(loaded.idata.posterior.data_vars)
+    # predictions of sigma: the loaded fit's equal the fit's and exp(sigma_Intercept + z sigma_z) of its draws
+    new = df.iloc[:5]
+    s_fit, s_loaded = fit.predict(new, kind="sigma"), loaded.predict(new, kind="sigma")
+    np.testing.assert_allclose(s_loaded.values, s_fit.values)
+    post = loaded.idata.posterior
+    by_hand = np.exp(post["sigma_Intercept"].values[..., None] + post["sigma_z"].values[..., None] * new["z"].values)
+    np.testing.assert_allclose(s_loaded.values, by_hand, rtol=1e-10)
+    # saved again, loaded again: the same spec and draws
+    io.save_fit(loaded, tmp_path / "again", figures=False)
+    assert (tmp_path / "again" / "spec.toml").read_text() == (run / "spec.toml").read_text()
+    assert hb.load(tmp_path / "again").idata.posterior.equals(fit.idata.posterior)
+    # `hbstan render --spec` of the run gives the program that ran
+    code, text, err = _render(capsys, "--spec", run / "spec.toml")
+    assert code == 0, err
+    assert text == fit.model.stan_code
+
+
+@pytest.mark.cmdstan
+def test_fit_from_a_dpars_spec_reproduces_the_python_fit(dpar_run: tuple[Any, Path, pd.DataFrame], tmp_path: Path) -> None:
+    fit, run, _ = dpar_run
+    proc = hbstan("fit", "--spec", run / "spec.toml", "--out", tmp_path / "cli", "--quiet", "--no-figures")
+    assert proc.returncode == 0, proc.stderr
+    again = io.load(tmp_path / "cli")
+    assert again.idata.posterior.equals(fit.idata.posterior)  # same program, data, settings and seed
+    assert (tmp_path / "cli" / "spec.toml").read_text() == (run / "spec.toml").read_text()
+
+
+def test_spec_dpars_and_the_one_string_formula_are_the_same_model(grid_csv: tuple[Path, pd.DataFrame]) -> None:
+    import hbstan as hb
+
+    _, df = grid_csv
+    table = io.model_from_spec({"formula": "yz ~ x + (1 | g)", "family": "hurdle_negbinomial",
+                                "dpars": {"shape": "~ x", "hu": "x + (1 | h)"}}, df)  # '~' optional
+    one_string = io.model_from_spec({"formula": "yz ~ x + (1 | g); shape ~ x; hu ~ x + (1 | h)",
+                                     "family": "hurdle_negbinomial"}, df)  # a spec written before [dpars]
+    assert table.stan_code == one_string.stan_code
+    assert table.formula == hb.Formula("yz ~ x + (1 | g)", shape="~ x", hu="~ x + (1 | h)")
+    # either way the model's spec has the mean's formula and a [dpars] table
+    for m in (table, one_string):
+        spec = io.model_spec(m)
+        assert spec["formula"] == "yz ~ x + (1 | g)" and spec["dpars"] == {"shape": "~ x", "hu": "~ x + (1 | h)"}
+    assert "dpars" not in io.model_spec(hb.Model("y ~ x", df))
