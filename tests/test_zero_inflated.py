@@ -256,7 +256,9 @@ def test_program_pointwise_agrees_with_numpy(family: str) -> None:
     fit = m.sample(chains=2, draws=150, warmup=150, seed=3, pointwise="stan", sig_figs=15, threads_per_chain=threads)
     post = {k: fit.idata.posterior[k].values for k in fit.idata.posterior.data_vars}
     ll, rep = log_lik_and_y_rep(m, post, np.random.default_rng(0))
-    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ll, rtol=1e-9, atol=1e-9)
+    # rtol 1e-8: at a draw with the negative binomial's shape near 1e6 (its prior's far tail,
+    # reached in a 150-draw chain) Stan's and SciPy's log-mass differ by a few 1e-9 relative
+    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ll, rtol=1e-8, atol=1e-9)
     stan_rep = fit.idata.posterior_predictive[m.design.response].values
     assert np.all(stan_rep >= 0)
     # per row, the same share of zeros and the same mean of the replicated responses
