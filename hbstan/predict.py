@@ -218,8 +218,12 @@ def _eta_with_offsets(
     fit: Fit, data: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
 ) -> np.ndarray:
     """Return the linear predictor of the new rows plus their offset and log exposure, if the model has them."""
-    opts, n = fit.model.column_args, len(data)
-    eta = linear_predictor(fit, data, rng, include=include)
+    return _add_offsets(linear_predictor(fit, data, rng, include=include), fit.model.column_args, data)
+
+
+def _add_offsets(eta: np.ndarray, opts: dict[str, Any], data: pd.DataFrame) -> np.ndarray:
+    """Add the rows' offset and log exposure, if the model has them, to the linear predictor ``eta`` (rows last)."""
+    n = len(data)
     off = _column(data, "offset", opts.get("offset"), n)
     if off is not None:
         eta = eta + off
@@ -389,14 +393,8 @@ def predict_given(
             one = {k: v[s:s + 1] for k, v in draws.items()}
             terms = [(r[s:s + 1], idx, Z[rs], U) for r, (idx, U), Z in zip(effects, rows, Zs, strict=True)]
             eta[s] = linear_predictor_rows(m, one, X[rs], np.zeros(n), terms)[0]
-    eta = eta.reshape(C, D, n)
     opts = m.column_args
-    off = _column(base, "offset", opts.get("offset"), n)
-    if off is not None:
-        eta = eta + off
-    exposure = _column(base, "exposure", opts.get("exposure"), n)
-    if exposure is not None:
-        eta = eta + np.log(exposure)
+    eta = _add_offsets(eta.reshape(C, D, n), opts, base)
     if kind == "link":
         return eta
     trials = None

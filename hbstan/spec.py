@@ -1106,6 +1106,12 @@ class ModelSpec:
                 p, v = self.class_prior([a.name], a.name)
                 entry["prior"] = add(a.name, p, v, False)
             ctx["aux"].append(entry)
+        def lkj_prior(i: int) -> dict[str, Any]:
+            """Return the LKJ prior of term i's correlations (its parameter Cor_i), as its template reads it."""
+            cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
+            p, v = self.class_prior([cname], cname)
+            return add(f"L_{i}", p, v, False)
+
         # the first centered (sampled) term with a varying intercept is centered on the Intercept
         on_intercept = self._on_intercept()
         ctx["level"] = bool(self.split_means)
@@ -1132,9 +1138,7 @@ class ModelSpec:
                 p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor}")
                 b["sd_prior"] = add(f"sd_{i}", p, v, True)
             if blk.pooling == "correlated":
-                cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
-                p, v = self.class_prior([cname], cname)
-                b["lkj_prior"] = add(f"L_{i}", p, v, False)
+                b["lkj_prior"] = lkj_prior(i)
             if blk.U is not None:
                 gkeys = [q.name for q in self.params if q.stan == f"gamma_{i}"]
                 p, v = self.class_prior(gkeys, f"the group-level predictors of {blk.factor}")
@@ -1151,9 +1155,7 @@ class ModelSpec:
             p, v = self.class_prior(self.block_keys(blk, "_sigma"), f"the SDs of {blk.factor} in {blk.dpar}'s formula")
             b["sd_prior"] = add(f"sd_{i}", p, v, True)
             if blk.pooling == "correlated":
-                cname = next(q.name for q in self.params if q.stan == f"Cor_{i}")
-                p, v = self.class_prior([cname], cname)
-                b["lkj_prior"] = add(f"L_{i}", p, v, False)
+                b["lkj_prior"] = lkj_prior(i)
             ctx["blocks"].append(b)
         return ctx, hyper
 
