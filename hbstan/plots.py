@@ -752,9 +752,12 @@ def plot_conditional(
         A second column, one colour per value: every level of a categorical, boolean or 0/1
         column or of a grouping column (its groups' effects included), and the mean and the
         mean +/- one SD of a numeric one.
-    kind : {"mean", "response", "link"}, default "mean"
+    kind : {"mean", "response", "link", "probs"}, default "mean"
         Expected value on the response scale (for binomial models with trials held at 1: the
         probability), new observations (the posterior predictive) or the linear predictor.
+        ``"probs"`` (ordinal and categorical families; as brms's ``categorical = TRUE``): each
+        response category's probability, one colour per category; ``by`` is then not
+        available (hold another column with ``values``, one panel per value with ``ax``).
     prob : float, default 0.95
         Mass of the intervals.
     values : dict, optional
@@ -788,14 +791,20 @@ def plot_conditional(
         ``fig.conditional_effects`` holds the table drawn (the grid with ``estimate``,
         ``std_error``, ``lower`` and ``upper``).
     """
-    from .effects import is_continuous, model_columns, predictions
+    from .effects import datagrid, is_continuous, model_columns, predictions
 
     fit = _check_fit(fit, "plot_conditional")
     m = fit.model
-    if m.family.per_category:
+    probs = kind == "probs"
+    if m.family.per_category and not probs:
         raise ValueError(
-            f"plot_conditional draws one prediction per row; family={m.family.name!r} has one per category: "
-            f"plot the table of fit.predictions(grid={x!r}, kind='probs') (a row per grid point and category) instead"
+            f"plot_conditional(kind={kind!r}) draws one prediction per row; family={m.family.name!r} has one "
+            "per category: use kind='probs' (each category's probability)"
+        )
+    if probs and by is not None:
+        raise ValueError(
+            f"plot_conditional(kind='probs') colours the response categories, so by={by!r} is not available: "
+            f"hold {by!r} at one value with values={{{by!r}: ...}}, one panel per value (ax=)"
         )
     roles = model_columns(fit)
     for name, what in ((x, "x"), (by, "by")):
@@ -826,7 +835,7 @@ def plot_conditional(
         else:
             vary.append(by)
     table = predictions(
-        fit, grid={**{v: None for v in vary}, **given}, kind=kind, prob=prob, re_formula=re_formula, seed=seed
+        fit, datagrid(fit, *vary, n=n, **given), kind=kind, prob=prob, re_formula=re_formula, seed=seed
     )
     if ax is None:
         fig = new_figure(figsize)
@@ -835,14 +844,16 @@ def plot_conditional(
     else:
         fig = ax.figure
         own = False
-    series = [None] if by is None else list(pd.unique(table[by]))
+    # the coloured series: the response categories (kind="probs"), the levels of `by`, or one
+    key = "category" if probs else by
+    series = [None] if key is None else list(pd.unique(table[key]))
     colours = _colours(len(series))
     continuous_x = is_continuous(data[x]) and roles[x] != "group"
     x_levels = list(pd.unique(table[x]))
     where = {lev: k for k, lev in enumerate(x_levels)}
     width = min(0.6 / max(len(series), 1), 0.2)
     for k, (lev, colour) in enumerate(zip(series, colours, strict=True)):
-        sub = table if lev is None else table[table[by] == lev]
+        sub = table if lev is None else table[table[key] == lev]
         label = None if lev is None else by_labels.get(lev, str(lev))
         if continuous_x:
             sub = sub.sort_values(x)
@@ -854,7 +865,9 @@ def plot_conditional(
             est = sub["estimate"].to_numpy(float)
             err = np.vstack([est - sub["lower"].to_numpy(float), sub["upper"].to_numpy(float) - est])
             ax.errorbar(pos, est, yerr=err, fmt="o", color=colour, ms=5, capsize=3, lw=1.4, label=label)
-    if points:
+    if points and probs:
+        log.warning("hbstan: plot_conditional(points=True) draws no data with kind='probs'")
+    elif points:
         _overlay_observed(fit, ax, x, None if by_labels else by, series, colours, where, continuous_x, kind, seed)
     if not continuous_x:
         ax.set_xticks(range(len(x_levels)))
@@ -865,14 +878,15 @@ def plot_conditional(
         "mean": f"{resp} (expected value{' per trial' if m.family.trials else ''})",
         "response": f"{resp} (posterior predictive)",
         "link": f"{resp} (linear predictor, {m.family.link} link)",
+        "probs": f"P({resp} = category)",
     }[kind]
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.set_title(
         title if title is not None else f"Conditional effect of {x}" + (f" by {by}" if by else "") + f" ({prob:.0%} intervals)"
     )
-    if by is not None:
-        ax.legend(title=by, loc="best", fontsize="small", frameon=False, ncol=1 if len(series) <= 12 else 2)
+    if key is not None:
+        ax.legend(title=resp if probs else by, loc="best", fontsize="small", frameon=False, ncol=1 if len(series) <= 12 else 2)
     fig.conditional_effects = table  # type: ignore[attr-defined]
     return finish_figure(fig, save, dpi, tight=own)
 

@@ -138,8 +138,33 @@ def test_features_with_one_prediction_are_refused(fit) -> None:
     np.testing.assert_allclose(cmp["estimate"].to_numpy(), change.mean(axis=2).mean(axis=(0, 1)), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="one per group and category.*plot_forest"):
         hbstan.plots.plot_shrinkage(fit)
-    with pytest.raises(ValueError, match=r"one per category: plot the table of fit.predictions\(grid='x', kind='probs'\)"):
+    with pytest.raises(ValueError, match=r"one per category: use kind='probs'"):
         hbstan.plots.plot_conditional(fit, "x")
+    with pytest.raises(ValueError, match=r"colours the response categories, so by='g' is not available"):
+        hbstan.plots.plot_conditional(fit, "x", by="g", kind="probs")
+
+
+@cmdstan
+def test_plot_conditional_draws_each_category(fit) -> None:
+    """kind="probs": one line per category, each the predictions table's estimate over the grid
+    (brms's conditional_effects(categorical = TRUE)), and the probabilities sum to 1 at each x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = hbstan.plots.plot_conditional(fit, "x", kind="probs", n=12)
+    table = fig.conditional_effects
+    assert list(pd.unique(table["category"])) == LABELS and len(table) == 12 * 3
+    np.testing.assert_allclose(table.groupby("x")["estimate"].sum().to_numpy(), 1.0, rtol=1e-12)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert sorted(lines) == sorted(LABELS)
+    for cat in LABELS:
+        sub = table[table["category"] == cat].sort_values("x")
+        np.testing.assert_allclose(lines[cat].get_ydata(), sub["estimate"].to_numpy(), rtol=1e-12)
+    assert ax.get_ylabel() == "P(choice = category)" and ax.get_legend().get_title().get_text() == "choice"
+    # bike (the slope's sign) grows with x
+    bike = table[table["category"] == "bike"].sort_values("x")["estimate"].to_numpy()
+    assert bike[-1] > bike[0]
 
 
 @cmdstan
