@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .tables import markdown_table
+
 if TYPE_CHECKING:
     import arviz as az
     import matplotlib.figure
@@ -266,11 +268,6 @@ def _fmt(v: Any, digits: int) -> str:
 
 
 def _markdown_table(df: pd.DataFrame, digits: int) -> list[str]:
-    cols = [str(c) for c in df.columns]
-    out = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |"]
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-    out.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
-
     def cell(col: str, v: Any) -> str:
         if isinstance(v, (float, np.floating)) and math.isfinite(v):
             if col.startswith("r_hat"):
@@ -279,9 +276,7 @@ def _markdown_table(df: pd.DataFrame, digits: int) -> list[str]:
                 return f"{v:.0f}"
         return _fmt(v, digits)
 
-    for row in df.itertuples(index=False):
-        out.append("| " + " | ".join(cell(c, v) for c, v in zip(cols, row)) + " |")
-    return out
+    return markdown_table(df, cell)
 
 
 # ---------------------------------------------------------------------------------------------

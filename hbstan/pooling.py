@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .design import FormulaError, parse_formula
+from .tables import markdown_table
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -55,7 +56,7 @@ _PARETO_K_BAD = 0.7
 def _markdown_table(df: pd.DataFrame, digits: int = 3) -> list[str]:
     """GitHub Markdown rows of a DataFrame (its index as the first column)."""
 
-    def fmt(v: Any) -> str:
+    def fmt(col: str, v: Any) -> str:
         if isinstance(v, (bool, np.bool_)):
             return "yes" if v else "no"
         if isinstance(v, (int, np.integer)):
@@ -66,13 +67,7 @@ def _markdown_table(df: pd.DataFrame, digits: int = 3) -> list[str]:
             return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:.0f}"
         return str(v).replace("|", "\\|")
 
-    cols = [str(df.index.name or "")] + [str(c) for c in df.columns]
-    numeric = [False] + [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    out = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |"]
-    out.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
-    for idx, row in zip(df.index, df.itertuples(index=False)):
-        out.append("| " + " | ".join([fmt(idx), *(fmt(v) for v in row)]) + " |")
-    return out
+    return markdown_table(df, fmt, index=True)
 
 
 @dataclass
