@@ -551,31 +551,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_table(result: Any) -> str:
-    """Render a comparison result as text: to_markdown(), else to_string(), else str()."""
-    for method in ("to_markdown", "to_string"):
-        fn = getattr(result, method, None)
-        if callable(fn):
-            try:
-                return str(fn())
-            except ImportError:  # pandas' to_markdown needs `tabulate`
-                continue
-    return str(result)
-
-
-def _import_compare(module: str, name: str, command: str) -> Any:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-        return getattr(mod, name)
-    except (ImportError, AttributeError) as err:
-        raise ImportError(
-            f"`hbstan {command}` needs {module}.{name}, which could not be imported ({err}); "
-            "update hbstan, and install the PyMC extra with `pip install 'hbstan[pymc]'`"
-        ) from None
-
-
 def _accepts(fn: Any, name: str) -> bool:
     try:
         params = inspect.signature(fn).parameters
@@ -590,16 +565,17 @@ def _one_formula(args: argparse.Namespace, command: str) -> None:
 
 
 def _cmd_compare_pymc(args: argparse.Namespace) -> int:
-    compare_backends = _import_compare("hbstan.compare", "compare_backends", "compare-pymc")
+    from . import compare
+
     _one_formula(args, "compare-pymc")
     model, _ = _build_model(args)
-    result = compare_backends(model, chains=args.chains, draws=args.draws, seed=args.seed)
-    print(_render_table(result))
+    result = compare.compare_backends(model, chains=args.chains, draws=args.draws, seed=args.seed)
+    print(result.to_markdown())
     return 0
 
 
 def _cmd_compare_pooling(args: argparse.Namespace) -> int:
-    compare_pooling = _import_compare("hbstan.pooling", "compare_pooling", "compare-pooling")
+    from . import pooling
     from .io import parse_prior
     from .priors import Prior
 
@@ -616,10 +592,10 @@ def _cmd_compare_pooling(args: argparse.Namespace) -> int:
     if spec.get("priors"):
         kwargs["priors"] = {k: v if isinstance(v, Prior) else parse_prior(v, name=k) for k, v in spec["priors"].items()}
     for key, value in spec.get("sampler", {}).items():  # only what the function takes
-        if _accepts(compare_pooling, key):
+        if _accepts(pooling.compare_pooling, key):
             kwargs[key] = value
-    result = compare_pooling(model.formula, model.data, **kwargs)
-    print(_render_table(result))
+    result = pooling.compare_pooling(model.formula, model.data, **kwargs)
+    print(result.to_markdown())
     return 0
 
 
