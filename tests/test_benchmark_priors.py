@@ -47,7 +47,11 @@ def test_brms_style_program_has_hbstan_default_priors(case):
     spec = run.CASES[case]
     df = glmm_data.simulate(spec["sim"])
     model = hbstan.Model(spec["formula"], data=df, **spec.get("options", {}))
-    ours = {k: np.ravel(v) for k, v in model.stan_data_for().items() if k.startswith("prior_") and k != "prior_only"}
+    ours = {
+        k: np.ravel(v)
+        for k, v in model.stan_data_for().items()
+        if k.startswith("prior_") and k != "prior_only"
+    }
     theirs = programs.PROGRAMS[spec["programs"]["stan_brms"]].prep(df)
     assert ours, "hbstan's program has no prior hyperparameters"
     for key, value in ours.items():
