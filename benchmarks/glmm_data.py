@@ -11,6 +11,19 @@ responses; the truth is returned alongside (``df.attrs["truth"]``) for reference
 * ``poisson_slopes``: counts of 60 sites, each surveyed in 8 years with 4 visits a year of
   varying effort (``exposure="effort"``); the year's trend varies by site, correlated with the
   site's level (``(1 + year | site)``).
+
+Newer families (issues 15 and 19), one data set per family group:
+
+* ``negbinomial_slopes``: overdispersed counts (negative binomial, shape 4) of 50 clinics x
+  40 patients, one predictor whose effect varies by clinic, correlated with the clinic's level.
+* ``zip_intercept``: counts with extra zeros (zero-inflated Poisson, zi 0.3) of 2,000 nests in
+  40 sites with a site intercept.
+* ``cumulative_intercept``: ordinal ratings 1-5 (cumulative logit) of 2,000 items by 40 raters
+  with a rater intercept on the latent scale.
+* ``gamma_intercept``: positive amounts (gamma, log link, shape 5) of 2,000 claims in 40
+  regions with a region intercept.
+* ``beta_intercept``: proportions in (0, 1) (beta, logit link, precision 20) of 2,000 plots in
+  40 fields with a field intercept.
 """
 
 from __future__ import annotations
@@ -75,7 +88,83 @@ def poisson_slopes(seed: int = SEED) -> pd.DataFrame:
     return df
 
 
-GENERATORS = {"bernoulli_crossed": bernoulli_crossed, "binomial_obs": binomial_obs, "poisson_slopes": poisson_slopes}
+def negbinomial_slopes(seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    clinics, per = 50, 40
+    clinic = np.repeat(np.arange(clinics), per)
+    x = rng.normal(size=clinic.size)
+    sd, rho = np.array([0.5, 0.3]), 0.3
+    cov = np.diag(sd) @ np.array([[1, rho], [rho, 1]]) @ np.diag(sd)
+    r = rng.multivariate_normal(np.zeros(2), cov, clinics)
+    mu = np.exp(1.2 + r[clinic, 0] + (0.4 + r[clinic, 1]) * x)
+    shape = 4.0
+    count = rng.negative_binomial(shape, shape / (shape + mu))  # mean mu, variance mu + mu^2 / shape
+    df = pd.DataFrame({"count": count, "x": x, "clinic": _labels("clinic", clinic)})
+    df.attrs["truth"] = {
+        "Intercept": 1.2, "x": 0.4, "shape": shape, "1|clinic_sigma": 0.5, "x|clinic_sigma": 0.3, "clinic_corr": rho,
+    }
+    return df
+
+
+def _one_intercept(rng: np.random.Generator, groups: int, per: int, sd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group index, a normal predictor and the linear predictor's group part of groups x per rows."""
+    g = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=g.size)
+    return g, x, rng.normal(0, sd, groups)[g]
+
+
+def zip_intercept(seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g, x, u = _one_intercept(rng, 40, 50, 0.6)
+    rate = np.exp(0.8 + 0.5 * x + u)
+    zi = 0.3
+    count = np.where(rng.uniform(size=g.size) < zi, 0, rng.poisson(rate))
+    df = pd.DataFrame({"count": count, "x": x, "site": _labels("site", g)})
+    df.attrs["truth"] = {"Intercept": 0.8, "x": 0.5, "zi": zi, "1|site_sigma": 0.6}
+    return df
+
+
+def cumulative_intercept(seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g, x, u = _one_intercept(rng, 40, 50, 0.8)
+    cuts = np.array([-1.5, -0.3, 0.7, 2.0])  # P(y <= k) = logistic(c_k - eta)
+    latent = 0.7 * x + u + rng.logistic(size=g.size)
+    rating = 1 + np.searchsorted(cuts, latent)
+    df = pd.DataFrame({"rating": rating, "x": x, "rater": _labels("rater", g)})
+    df.attrs["truth"] = {"Intercept": cuts.tolist(), "x": 0.7, "1|rater_sigma": 0.8}
+    return df
+
+
+def gamma_intercept(seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g, x, u = _one_intercept(rng, 40, 50, 0.4)
+    mu = np.exp(2.0 + 0.3 * x + u)
+    shape = 5.0
+    df = pd.DataFrame({"amount": rng.gamma(shape, mu / shape), "x": x, "region": _labels("region", g)})
+    df.attrs["truth"] = {"Intercept": 2.0, "x": 0.3, "shape": shape, "1|region_sigma": 0.4}
+    return df
+
+
+def beta_intercept(seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g, x, u = _one_intercept(rng, 40, 50, 0.5)
+    mu = 1 / (1 + np.exp(-(-0.5 + 0.4 * x + u)))
+    phi = 20.0
+    df = pd.DataFrame({"cover": rng.beta(mu * phi, (1 - mu) * phi), "x": x, "field": _labels("field", g)})
+    df.attrs["truth"] = {"Intercept": -0.5, "x": 0.4, "phi": phi, "1|field_sigma": 0.5}
+    return df
+
+
+GENERATORS = {
+    "bernoulli_crossed": bernoulli_crossed,
+    "binomial_obs": binomial_obs,
+    "poisson_slopes": poisson_slopes,
+    "negbinomial_slopes": negbinomial_slopes,
+    "zip_intercept": zip_intercept,
+    "cumulative_intercept": cumulative_intercept,
+    "gamma_intercept": gamma_intercept,
+    "beta_intercept": beta_intercept,
+}
 
 
 def simulate(name: str, seed: int = SEED) -> pd.DataFrame:

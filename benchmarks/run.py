@@ -100,6 +100,52 @@ CASES: dict[str, dict[str, Any]] = {
         "optional": ["hbstan_nc"],
         "programs": {"stan_brms": "glmm_poisson_brms"},
     },
+    # issues 15 and 19: one row per newer family group, 2,000 rows each (glmm_data.py)
+    "glmm_negbinomial": {
+        "title": "Negative binomial, 2,000 counts in 50 clinics, correlated clinic intercepts and slopes",
+        "sim": "negbinomial_slopes",
+        "formula": "count ~ 1 + x + (1 + x | clinic)",
+        "options": {"family": "negbinomial"},
+        "engines": ["hbstan", "stan_brms", "nutpie"],
+        "optional": ["hbstan_nc", "pymc"],  # PyMC NUTS: not measured yet; run with --only <case>/pymc
+        "programs": {"stan_brms": "glmm_negbinomial_brms"},
+    },
+    "glmm_zip": {
+        "title": "Zero-inflated Poisson, 2,000 counts in 40 sites, varying intercept",
+        "sim": "zip_intercept",
+        "formula": "count ~ 1 + x + (1 | site)",
+        "options": {"family": "zero_inflated_poisson"},
+        "engines": ["hbstan", "stan_brms", "nutpie"],
+        "optional": ["hbstan_nc", "pymc"],  # PyMC NUTS: not measured yet; run with --only <case>/pymc
+        "programs": {"stan_brms": "glmm_zip_brms"},
+    },
+    "glmm_cumulative": {
+        "title": "Ordinal (cumulative logit), 2,000 ratings 1-5 by 40 raters, varying intercept",
+        "sim": "cumulative_intercept",
+        "formula": "rating ~ 1 + x + (1 | rater)",
+        "options": {"family": "cumulative"},
+        "engines": ["hbstan", "stan_brms", "nutpie"],
+        "optional": ["hbstan_nc", "pymc"],  # PyMC NUTS: not measured yet; run with --only <case>/pymc
+        "programs": {"stan_brms": "glmm_cumulative_brms"},
+    },
+    "glmm_gamma": {
+        "title": "Gamma (log link), 2,000 positive amounts in 40 regions, varying intercept",
+        "sim": "gamma_intercept",
+        "formula": "amount ~ 1 + x + (1 | region)",
+        "options": {"family": "gamma"},
+        "engines": ["hbstan", "stan_brms", "nutpie"],
+        "optional": ["hbstan_nc", "pymc"],  # PyMC NUTS: not measured yet; run with --only <case>/pymc
+        "programs": {"stan_brms": "glmm_gamma_brms"},
+    },
+    "glmm_beta": {
+        "title": "Beta (logit link), 2,000 proportions in 40 fields, varying intercept",
+        "sim": "beta_intercept",
+        "formula": "cover ~ 1 + x + (1 | field)",
+        "options": {"family": "beta"},
+        "engines": ["hbstan", "stan_brms", "nutpie"],
+        "optional": ["hbstan_nc", "pymc"],  # PyMC NUTS: not measured yet; run with --only <case>/pymc
+        "programs": {"stan_brms": "glmm_beta_brms"},
+    },
 }
 
 # hbstan engines: Model options added to the case's (the default engine adds none)
@@ -409,6 +455,20 @@ def _fit_program(spec: dict[str, Any], case: dict[str, Any], df: Any, engine: st
     }
 
 
+def _post_summary(post: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Posterior mean and SD of every element of every quantity (flattened, in the quantity's
+    order: group levels sorted by label in every engine), to check that two engines sample the
+    same posterior."""
+    import numpy as np
+
+    out = {}
+    for k, v in post.items():
+        a = np.asarray(v, dtype=float)
+        a = a.reshape(a.shape[0], a.shape[1], -1)
+        out[k] = {"mean": a.mean(axis=(0, 1)).tolist(), "sd": a.std(axis=(0, 1)).tolist()}
+    return out
+
+
 def worker_fit(spec: dict[str, Any]) -> dict[str, Any]:
     import arviz  # noqa: F401  (imports are not part of any timing)
     import cmdstanpy  # noqa: F401
@@ -433,6 +493,7 @@ def worker_fit(spec: dict[str, Any]) -> dict[str, Any]:
         res = _fit_program(spec, case, df, engine)
     post = res.pop("post")
     res.update(bl.ess_rhat(post))
+    res["post_summary"] = _post_summary(post)
     res["ess_per_s"] = res["min_ess_bulk"] / res["wall_s"]
     if res.get("sampler_s"):
         res["ess_per_s_sampler"] = res["min_ess_bulk"] / res["sampler_s"]
@@ -779,6 +840,10 @@ def markdown(result: dict[str, Any]) -> str:
             if row["runs"]:
                 params = ", ".join(row["median"]["min_ess_params"])
                 notes.append(f"{ENGINES.get(row['engine'], row['engine'])}: min bulk ESS at {params}.")
+        for other in ("stan_brms", "nutpie"):
+            agree = posterior_agreement(rows.get(f"{case_name}/hbstan"), rows.get(f"{case_name}/{other}"))
+            if agree:
+                notes.append(f"Same posterior, hbstan vs {ENGINES[other]}: {agree}.")
         lines += [""] + [f"- {n}" for n in notes] + [""]
     lines += goals_section(result)
     lines += refit_section(result.get("refit"))
@@ -795,6 +860,42 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def posterior_agreement(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str | None:
+    """How far two engines' posteriors are apart, over the quantities both report: the largest
+    difference of posterior means in posterior SDs, and the range of the ratio of SDs, each
+    from the averages over the rows' runs. Monte Carlo error alone gives differences of about
+    sqrt(1 / ESS_a + 1 / ESS_b / n_runs) SDs per element, the largest of many elements a few
+    times that."""
+    import numpy as np
+
+    def averaged(row: dict[str, Any] | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        runs = [r["post_summary"] for r in (row or {}).get("runs", []) if r.get("post_summary")]
+        if not runs:
+            return {}
+        keys = set.intersection(*(set(r) for r in runs))
+        return {
+            k: (np.mean([r[k]["mean"] for r in runs], axis=0), np.mean([r[k]["sd"] for r in runs], axis=0))
+            for k in keys
+        }
+
+    pa, pb = averaged(a), averaged(b)
+    common = sorted(k for k in set(pa) & set(pb) if len(pa[k][0]) == len(pb[k][0]))
+    if not common:
+        return None
+    worst, at, ratios = 0.0, "", []
+    for k in common:
+        (ma, sa), (mb, sb) = pa[k], pb[k]
+        z = np.abs(ma - mb) / np.maximum(np.sqrt((sa**2 + sb**2) / 2), 1e-12)
+        if z.max() > worst:
+            worst, at = float(z.max()), k
+        ratios += list(sa / np.maximum(sb, 1e-12))
+    n = sum(len(pa[k][0]) for k in common)
+    return (
+        f"largest difference of posterior means {worst:.2f} posterior SDs (at {at}), ratio of posterior SDs "
+        f"{min(ratios):.2f}-{max(ratios):.2f}, over {n} elements of {len(common)} quantities"
+    )
 
 
 def _ratio(rows: dict[str, Any], case: str, a: str, b: str, key: str = "ess_per_s") -> float | None:

@@ -12,7 +12,9 @@ taken over the same set of quantities for every engine.
   ``Intercept``, non-centered ``r_1_1 = sd_1[1] * z_1[1]`` (``scale_r_cor`` for correlated
   effects), one ``normal_id_glm_lpdf`` call, brms's default student_t(3, ...) priors.
 * ``glmm_*_brms``: the GLMM rows of issue 19 in the same brms style (simulated data of
-  ``glmm_data.py``), but with hbstan's default priors, so that they sample hbstan's posterior.
+  ``glmm_data.py``), but with hbstan's default priors, so that they sample hbstan's posterior;
+  the newer families' rows (negbinomial, zip, cumulative, gamma, beta) write the likelihood
+  as brms does for each family (a GLM function, a per-row function, or a vectorized density).
 """
 
 from __future__ import annotations
@@ -179,6 +181,98 @@ def prep_glmm_poisson(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _prep_family(df: pd.DataFrame, y: str, group: str, loc: float, **aux: float) -> dict[str, Any]:
+    """One predictor ``x`` and a varying intercept by ``group`` (the newer families' rows, issues
+    15 and 19), hbstan's default priors: Normal(loc, 2.5) on the Intercept at the mean of x,
+    where loc is the family's link of the response's mean; Normal(0, 2.5 / sd(x)) on x;
+    HalfNormal(1) on the SD; ``aux``: the family's auxiliary prior's hyperparameters."""
+    data = _prep_glmm(df, y, ["x"], [group])
+    data["prior_Intercept_loc"] = loc
+    return {**data, **aux}
+
+
+def prep_glmm_negbinomial(df: pd.DataFrame) -> dict[str, Any]:
+    """hbstan's defaults for a negative binomial model: Normal(log(mean(y)), 2.5) on the
+    Intercept, InverseGamma(0.4, 0.3) on the shape, HalfNormal(1) and HalfNormal(1 / sd(x)) on
+    the SDs, LKJ(2)."""
+    n = len(df)
+    x = df["x"].to_numpy(float)
+    count = df["count"].to_numpy(int)
+    J, N_1 = _group_index(df, "clinic")
+    return {
+        "N": n,
+        "Y": count,
+        "K": 2,
+        "X": np.column_stack([np.ones(n), x]),
+        "Kc": 1,
+        "N_1": N_1,
+        "M_1": 2,
+        "J_1": J,
+        "Z_1_1": np.ones(n),
+        "Z_1_2": x,
+        "NC_1": 1,
+        "prior_Intercept_loc": float(np.log(np.mean(count))),
+        "prior_Intercept_scale": 2.5,
+        "prior_b_scale": [2.5 / _sd0(x)],
+        "prior_shape_alpha": 0.4,
+        "prior_shape_beta": 0.3,
+        "prior_sd_1_scale": [1.0, 1.0 / _sd0(x)],
+        "prior_L_1_eta": 2.0,
+        "prior_only": 0,
+    }
+
+
+def prep_glmm_zip(df: pd.DataFrame) -> dict[str, Any]:
+    """The Intercept's prior is centred on the log mean of the positive counts (hbstan takes the
+    base family's response scale from them); Beta(1, 1) on zi."""
+    y = df["count"].to_numpy(int)
+    loc = float(np.log(np.mean(y[y > 0])))
+    return _prep_family(df, "count", "site", loc, prior_zi_alpha=1.0, prior_zi_beta=1.0)
+
+
+def prep_glmm_cumulative(df: pd.DataFrame) -> dict[str, Any]:
+    """No intercept column: the thresholds get StudentT(3, 0, 2.5) each (hbstan's and brms's
+    default); Normal(0, 2.5 / sd(x)) on x; HalfNormal(1) on the SD."""
+    n = len(df)
+    x = df["x"].to_numpy(float)
+    rating = df["rating"].to_numpy(int)
+    J, N_1 = _group_index(df, "rater")
+    return {
+        "N": n,
+        "Y": rating,
+        "nthres": int(rating.max()) - 1,
+        "K": 1,
+        "X": x[:, None],
+        "N_1": N_1,
+        "M_1": 1,
+        "J_1": J,
+        "Z_1_1": np.ones(n),
+        "prior_Intercept_nu": 3.0,
+        "prior_Intercept_loc": 0.0,
+        "prior_Intercept_scale": 2.5,
+        "prior_b_scale": [2.5 / _sd0(x)],
+        "prior_sd_scale": 1.0,
+        "prior_only": 0,
+    }
+
+
+def prep_glmm_gamma(df: pd.DataFrame) -> dict[str, Any]:
+    """Normal(log(mean(y)), 2.5) on the Intercept, InverseGamma(0.4, 0.3) on the shape."""
+    y = df["amount"].to_numpy(float)
+    data = _prep_family(df, "amount", "region", float(np.log(np.mean(y))), prior_shape_alpha=0.4, prior_shape_beta=0.3)
+    data["Y"] = y
+    return data
+
+
+def prep_glmm_beta(df: pd.DataFrame) -> dict[str, Any]:
+    """Normal(logit(mean(y)), 2.5) on the Intercept, InverseGamma(0.4, 0.3) on phi."""
+    y = df["cover"].to_numpy(float)
+    m = float(np.mean(y))
+    data = _prep_family(df, "cover", "field", float(np.log(m / (1 - m))), prior_phi_alpha=0.4, prior_phi_beta=0.3)
+    data["Y"] = y
+    return data
+
+
 def _same(a: np.ndarray) -> np.ndarray:
     return a
 
@@ -276,6 +370,63 @@ PROGRAMS: dict[str, Program] = {
             "1|site": ("r_1_1", _same),
             "year|site": ("r_1_2", _same),
             "site_corr": ("cor_1", _col(0)),
+        },
+    ),
+    "glmm_negbinomial_brms": Program(
+        "glmm_negbinomial_brms",
+        prep_glmm_negbinomial,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "shape": ("shape", _same),
+            "1|clinic_sigma": ("sd_1", _col(0)),
+            "x|clinic_sigma": ("sd_1", _col(1)),
+            "1|clinic": ("r_1_1", _same),
+            "x|clinic": ("r_1_2", _same),
+            "clinic_corr": ("cor_1", _col(0)),
+        },
+    ),
+    "glmm_zip_brms": Program(
+        "glmm_zip_brms",
+        prep_glmm_zip,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "zi": ("zi", _same),
+            "1|site_sigma": ("sd_1", _col(0)),
+            "1|site": ("r_1_1", _same),
+        },
+    ),
+    "glmm_cumulative_brms": Program(
+        "glmm_cumulative_brms",
+        prep_glmm_cumulative,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "1|rater_sigma": ("sd_1", _col(0)),
+            "1|rater": ("r_1_1", _same),
+        },
+    ),
+    "glmm_gamma_brms": Program(
+        "glmm_gamma_brms",
+        prep_glmm_gamma,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "shape": ("shape", _same),
+            "1|region_sigma": ("sd_1", _col(0)),
+            "1|region": ("r_1_1", _same),
+        },
+    ),
+    "glmm_beta_brms": Program(
+        "glmm_beta_brms",
+        prep_glmm_beta,
+        {
+            "Intercept": ("b_Intercept", _same),
+            "x": ("b", _col(0)),
+            "phi": ("phi", _same),
+            "1|field_sigma": ("sd_1", _col(0)),
+            "1|field": ("r_1_1", _same),
         },
     ),
 }
