@@ -102,11 +102,14 @@ class SBCResult:
         The simulated responses, one row per simulation (n_sims x rows of the data). Ranks are
         uniform given the data too, so a subset of simulations chosen by their data (never by
         their true parameters) is itself a valid SBC: ``result.subset(mask)``.
+    fit_warnings : list of list of str or None
+        Each simulation's sampler warnings (R-hat, ESS, divergences; empty where the fit failed).
     """
 
     def __init__(
         self, ranks: pd.DataFrame, truth: pd.DataFrame, max_rank: int, failures: list[Failure], divergences: np.ndarray,
         alpha: float, seconds: float, settings: dict[str, Any], simulated: np.ndarray | None = None,
+        fit_warnings: list[list[str]] | None = None,
     ) -> None:
         self.ranks = ranks
         self.truth = truth
@@ -117,6 +120,7 @@ class SBCResult:
         self.seconds = seconds
         self.settings = settings
         self.simulated = simulated
+        self.fit_warnings = fit_warnings
 
     def subset(self, mask: np.ndarray) -> SBCResult:
         """Keep the simulations where ``mask`` (one bool per simulation) holds, as an SBC of their own.
@@ -135,6 +139,7 @@ class SBCResult:
             self.ranks[mask].reset_index(drop=True), self.truth[mask].reset_index(drop=True), self.max_rank, keep,
             self.divergences[mask], self.alpha, self.seconds, dict(self.settings),
             None if self.simulated is None else self.simulated[mask],
+            None if self.fit_warnings is None else [w for w, m in zip(self.fit_warnings, mask, strict=True) if m],
         )
 
     def __repr__(self) -> str:
@@ -427,4 +432,5 @@ def sbc(
         "prior_warnings": list(prior.warnings), "prior_program": "non-centered" if centered else "the model's",
         "dropped": dropped,
     }
-    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings, y)
+    fit_warnings = [[] if isinstance(r, Failure) else list(r["warnings"]) for r in results]
+    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings, y, fit_warnings)
