@@ -2,7 +2,7 @@
 
 Does the program sample the posterior it claims to?
 Parameters and data are drawn from the prior predictive (the model's own program in its
-``prior_only`` mode, thinned to near-independent draws), the model is refitted to each
+``prior_only`` mode, non-centered, thinned to near-independent draws), the model is refitted to each
 simulated data set, and each parameter's rank among its (thinned) posterior draws is
 recorded. If the fits are right, the ranks are uniform. The refits are one batch of
 :func:`hbstan.many.run_tasks`: a local pool or a Dask cluster, one program, one seed.
@@ -71,6 +71,13 @@ def _sbc_fit(
     return {"ranks": ranks, "L": L, "divergences": div, "warnings": list(fit.warnings)}
 
 
+def _as_column(y: np.ndarray, like: pd.Series) -> Any:
+    """Return simulated responses in the form of the data's column (a pandas Categorical's codes 1..K as its categories)."""
+    if isinstance(like.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(np.rint(y).astype(int) - 1, dtype=like.dtype)
+    return y
+
+
 class SBCResult:
     """The ranks of a simulation-based calibration and their uniformity tests.
 
@@ -95,11 +102,14 @@ class SBCResult:
         The simulated responses, one row per simulation (n_sims x rows of the data). Ranks are
         uniform given the data too, so a subset of simulations chosen by their data (never by
         their true parameters) is itself a valid SBC: ``result.subset(mask)``.
+    fit_warnings : list of list of str or None
+        Each simulation's sampler warnings (R-hat, ESS, divergences; empty where the fit failed).
     """
 
     def __init__(
         self, ranks: pd.DataFrame, truth: pd.DataFrame, max_rank: int, failures: list[Failure], divergences: np.ndarray,
         alpha: float, seconds: float, settings: dict[str, Any], simulated: np.ndarray | None = None,
+        fit_warnings: list[list[str]] | None = None,
     ) -> None:
         self.ranks = ranks
         self.truth = truth
@@ -110,6 +120,7 @@ class SBCResult:
         self.seconds = seconds
         self.settings = settings
         self.simulated = simulated
+        self.fit_warnings = fit_warnings
 
     def subset(self, mask: np.ndarray) -> SBCResult:
         """Keep the simulations where ``mask`` (one bool per simulation) holds, as an SBC of their own.
@@ -128,6 +139,7 @@ class SBCResult:
             self.ranks[mask].reset_index(drop=True), self.truth[mask].reset_index(drop=True), self.max_rank, keep,
             self.divergences[mask], self.alpha, self.seconds, dict(self.settings),
             None if self.simulated is None else self.simulated[mask],
+            None if self.fit_warnings is None else [w for w, m in zip(self.fit_warnings, mask, strict=True) if m],
         )
 
     def __repr__(self) -> str:
@@ -209,6 +221,13 @@ class SBCResult:
             )
         lines += ["", f"Divergent transitions: {int(np.nansum(self.divergences))} in "
                   f"{int(np.sum(np.nan_to_num(self.divergences) > 0))} of {len(self.ranks)} fits."]
+        if self.settings.get("prior_program") == "non-centered":
+            lines.append("- the prior draws: from the non-centered program (the fitted one centers its group effects)")
+        if self.settings.get("dropped"):
+            lines.append(
+                f"- {self.settings['dropped']} simulated data sets missed a category and were replaced by further prior "
+                "draws (a choice made by the data alone, so the ranks stay uniform for a correct program)"
+            )
         for w in self.settings.get("prior_warnings", []):
             lines.append(f"- the prior draws: {w}")
         for f in self.failures:
@@ -279,7 +298,12 @@ def sbc(
        model's program in its ``prior_only`` mode (``prior_chains`` chains, every
        ``prior_thin``-th draw, so the draws are near-independent), with the model's predictors,
        groups and priors (default priors are those of the model's data, fixed for every
-       simulation); the simulated responses replace the response column.
+       simulation); the simulated responses replace the response column. Where the model
+       centers a term's group effects, the draws come from its non-centered program (the same
+       prior without the funnel that NUTS samples badly; one more compile). For ``cumulative``
+       and ``categorical``, a simulated data set that misses a category would be another model
+       (fewer thresholds) or refused: it is dropped and the next prior draw taken (a choice by
+       the data alone; ``settings["dropped"]`` counts them).
     2. Each simulated data set is fitted (one compiled program; a batch on a local pool or
        a Dask cluster, :func:`hbstan.many.run_tasks`), with the same priors, or with
        ``fit_priors`` replacing some of them (a deliberately wrong prior, to see the test
@@ -342,9 +366,17 @@ def sbc(
         Model(model.formula, model.data, **fit_options)  # unknown keys or bad priors: an error now, not in n_sims fits
     names = list(params) if params is not None else [p.name for p in model.params if p.kind != "matrix_cols"]
     seed_prior, seed_fits = task_seeds(seed, 2)
-    # 1. prior predictive draws with the model's own program, thinned to near-independence
-    per_chain = math.ceil(n_sims / prior_chains)
-    gen = Model(model.formula, model.data, **gen_options)
+    # 1. prior predictive draws, thinned to near-independence. Under the prior alone a centered
+    # term's effects and their SD form a funnel that NUTS samples badly (R-hat 1.19 on the group
+    # SD of a centered lognormal model); the non-centered program's prior is a product of
+    # independent priors, so the draws come from it (the same model, another parameterization).
+    centered = any(blk.centered for blk in model.design.blocks)
+    gen = Model(model.formula, model.data, **({**gen_options, "centered": False} if centered else gen_options))
+    # a family of categories: a simulated data set that misses a category is another model
+    # (fewer thresholds, or refused); such data sets are dropped and others drawn in their place
+    ncat = model.ncat
+    n_draw = n_sims if not ncat else 3 * n_sims
+    per_chain = math.ceil(n_draw / prior_chains)
     with warnings.catch_warnings():  # kept in the result (settings["prior_warnings"]), not raised
         warnings.simplefilter("ignore", SamplingWarning)
         prior = gen.sample(
@@ -352,21 +384,36 @@ def sbc(
             prior_only=True, pointwise="python", show_progress=False,
         )
     post = prior.idata.posterior.isel(draw=slice(prior_thin - 1, None, prior_thin))
-    truth_all = {k: v.reshape(-1)[:n_sims] for k, v in _entries(post, names).items()}
-    truth_all = {k: v for k, v in truth_all.items() if np.ptp(v) > 0}  # constant entries cannot be ranked
+    truth_all = {k: v.reshape(-1) for k, v in _entries(post, names).items()}
     y = prior.idata.posterior_predictive[resp].isel(draw=slice(prior_thin - 1, None, prior_thin)).values
-    y = y.reshape(-1, y.shape[-1])[:n_sims]
+    y = y.reshape(-1, y.shape[-1])
+    keep = np.arange(len(y))
+    dropped = 0
+    if ncat:  # every category 1..K observed
+        complete = np.array([np.unique(row).size == ncat for row in np.rint(y).astype(int)])
+        keep = np.flatnonzero(complete)[:n_sims]
+        dropped = int(np.sum(~complete[: (keep[-1] + 1 if keep.size else len(y))]))
+        if keep.size < n_sims:
+            raise RuntimeError(
+                f"only {keep.size} of {len(y)} prior predictive data sets hold every one of the {ncat} categories "
+                f"(n_sims={n_sims}): the design is too small for the prior; use more rows or fewer categories"
+            )
+    keep = keep[:n_sims]
+    y = y[keep]
+    truth_all = {k: v[keep] for k, v in truth_all.items()}
+    truth_all = {k: v for k, v in truth_all.items() if np.ptp(v) > 0}  # constant entries cannot be ranked
     truth = pd.DataFrame(truth_all)
     base = model.data.reset_index(drop=True)
+    fit_program = Model(model.formula, model.data, **fit_options).program()
     run = dict(BATCH_SAMPLER_DEFAULTS, chains=chains, draws=draws, warmup=warmup, **sampler)
     args = []
     for s in range(n_sims):
         df = base.copy()
-        df[resp] = y[s]
+        df[resp] = _as_column(y[s], base[resp])
         args.append((model.formula, df, fit_options, run, {k: float(v[s]) for k, v in truth_all.items()}, thin))
     # 2. the refits
     results = run_tasks(
-        _sbc_fit, args, seed=seed_fits, client=client, workers=workers, programs=[(gen.program(), None)],
+        _sbc_fit, args, seed=seed_fits, client=client, workers=workers, programs=[(fit_program, None)],
         progress=progress, what="SBC fits",
     )
     failures = [r for r in results if isinstance(r, Failure)]
@@ -382,6 +429,8 @@ def sbc(
     settings = {
         "formula": str(model.formula), "family": model.family.name, "chains": chains, "draws": draws, "warmup": warmup,
         "thin": thin, "seed": seed, "fit_priors": {k: str(v) for k, v in dict(fit_priors or {}).items()},
-        "prior_warnings": list(prior.warnings),
+        "prior_warnings": list(prior.warnings), "prior_program": "non-centered" if centered else "the model's",
+        "dropped": dropped,
     }
-    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings, y)
+    fit_warnings = [[] if isinstance(r, Failure) else list(r["warnings"]) for r in results]
+    return SBCResult(ranks, truth, max_rank, failures, div, alpha, time.perf_counter() - t0, settings, y, fit_warnings)

@@ -273,5 +273,10 @@ def test_sbc_ranks_do_not_depend_on_the_number_of_workers(model, client, caplog)
     pd.testing.assert_frame_equal(sub.ranks, one.ranks[mask].reset_index(drop=True))
     np.testing.assert_array_equal(sub.simulated, one.simulated[mask])
     assert len(sub.ranks) == 3 and sub.max_rank == one.max_rank
+    # each refit's sampler warnings, one list per simulation, kept by a subset; a model that
+    # is not centered draws its prior from its own program, with nothing dropped
+    assert len(one.fit_warnings) == 6 and all(isinstance(w, list) for w in one.fit_warnings)
+    assert sub.fit_warnings == [w for w, m in zip(one.fit_warnings, mask, strict=True) if m]
+    assert one.settings["prior_program"] == "the model's" and one.settings["dropped"] == 0
     with pytest.raises(ValueError, match="one bool per simulation"):
         one.subset([True])
