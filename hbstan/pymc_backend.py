@@ -537,7 +537,9 @@ def _one_predictor(
                 # centered on the intercept (hierarchical centering; the same density)
                 name = f"{PREFIX}{'a' if how.on_intercept else 'r'}_{i}"
                 if how.on_intercept:
-                    mu = pt.concatenate([pt.reshape(intercept, (1,)), pt.zeros(M - 1)])
+                    # an ordinal model's group intercepts relative to the thresholds' mean
+                    level = -pt.mean(cuts) if intercept is None else intercept
+                    mu = pt.concatenate([pt.reshape(level, (1,)), pt.zeros(M - 1)])
                 else:
                     mu = pt.zeros(M)
                 if blk.pooling == "correlated":

@@ -859,13 +859,16 @@ class ModelSpec:
         """Return the term (1-based) centered on the intercept, or None.
 
         That is the first centered (sampled) term with a varying intercept whose mean is not
-        sampled apart.
+        sampled apart. An ordinal model's thresholds play the intercept's part: shifting every
+        threshold and every group intercept alike leaves the likelihood unchanged, so its group
+        intercepts are sampled around the thresholds' mean (``a = r - mean(Intercept)``).
         """
         d = self.design
         return next(
             (
                 i for i, blk in enumerate(d.blocks, start=1)
-                if blk.centered and blk.has_intercept and d.has_intercept and not (self.marginalized and i == 1)
+                if blk.centered and blk.has_intercept and (d.has_intercept or bool(d.thresholds))
+                and not (self.marginalized and i == 1)
                 and not self.family.per_category  # a vector of intercepts, one per category
                 and i - 1 not in self.split_means  # its mean sampled on its own instead
             ),
@@ -1122,6 +1125,7 @@ class ModelSpec:
                 "centered": blk.centered,
                 "marginal": self.marginalized and i == 1,
                 "on_intercept": i == on_intercept,
+                "on_thresholds": i == on_intercept and bool(d.thresholds),  # centered on the thresholds' mean
                 "split": i - 1 in self.split_means,
                 # its slopes centered on their population-level coefficients too
                 "center_slopes": self.slope_coefficients(i) is not None,

@@ -188,7 +188,8 @@ def stan_params(model: Any, pt: Point, names: set[str]) -> dict[str, Any]:
                 out[f"z_{i}"] = np.linalg.solve(np.diag(pt.sd[i]) @ pt.L[i], dev.T)
         elif f"a_{i}" in names:  # centered on the intercept: a = r + Intercept in column 1
             a = pt.r[i].copy()
-            a[:, 0] += pt.Intercept
+            # (an ordinal model's: relative to its thresholds' mean, a = r - mean(thresholds))
+            a[:, 0] += pt.Intercept if pt.thresholds is None else -np.mean(pt.thresholds)
             for m, k in enumerate(model.slope_coefficients(i) or []):  # slopes on their coefficients
                 if k:
                     a[:, m] += pt.b[k - 1]

@@ -111,13 +111,47 @@ def test_backends_agree() -> None:
 
 
 def test_thresholds_replace_the_intercept() -> None:
-    """No intercept in the linear predictor, no term centered on one; unpooled group
-    intercepts (not identified beside the thresholds) are refused."""
+    """No intercept in the linear predictor; a centered term's group intercepts are sampled
+    relative to the thresholds' mean; unpooled group intercepts (not identified beside the
+    thresholds) are refused."""
     df = _simulate("logit", 14, n=300)
     m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
     ctx = m.structure()[0]
-    assert not ctx["has_intercept"] and ctx["thresholds"] and not ctx["blocks"][0]["on_intercept"]
+    assert not ctx["has_intercept"] and ctx["thresholds"] and ctx["blocks"][0]["on_thresholds"]
     assert "vector[N] eta = offsets;" in m.program() and "offsets + Intercept" not in m.program()
+    assert "r_1[, 1] = a_1[, 1] + mean(Intercept);" in m.program()
     assert [str(m.priors[k]) for k in m.priors if k.startswith("Intercept[")] == [str(hbstan.StudentT(3, 0, 2.5))] * 4
     with pytest.raises(hbstan.FormulaError, match="unpooled group intercepts"):
         hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", pooling="unpooled")
+
+
+@cmdstan
+def test_centered_on_the_thresholds_pymc_log_density_equals_stan() -> None:
+    """A centered term of an ordinal model samples its group intercepts relative to the
+    thresholds' mean (a = r - mean(thresholds): the sampler no longer moves all thresholds and
+    all group intercepts together along a ridge; benchmarks/results/glmm_families_notes.md).
+    The PyMC model, parameterized alike, has the program's log density at random points up to
+    a constant (the program's density itself is checked against NumPy in the log-density grid's
+    centered cumulative variants)."""
+    pytest.importorskip("pymc")
+    import pytensor
+
+    from hbstan.backend import compiled_model
+    from hbstan.pymc_backend import PREFIX, build_pymc_model
+
+    df = _simulate("logit", 15, J=10, n=300)
+    m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
+    cm = compiled_model(m.stan_code)
+    pmodel = build_pymc_model(m)
+    assert f"{PREFIX}a_1" in [rv.name for rv in pmodel.free_RVs]
+    logp = pmodel.compile_logp(jacobian=True)
+    constrained = pytensor.function(pmodel.value_vars, pmodel.replace_rvs_by_values(pmodel.free_RVs))
+    rng = np.random.default_rng(2)
+    diffs = []
+    for _ in range(4):
+        point = {k: rng.normal(scale=0.7, size=np.shape(v)) for k, v in pmodel.initial_point().items()}
+        vals = constrained(*[point[v.name] for v in pmodel.value_vars])
+        params = {rv.name[len(PREFIX):]: np.asarray(v) for rv, v in zip(pmodel.free_RVs, vals, strict=True)}
+        lp = cm.log_prob(params=params, data=m.stan_data, jacobian=True, sig_figs=14)["lp__"].iloc[0]
+        diffs.append(float(logp(point)) - float(lp))
+    assert max(diffs) - min(diffs) < 1e-8, diffs
