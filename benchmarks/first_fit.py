@@ -1,8 +1,8 @@
 """The first fit of a new formula with the general programs built (issue 19).
 
 A cold machine that has run `hbstan precompile --general-only`: a fresh hbstan cache holding
-only the four general programs (copied from this machine's cache, compiled there if need
-be), so the specialized program of each radon model below is not cached. Each case runs in a
+only the general programs at each family's default link (copied from this machine's cache,
+compiled there if need be: every general program, as `hbstan precompile --general-only`), so the specialized program of each radon model below is not cached. Each case runs in a
 fresh Python process and times ``Model(...)`` plus ``sample()`` at the defaults (4 chains x
 (1000 + 1000)), the way an analyst's first fit of a formula goes; then the same with
 ``program="specialized"``, which waits for the compile. The background compile started by the
