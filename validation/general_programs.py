@@ -133,14 +133,53 @@ def cases() -> list[tuple[str, str, str, str]]:
     return out
 
 
+def write(out: Path, rows: list[dict], kept: list[dict], minutes: float) -> bool:
+    """Write the results (the rows run now and ``kept`` from before) to ``out``.{md,json}; whether all agree."""
+    order = [c[0] for c in cases()]
+    ran = {r["case"] for r in rows}
+    rows = sorted(rows + [r for r in kept if r["case"] not in ran], key=lambda r: order.index(r["case"]))
+    meta = {"machine": platform.platform(), "hbstan": hbstan.__version__, "minutes": minutes}
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines: list[str] = [
+        "# General programs against specialized programs",
+        "",
+        f"`python validation/general_programs.py` ({meta['machine']}, hbstan {meta['hbstan']}, "
+        f"{meta['minutes']:.0f} min for the cases run last; each row's date and load average are in the JSON). "
+        "Each case: simulated data (400 rows, 12 groups g, 6 groups h), "
+        "one fit on each program at the defaults (4 chains x (1000 + 1000)), `hbstan.compare_fits` over every "
+        "posterior scalar (family-wise alpha 0.01, a flagged difference confirmed by longer runs). "
+        "Times include the compile where the specialized program was not cached.",
+        "",
+        "| case | verdict | rounds | scalars | max abs z | general: fit (s) | sample (s) | specialized: fit (s) | sample (s) | divergences (general / specialized) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['verdict']} | {r['rounds']} | {r['scalars']} | {r['max_abs_z']:.2f} | "
+            f"{r['general_s']} | {r['general_sample_s']} | {r['specialized_s']} | {r['specialized_sample_s']} | "
+            f"{r['divergences_general']} / {r['divergences_specialized']} |"
+        )
+    n_agree = sum(r["verdict"] == "agree" for r in rows)
+    lines += ["", f"{n_agree} of {len(rows)} cases agree."]
+    missing = [c for c in order if c not in {r["case"] for r in rows}]
+    if missing:
+        lines += ["", f"Not run yet ({len(missing)} of {len(order)} cases): " + "; ".join(missing) + "."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return n_agree == len(rows)
+
+
 def main() -> int:
-    """Fit every case on both programs, compare, write the results."""
+    """Fit every case on both programs, compare, write the results (after each case)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", action="append", default=None, help="only cases whose label contains this")
     ap.add_argument("--out", default=str(ROOT / "validation" / "results" / "general_programs"))
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    rows = []
+    out = Path(args.out)
+    previous = out.with_suffix(".json")
+    # with --only, the rows of the cases not run this time are kept
+    kept = json.loads(previous.read_text())["rows"] if args.only and previous.is_file() else []
+    rows: list[dict] = []
     t_start = time.perf_counter()
     for label, family, link, design in cases():
         if args.only and not any(o in label for o in args.only):
@@ -166,42 +205,14 @@ def main() -> int:
             "general_sample_s": round(fg.timings["sample"], 1), "specialized_sample_s": round(fs.timings["sample"], 1),
             "divergences_general": int(fg.idata.sample_stats["diverging"].sum()),
             "divergences_specialized": int(fs.idata.sample_stats["diverging"].sum()),
-            "date": time.strftime("%Y-%m-%d"), "load_average": round(os.getloadavg()[0], 2),
+            "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": round(os.getloadavg()[0], 2),
         })
         print(f"{label:55s} {c.verdict:14s} max|z| {rows[-1]['max_abs_z']:.2f} "
               f"(general {rows[-1]['general_s']} s, specialized {rows[-1]['specialized_s']} s)", flush=True)
-    order = [c[0] for c in cases()]
-    previous = Path(args.out).with_suffix(".json")
-    if args.only and previous.is_file():  # keep the rows of the cases not run this time
-        ran = {r["case"] for r in rows}
-        rows += [r for r in json.loads(previous.read_text())["rows"] if r["case"] not in ran and r["case"] in order]
-        rows.sort(key=lambda r: order.index(r["case"]))
-    out = Path(args.out)
-    meta = {"machine": platform.platform(), "hbstan": hbstan.__version__, "minutes": (time.perf_counter() - t_start) / 60}
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines: list[str] = [
-        "# General programs against specialized programs",
-        "",
-        f"`python validation/general_programs.py` ({meta['machine']}, hbstan {meta['hbstan']}, "
-        f"{meta['minutes']:.0f} min for the cases run last; the date of each row's run is in the JSON). Each case: simulated data (400 rows, 12 groups g, 6 groups h), "
-        "one fit on each program at the defaults (4 chains x (1000 + 1000)), `hbstan.compare_fits` over every "
-        "posterior scalar (family-wise alpha 0.01, a flagged difference confirmed by longer runs). "
-        "Times include the compile where the specialized program was not cached.",
-        "",
-        "| case | verdict | rounds | scalars | max abs z | general: fit (s) | sample (s) | specialized: fit (s) | sample (s) | divergences (general / specialized) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['case']} | {r['verdict']} | {r['rounds']} | {r['scalars']} | {r['max_abs_z']:.2f} | "
-            f"{r['general_s']} | {r['general_sample_s']} | {r['specialized_s']} | {r['specialized_sample_s']} | "
-            f"{r['divergences_general']} / {r['divergences_specialized']} |"
-        )
-    n_agree = sum(r["verdict"] == "agree" for r in rows)
-    lines += ["", f"{n_agree} of {len(rows)} cases agree."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0 if n_agree == len(rows) else 1
+        write(out, rows, kept, (time.perf_counter() - t_start) / 60)
+    all_agree = write(out, rows, kept, (time.perf_counter() - t_start) / 60)
+    print(out.with_suffix(".md").read_text())
+    return 0 if all_agree else 1
 
 
 if __name__ == "__main__":
