@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this design (repeatable): pooled, intercept, intercept+gp, slopes, "
                         "correlated, correlated+gp, unpooled")
     p.add_argument("--general-only", action="store_true",
-                   help="only the general programs (one per family, structure as data): the first fit of "
+                   help="only the general programs (one per family and link, structure as data): the first fit of "
                         "a supported formula then samples at once")
     _common(p)
     p.set_defaults(func=_cmd_precompile)

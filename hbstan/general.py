@@ -17,6 +17,7 @@ output back under the specialized program's names (:func:`specialized_names`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,34 +27,58 @@ from ._version import __version__
 from .backend import compiled_model, is_compiled
 from .centering import term_evidence
 from .families import get_family
-from .priors import LKJ, Exponential, HalfNormal, Normal
+from .priors import LKJ, HalfNormal, Normal, Prior
 from .render import program as rendered_program
 
 if TYPE_CHECKING:
     from .spec import ModelSpec
 
-__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "unsupported", "general_program", "general_data", "is_marginal",
+__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "general_links", "unsupported", "general_program", "general_data", "is_marginal",
            "centered_terms", "specialized_names", "is_built", "build"]
 
-# the families with a general program, each at its default link
-GENERAL_FAMILIES = ("gaussian", "bernoulli", "binomial", "poisson")
+# the families with a general program: every family with one linear predictor and no
+# thresholds (each at any of its links: a program per link)
+GENERAL_FAMILIES = (
+    "gaussian", "bernoulli", "binomial", "poisson", "negbinomial", "gamma", "lognormal", "student", "beta",
+    "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial", "hurdle_lognormal",
+)
 
 # which program a fit runs on: Model.sample(program=...)
 PROGRAMS = ("auto", "general", "specialized")
 
 
-def general_program(family: str) -> str:
-    """Render ``family``'s general program (one of :data:`GENERAL_FAMILIES`)."""
+def general_links(family: str) -> tuple[str, ...]:
+    """Return the links of ``family`` with a general program: all of its links, the default first."""
+    fam = get_family(family)
+    return fam.links or (fam.link,)
+
+
+def general_program(family: str, link: str | None = None) -> str:
+    """Render the general program of ``family`` (one of :data:`GENERAL_FAMILIES`) at ``link``.
+
+    ``link`` is one of the family's links (default: its default link). Each link has a program
+    of its own: the family template writes each link's likelihood (the logit one with Stan's
+    GLM function), so a link is structure, as in the specialized programs.
+    """
     if family not in GENERAL_FAMILIES:
         raise ValueError(f"no general program for family {family!r}; families with one: {list(GENERAL_FAMILIES)}")
-    fam = get_family(family)
+    fam = get_family(family).with_link(link)
+    aux = []
+    for a in fam.aux:  # each with its default prior's family; the hyperparameters are data
+        entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}"}
+        if math.isfinite(a.upper):  # a probability: <lower=0, upper=1>
+            entry["upper"] = f"{a.upper:g}"
+        prior = a.default_prior(1.0)
+        entry["prior"] = {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()),
+                          "family": prior.family}
+        aux.append(entry)
     ctx = {
         "general": True,  # keeps its render-cache key apart from the specialized programs'
         "version": __version__,
         "family": fam.name,
         "link": fam.link,
         "integer_response": fam.integer_response,
-        "sigma": "sigma" in [a.name for a in fam.aux],
+        "aux": aux,
         # what the family templates' macros read: no known SEs, no distributional formulas
         "se": False,
         "dpar_names": [],
@@ -64,16 +89,21 @@ def general_program(family: str) -> str:
     return rendered_program(ctx, template="general.stan.j2")
 
 
-def is_built(family: str) -> bool:
-    """Whether ``family``'s general program is compiled in the cache."""
-    return is_compiled(general_program(family))
+def _all_programs(families: list[str] | None = None) -> list[tuple[str, str]]:
+    """(family, link) of every general program of ``families`` (default: all)."""
+    return [(f, lk) for f in (families or GENERAL_FAMILIES) if f in GENERAL_FAMILIES for lk in general_links(f)]
+
+
+def is_built(family: str, link: str | None = None) -> bool:
+    """Whether the general program of ``family`` at ``link`` (default: its default) is compiled in the cache."""
+    return is_compiled(general_program(family, link))
 
 
 def build(families: list[str] | None = None) -> int:
-    """Compile the general programs (of ``families``, default all) not yet in the cache."""
-    todo = [f for f in (families or GENERAL_FAMILIES) if f in GENERAL_FAMILIES]
-    for f in todo:
-        compiled_model(general_program(f))
+    """Compile the general programs (of ``families``, default all; every link of each) not yet in the cache."""
+    todo = _all_programs(families)
+    for f, lk in todo:
+        compiled_model(general_program(f, lk))
     return len(todo)
 
 
@@ -82,8 +112,6 @@ def unsupported(model: ModelSpec) -> str | None:
     fam = model.family
     if fam.name not in GENERAL_FAMILIES:
         return f"family {fam.name!r} has no general program (families with one: {list(GENERAL_FAMILIES)})"
-    if fam.link != get_family(fam.name).link:
-        return f"the general {fam.name} program has the {get_family(fam.name).link} link only, not {fam.link}"
     d = model.design
     if model.se is not None or model.weights is not None or model.cens is not None:
         return "se(), weights() and cens() need the specialized program"
@@ -100,10 +128,11 @@ def unsupported(model: ModelSpec) -> str | None:
             return f"group-level predictors of {blk.factor!r} need the specialized program"
     if not d.has_intercept:
         return "a model without an intercept needs the specialized program"
-    expected = {"Intercept": Normal, "b": Normal, "sd": HalfNormal, "corr": LKJ, "sigma": Exponential}
+    expected: dict[str, type[Prior]] = {"Intercept": Normal, "b": Normal, "sd": HalfNormal, "corr": LKJ}
+    expected.update({a.name: type(a.default_prior(1.0)) for a in fam.aux})
     for key, prior in model.priors.items():
         cls = _prior_class(model, key)
-        if not isinstance(prior, expected[cls]):
+        if type(prior) is not expected[cls]:
             return (
                 f"the prior of {key!r} is {prior}: the general program has the default prior families only "
                 f"({expected[cls].__name__} there)"
@@ -113,7 +142,7 @@ def unsupported(model: ModelSpec) -> str | None:
 
 def _prior_class(model: ModelSpec, key: str) -> str:
     """Name the class of a prior key of a model the general program may support."""
-    if key == "Intercept" or key == "sigma":
+    if key == "Intercept" or key in [a.name for a in model.family.aux]:
         return key
     if isinstance(model.default_priors[key], LKJ):
         return "corr"
@@ -163,8 +192,9 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
     bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
     _, v = model.class_prior(bkeys, "the coefficients (class 'b')")
     data.update(prior_b_loc=v.get("loc", []), prior_b_scale=v.get("scale", []))
-    if "sigma" in [a.name for a in fam.aux]:
-        data["prior_sigma_rate"] = model.class_prior(["sigma"], "sigma")[1]["rate"][0]
+    for a in fam.aux:  # the hyperparameters of each auxiliary parameter's prior
+        for arg, values in model.class_prior([a.name], a.name)[1].items():
+            data[f"prior_{a.name}_{arg}"] = values[0]
     sd_scale: list[float] = []
     eta: list[float] = []
     for i, blk in enumerate(blocks, start=1):

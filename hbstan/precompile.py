@@ -19,7 +19,7 @@ import pandas as pd
 from .backend import compiled_model
 from .design import FormulaError
 from .families import FAMILIES, get_family
-from .general import GENERAL_FAMILIES, general_program
+from .general import GENERAL_FAMILIES, general_links, general_program
 from .model import Model
 
 __all__ = ["common_models", "precompile"]
@@ -76,14 +76,14 @@ def precompile(
     """Compile the general programs and every common structure not yet in the cache.
 
     Returns how many programs were compiled or found. ``general_only=True`` builds only the
-    general programs (of ``families``, default all that have one): a few minutes, once per
-    machine, after which the first fit of a supported formula does not wait for the compiler.
+    general programs (of ``families``, default all that have one, at each of their links):
+    once per machine, after which the first fit of a supported formula does not wait for the compiler.
     """
     seen: set[str] = set()
     for family in families or list(FAMILIES):
-        if family in GENERAL_FAMILIES:
-            log.info("hbstan: precompiling the general %s program", family)
-            code = general_program(family)
+        for link in general_links(family) if family in GENERAL_FAMILIES else ():
+            log.info("hbstan: precompiling the general %s program (%s link)", family, link)
+            code = general_program(family, link)
             compiled_model(code)
             seen.add(code)
     if general_only:

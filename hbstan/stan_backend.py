@@ -61,7 +61,7 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     on_general = _on_general_program(model, code, cpp, program, use_threads)
     specialized_code = code
     if on_general:
-        code, cpp = general_programs.general_program(model.family.name), None
+        code, cpp = general_programs.general_program(model.family.name, model.family.link), None
     cm = compiled_model(code, cpp_options=cpp)
     timings["compile"] = time.perf_counter() - t0
     run_dir = new_run_dir(program_hash(code, cpp), opts.pop("output_dir"))
@@ -176,15 +176,15 @@ def _on_general_program(model: ModelSpec, code: str, cpp: dict[str, Any] | None,
         if reason is not None:
             raise ValueError(f"program='general' cannot run this model: {reason}; use program='auto' or 'specialized'")
         return True
-    if reason is not None or is_compiled(code, cpp_options=cpp) or not general_programs.is_built(model.family.name):
+    if reason is not None or is_compiled(code, cpp_options=cpp) or not general_programs.is_built(model.family.name, model.family.link):
         if reason is not None:
             log.debug("hbstan: the specialized program runs: %s", reason)
         return False
     log.warning(
-        "hbstan: sampling on the general %s program (precompiled, no compile wait); the program specialized "
+        "hbstan: sampling on the general %s program (%s link; precompiled, no compile wait); the program specialized "
         "to this model compiles in the background, and later fits use it once it is ready "
         "(Model.sample(program='specialized') waits for it instead)",
-        model.family.name,
+        model.family.name, model.family.link,
     )
     return True
 

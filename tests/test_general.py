@@ -5,9 +5,13 @@ program (``compare_fits``: every posterior mean and SD within Monte Carlo error,
 longer runs before a disagreement is reported): a Gaussian correlated intercept and slope on
 radon, a Bernoulli model with two crossed hierarchical terms, a pooled Poisson model with an
 exposure. The Gaussian program's likelihood with the group effects integrated out is checked
-exactly against the reference density (each group's multivariate normal marginal). Three
-general programs are compiled (one per family, shared by its tests);
-``validation/general_programs.py`` runs every family x design.
+exactly against the reference density (each group's multivariate normal marginal). Of the
+families with auxiliary parameters, a hurdle negative binomial with a varying intercept (its
+shape and hurdle probability, the family template's Stan functions; the specialized program is
+the one tests/test_zero_inflated.py compiles) and a pooled Student-t with outliers (sigma and
+nu; the specialized program of tests/test_student.py). Five general programs are compiled
+(one per family, shared by its tests); ``validation/general_programs.py`` runs every family
+x design.
 """
 
 from __future__ import annotations
@@ -154,6 +158,69 @@ def test_poisson_pooled_with_exposure_same_posterior() -> None:
     _agree(fg, fs)
 
 
+def _hurdle_negbinomial_counts(n: int = 400, J: int = 16, seed: int = 23) -> pd.DataFrame:
+    """Zero with probability 0.35, else a negative binomial count (shape 2) conditioned on > 0."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(n) % J
+    x = rng.normal(size=n)
+    mu = np.exp(0.8 + 0.5 * x + rng.normal(0, 0.5, J)[g])
+    y = np.zeros(n, dtype=int)
+    todo = rng.random(n) >= 0.35
+    while todo.any():  # by rejection
+        idx = np.flatnonzero(todo)
+        y[idx] = rng.negative_binomial(2.0, 2.0 / (2.0 + mu[idx]))
+        todo[idx[y[idx] > 0]] = False
+    return pd.DataFrame({"x": x, "g": [f"g{j:02d}" for j in g], "y": y})
+
+
+@pytest.fixture(scope="module")
+def hurdle_negbinomial() -> hbstan.Model:
+    # non-centered: the structure of tests/test_zero_inflated.py's fits, the same specialized program
+    return hbstan.Model("y ~ x + (1 | g)", _hurdle_negbinomial_counts(), family="hurdle_negbinomial", centered=False)
+
+
+@pytest.mark.cmdstan
+def test_hurdle_negbinomial_same_posterior(hurdle_negbinomial: hbstan.Model) -> None:
+    """Two auxiliary parameters with their default prior families (InverseGamma shape, Beta
+    hu), hyperparameters as data, and the family's likelihood functions in the general program."""
+    m = hurdle_negbinomial
+    fg = m.sample(seed=5, program="general", **DRAWS)
+    fs = m.sample(seed=5, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    _same_layout(fg, fs)
+    _agree(fg, fs)
+
+
+@pytest.mark.cmdstan
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # a short chain: the log_lik is the point
+def test_hurdle_negbinomial_general_log_lik_equals_pythons(hurdle_negbinomial: hbstan.Model) -> None:
+    """pointwise='stan' on the general program: the family template's log_lik (a Stan function
+    of the program) equals hbstan's NumPy one at the same draws."""
+    m = hurdle_negbinomial
+    fit = m.sample(chains=1, draws=50, warmup=100, seed=3, program="general", pointwise="stan", sig_figs=15)
+    from hbstan.pointwise import pointwise_groups
+
+    post = {v: fit.idata.posterior[v].values for v in fit.idata.posterior.data_vars}
+    ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
+    np.testing.assert_allclose(fit.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.cmdstan
+def test_student_pooled_same_posterior() -> None:
+    """sigma (Exponential prior) and nu (Gamma prior, lower bound 1), on data with outliers
+    that put nu's posterior near its bound; ``y ~ x`` is tests/test_student.py's program."""
+    rng = np.random.default_rng(6)
+    n = 200
+    df = pd.DataFrame({"x": rng.normal(size=n)})
+    df["y"] = 1 + 2 * df["x"] + rng.normal(0, 0.5, n)
+    df.loc[rng.choice(n, n // 20, replace=False), "y"] += 10
+    m = hbstan.Model("y ~ x", df, family="student")
+    fg = m.sample(seed=7, program="general", **DRAWS)
+    fs = m.sample(seed=7, program="specialized", **DRAWS)
+    _same_layout(fg, fs)
+    _agree(fg, fs)
+
+
 @pytest.mark.cmdstan
 @pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
 def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
@@ -216,8 +283,22 @@ def test_unsupported_models_are_named() -> None:
     df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "g": np.repeat(list("abcd"), 10)})
     assert unsupported(hbstan.Model("y ~ x + (1 + x | g)", df)) is None
     assert "unpooled" in unsupported(hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled"))
-    assert "student" in unsupported(hbstan.Model("y ~ x", df, family="student"))
+    df["k"] = np.tile([1, 2, 3, 2], 10)
+    assert "'cumulative' has no general program" in unsupported(hbstan.Model("k ~ x", df, family="cumulative"))
     assert "prior of 'x'" in unsupported(hbstan.Model("y ~ x", df, priors={"x": hbstan.StudentT(3, 0, 1)}))
+    # an auxiliary parameter's prior of another family than its default's
+    counts = df.assign(y=np.tile([0, 1, 3, 2], 10))
+    assert "prior of 'shape' is Gamma" in unsupported(
+        hbstan.Model("y ~ x", counts, family="negbinomial", priors={"shape": hbstan.Gamma(2, 0.1)})
+    )
+    assert unsupported(hbstan.Model("y ~ x", counts, family="negbinomial", priors={"shape": hbstan.InverseGamma(1, 1)})) is None
+    # every link of bernoulli and binomial has a general program
+    assert unsupported(hbstan.Model("k ~ x + (1 | g)", df.assign(k=df["k"] % 2), family="bernoulli", link="cloglog")) is None
+    # what the general program does not take: a formula for an auxiliary parameter, a known sigma
+    assert "formulas for auxiliary parameters" in unsupported(
+        hbstan.Model(hbstan.Formula("y ~ x", sigma="~ x"), df, family="student")
+    )
+    assert "known sigma" in unsupported(hbstan.Model("y ~ x", df.assign(y=np.exp(df["y"])), family="lognormal", sigma=0.5))
     with pytest.raises(ValueError, match="program='general' cannot run this model: .*unpooled"):
         hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled").sample(program="general")
     with pytest.raises(ValueError, match="unknown program 'fast'; valid values"):
