@@ -134,24 +134,9 @@ def test_centered_on_the_thresholds_pymc_log_density_equals_stan() -> None:
     a constant (the program's density itself is checked against NumPy in the log-density grid's
     centered cumulative variants)."""
     pytest.importorskip("pymc")
-    import pytensor
-
-    from hbstan.backend import compiled_model
-    from hbstan.pymc_backend import PREFIX, build_pymc_model
+    from .test_pymc import _check_logp_matches_stan
 
     df = _simulate("logit", 15, J=10, n=300)
     m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
-    cm = compiled_model(m.stan_code)
-    pmodel = build_pymc_model(m)
-    assert f"{PREFIX}a_1" in [rv.name for rv in pmodel.free_RVs]
-    logp = pmodel.compile_logp(jacobian=True)
-    constrained = pytensor.function(pmodel.value_vars, pmodel.replace_rvs_by_values(pmodel.free_RVs))
-    rng = np.random.default_rng(2)
-    diffs = []
-    for _ in range(4):
-        point = {k: rng.normal(scale=0.7, size=np.shape(v)) for k, v in pmodel.initial_point().items()}
-        vals = constrained(*[point[v.name] for v in pmodel.value_vars])
-        params = {rv.name[len(PREFIX):]: np.asarray(v) for rv, v in zip(pmodel.free_RVs, vals, strict=True)}
-        lp = cm.log_prob(params=params, data=m.stan_data, jacobian=True, sig_figs=14)["lp__"].iloc[0]
-        diffs.append(float(logp(point)) - float(lp))
-    assert max(diffs) - min(diffs) < 1e-8, diffs
+    assert m.structure()[0]["blocks"][0]["on_thresholds"]
+    _check_logp_matches_stan(m)  # also checks that both sample a_1, not r_1
