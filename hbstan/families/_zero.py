@@ -93,6 +93,15 @@ class _ZeroPart(Family):
         w[pos], e[pos] = super().working(y[pos], _rows(trials, pos), eta[pos])
         return w, e
 
+    def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
+        pos = y > 0  # as working: the positive responses only
+        wp = super().refit_weights(y[pos], _rows(trials, pos), eta[pos], fitted[pos], df * pos.mean())
+        if wp is None:
+            return None
+        w = np.zeros(y.shape)
+        w[pos] = wp
+        return w
+
     def initial_eta(self, y, trials):  # noqa: D102
         pos = y > 0
         start = super().initial_eta(y[pos], _rows(trials, pos))

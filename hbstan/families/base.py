@@ -301,6 +301,25 @@ class Family:
         """
         raise NotImplementedError
 
+    # whether working() estimates a dispersion from the residuals (see refit_weights)
+    dispersion_from_residuals: bool = False
+
+    def refit_weights(
+        self, y: np.ndarray, trials: np.ndarray, eta: np.ndarray, fitted: np.ndarray, df: float
+    ) -> np.ndarray | None:
+        """Return the working weights at ``eta`` with the dispersion re-estimated around ``fitted``, or None.
+
+        For families whose working weights hold a dispersion estimated from the residuals of
+        the pooled fit ``eta`` (negative binomial shape, gamma shape, beta precision): those
+        residuals still hold the group effects, so the dispersion comes out too large and the
+        information too small. :mod:`hbstan.centering` calls this with ``fitted``, the pooled
+        linear predictor plus the group effects' shrunken estimates, and ``df``, the degrees of
+        freedom that fit used (coefficients plus the sum of the shrinkage factors), by which the
+        residual sum of squares is scaled up (a residual about a fitted mean is smaller than one
+        about the true mean). None (the default): the weights do not depend on a dispersion.
+        """
+        return None
+
     def initial_eta(self, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
         """A starting linear predictor for iteratively reweighted least squares."""
         raise NotImplementedError

@@ -27,6 +27,7 @@ class Beta(Family):
     integer_response = False
     aux = (Precision("phi", "beta precision (variance mu (1 - mu) / (1 + phi))"),)
     distributional = ("phi",)
+    dispersion_from_residuals = True  # see working()
 
     def check_response(self, y, name, trials):  # noqa: D102
         bad = np.flatnonzero(~((y > 0) & (y < 1)))
@@ -69,6 +70,12 @@ class Beta(Family):
         v = mu * (1 - mu)
         one_plus_phi = 1.0 / max(float(np.mean((y - mu) ** 2 / v)), 1e-12)
         return v * one_plus_phi, (y - mu) / v
+
+    def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
+        mu = np.clip(expit(eta), 1e-6, 1 - 1e-6)
+        m = np.clip(expit(fitted), 1e-6, 1 - 1e-6)  # Pearson residuals about the fit with the group effects
+        one_plus_phi = (y.size - df) / max(float(np.sum((y - m) ** 2 / (m * (1 - m)))), 1e-12)
+        return mu * (1 - mu) * one_plus_phi
 
     def initial_eta(self, y, trials):  # noqa: D102
         m = (y + np.mean(y)) / 2  # halfway to the mean: finite, and never at the logit's extremes

@@ -55,6 +55,7 @@ class GammaFamily(Family):
     censoring = True
     aux = (Precision("shape", "gamma shape (coefficient of variation 1 / sqrt(shape))"),)
     distributional = ("shape",)
+    dispersion_from_residuals = True  # see working()
 
     def check_response(self, y, name, trials):  # noqa: D102
         check_positive(y, name, self.name)
@@ -82,6 +83,10 @@ class GammaFamily(Family):
         r = y * np.exp(-eta) - 1.0
         shape = 1.0 / max(float(np.mean(r * r)), 1e-12)
         return np.full(y.shape, shape), r
+
+    def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
+        r = y * np.exp(-fitted) - 1.0  # Pearson residuals about the fit with the group effects
+        return np.full(y.shape, (y.size - df) / max(float(np.sum(r * r)), 1e-12))
 
     def initial_eta(self, y, trials):  # noqa: D102
         return np.log(y)

@@ -26,6 +26,15 @@ class _Shape(AuxParam):
         return InverseGamma(0.4, 0.3)
 
 
+def _inv_shape(y: np.ndarray, mu: np.ndarray, inflate: float) -> float:
+    """Method-of-moments 1 / shape from var = mu + mu^2 / shape about the means ``mu``.
+
+    ``inflate`` scales the squared residuals up for the degrees of freedom spent on ``mu``.
+    """
+    excess = float(np.sum(inflate * (y - mu) ** 2 - mu))
+    return max(excess / max(float(np.sum(mu**2)), 1e-300), 0.0)  # 0: no overdispersion
+
+
 class NegBinomial(Poisson):
     """y ~ NegBinomial(exp(eta), shape): the mean as Poisson, variance mu + mu^2 / shape.
 
@@ -37,6 +46,7 @@ class NegBinomial(Poisson):
     aux = (_Shape("shape", "negative binomial shape (variance mu + mu^2 / shape)"),)
     aggregates_to = None  # sums of negative binomial counts are not negative binomial with the same shape
     distributional = ("shape",)
+    dispersion_from_residuals = True  # see working()
 
     def log_lik(self, y, eta, aux, trials):  # noqa: D102
         phi = aux["shape"]
@@ -87,9 +97,11 @@ class NegBinomial(Poisson):
         # group effects, so the shape is underestimated and the weights err small, towards
         # the non-centered choice (the safe one)
         mu = np.exp(eta)
-        excess = float(np.sum((y - mu) ** 2 - mu))
-        inv_shape = max(excess / max(float(np.sum(mu**2)), 1e-300), 0.0)  # 0: no overdispersion
-        return mu / (1.0 + mu * inv_shape), (y - mu) / mu
+        return mu / (1.0 + mu * _inv_shape(y, mu, 1.0)), (y - mu) / mu
+
+    def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
+        mu = np.exp(eta)
+        return mu / (1.0 + mu * _inv_shape(y, np.exp(fitted), y.size / (y.size - df)))
 
     def log_cdf(self, y, eta, aux, trials):  # noqa: D102
         from scipy import stats  # lazily: importing scipy.stats costs every process a fraction of a second
