@@ -235,13 +235,15 @@ def term_evidence(
         # half the rows' degrees of freedom are left: a term of about a group per row (a
         # per-observation effect) can't be told apart from the dispersion, and there the pooled
         # estimate stands (the information errs small: the safe side).
-        for _ in range(5):
-            eta1 = eta0 + sum(fitted)
-            w1, e1 = family.working(y, n, eta1)
-            df = A.shape[1] + backfit(1, e1 + sum(fitted), w1 * rows_w)
-        refit = family.refit_weights(y, n, eta0, eta0 + sum(fitted), df) if df <= N / 2 else None
+        with np.errstate(all="ignore"):
+            for _ in range(5):
+                group_part = np.clip(sum(fitted), -20 - eta0, 20 - eta0)  # as IRLS: |eta| <= 20
+                w1, e1 = family.working(y, n, eta0 + group_part)
+                df = A.shape[1] + backfit(1, e1 + group_part, w1 * rows_w)
+            group_part = np.clip(sum(fitted), -20 - eta0, 20 - eta0)
+            refit = family.refit_weights(y, n, eta0, eta0 + group_part, df) if df <= N / 2 else None
         fitted = [np.zeros(N) for _ in blocks]
-        if refit is not None:
+        if refit is not None and np.all(np.isfinite(refit)):
             w = refit * rows_w
         backfit(rounds)
     out = []
