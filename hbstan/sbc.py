@@ -48,6 +48,18 @@ def _entries(post: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def distinct_entries(entries: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drop each entry equal in every draw to an earlier one: the same quantity under two names.
+
+    A correlation matrix's ``[a, b]`` and ``[b, a]``: ranked twice, it would count twice in the
+    family-wise uniformity test and make it stricter than its level.
+    """
+    first: dict[bytes, str] = {}
+    for k, v in entries.items():
+        first.setdefault(np.ascontiguousarray(v).tobytes(), k)
+    return {k: v for k, v in entries.items() if first[np.ascontiguousarray(v).tobytes()] == k}
+
+
 def _sbc_fit(
     formula: str, data: pd.DataFrame, options: dict[str, Any], sampler: dict[str, Any], truth: dict[str, float],
     thin: int, *, seed: int,
@@ -402,6 +414,7 @@ def sbc(
     y = y[keep]
     truth_all = {k: v[keep] for k, v in truth_all.items()}
     truth_all = {k: v for k, v in truth_all.items() if np.ptp(v) > 0}  # constant entries cannot be ranked
+    truth_all = distinct_entries(truth_all)
     truth = pd.DataFrame(truth_all)
     base = model.data.reset_index(drop=True)
     fit_program = Model(model.formula, model.data, **fit_options).program()

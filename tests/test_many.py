@@ -231,6 +231,15 @@ def test_kfold_bad_arguments(data) -> None:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ simulation-based calibration
 
 
+def test_sbc_ranks_a_correlation_once() -> None:
+    from hbstan.sbc import distinct_entries
+
+    rng = np.random.default_rng(0)
+    rho, sd = rng.uniform(-1, 1, 50), rng.uniform(0, 1, 50)
+    entries = {"g_corr[1, x]": rho, "g_corr[x, 1]": rho.copy(), "1|g_sigma": sd, "x|g_sigma": sd + 1e-12}
+    assert list(distinct_entries(entries)) == ["g_corr[1, x]", "1|g_sigma", "x|g_sigma"]
+
+
 @cmdstan
 def test_sbc_passes_with_the_right_prior_and_fails_with_a_wrong_one(model, client) -> None:  # type: ignore[no-untyped-def]
     kw = dict(n_sims=60, seed=11, client=client, chains=2, draws=200, warmup=200, thin=4, progress=False)
