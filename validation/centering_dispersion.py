@@ -1,4 +1,4 @@
-"""The centering rule's dispersion estimate: do the terms it now centers sample well centered?
+"""The centering rule's dispersion estimate: do the terms it now centers sample well centered.
 
 Since issue 19 the centering rule estimates the dispersion of the negative binomial, gamma and
 beta families about the group effects' estimates instead of the pooled fit's residuals (see
@@ -75,6 +75,7 @@ def summarize(fit: hbstan.Fit) -> dict[str, float]:
 
 
 def main() -> None:
+    """Run the grid, fit the changed choices both ways, write the results."""
     t0 = time.time()
     rows = []
     for family in FAMILIES:
@@ -141,7 +142,7 @@ def main() -> None:
 
 
 def _choice_with_pooled_dispersion(centering, m: hbstan.Model) -> bool:  # type: ignore[no-untyped-def]
-    """The rule's choice as before issue 19's change: the family's weights at the pooled fit only."""
+    """Return the rule's choice as before issue 19's change: the family's weights at the pooled fit only."""
     fam = m.family
 
     class Pooled(type(fam)):  # type: ignore[misc]
