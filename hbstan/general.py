@@ -7,7 +7,10 @@ by a data flag, through index arrays and flat parameter vectors
 families with the hyperparameters as data, so a model it supports has the same posterior on
 it as on its specialized program; only the parameterization may differ (each term centered
 or not as there, never centered on the intercept; a Gaussian model's only term integrated out
-where the specialized program does so). :func:`hbstan.stan_backend.sample_stan` samples on it
+where the specialized program does so). The ordinal family's programs (``cumulative``, one
+per link) have ordered thresholds in place of the intercept, their number (the response's
+categories less one) as data, with the specialized programs' prior family on them; a
+centered term's group intercepts are sampled relative to the thresholds' mean, as there. :func:`hbstan.stan_backend.sample_stan` samples on it
 while the specialized program compiles in the background.
 
 This module decides which models the general program supports (:func:`unsupported`), renders
@@ -27,7 +30,7 @@ from ._version import __version__
 from .backend import compiled_model, is_compiled
 from .centering import term_evidence
 from .families import get_family
-from .priors import LKJ, HalfNormal, Normal, Prior
+from .priors import LKJ, HalfNormal, Normal, Prior, StudentT
 from .render import program as rendered_program
 
 if TYPE_CHECKING:
@@ -36,12 +39,17 @@ if TYPE_CHECKING:
 __all__ = ["GENERAL_FAMILIES", "PROGRAMS", "general_links", "unsupported", "general_program", "general_data", "is_marginal",
            "centered_terms", "specialized_names", "is_built", "build"]
 
-# the families with a general program: every family with one linear predictor and no
-# thresholds (each at any of its links: a program per link)
+# the families with a general program: every family with one linear predictor (each at any
+# of its links: a program per link); the ordinal family's thresholds are a parameter of data size
 GENERAL_FAMILIES = (
     "gaussian", "bernoulli", "binomial", "poisson", "negbinomial", "gamma", "lognormal", "student", "beta",
     "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson", "hurdle_negbinomial", "hurdle_lognormal",
+    "cumulative",
 )
+
+# the prior family of an ordinal family's thresholds (brms's default, StudentT(3, 0, 2.5), in
+# the specialized programs: hbstan.spec's default priors); the hyperparameters are data
+THRESHOLD_PRIOR: type[Prior] = StudentT
 
 # which program a fit runs on: Model.sample(program=...)
 PROGRAMS = ("auto", "general", "specialized")
@@ -68,9 +76,7 @@ def general_program(family: str, link: str | None = None) -> str:
         entry = {"name": a.name, "doc": a.doc, "lower": f"{a.lower:g}"}
         if math.isfinite(a.upper):  # a probability: <lower=0, upper=1>
             entry["upper"] = f"{a.upper:g}"
-        prior = a.default_prior(1.0)
-        entry["prior"] = {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()),
-                          "family": prior.family}
+        entry["prior"] = _prior_descriptor(a.default_prior(1.0))
         aux.append(entry)
     ctx = {
         "general": True,  # keeps its render-cache key apart from the specialized programs'
@@ -85,8 +91,18 @@ def general_program(family: str, link: str | None = None) -> str:
         # the Gaussian program can integrate the group effects of a model's only term out
         # (data flag marginal), from the sufficient statistics the specialized programs use
         "marginal": fam.suff_stats,
+        # ordinal: ordered thresholds (ncat - 1, data) replace the intercept
+        "thresholds": fam.thresholds,
     }
+    if fam.thresholds:  # their prior family (the macros' descriptor), the hyperparameters data
+        ctx["intercept_prior"] = _prior_descriptor(THRESHOLD_PRIOR())
     return rendered_program(ctx, template="general.stan.j2")
+
+
+def _prior_descriptor(prior: Prior) -> dict[str, Any]:
+    """Describe a prior family as the template macros read it: its Stan function and hyperparameters."""
+    return {"stan_fn": prior.stan_fn, "args": list(prior.args), "data_args": list(prior.data_args()),
+            "family": prior.family}
 
 
 def _all_programs(families: list[str] | None = None) -> list[tuple[str, str]]:
@@ -126,9 +142,10 @@ def unsupported(model: ModelSpec) -> str | None:
             return f"a correlated term with one effect ({blk.expr} | {blk.factor}) needs the specialized program"
         if blk.U is not None:
             return f"group-level predictors of {blk.factor!r} need the specialized program"
-    if not d.has_intercept:
+    if not d.has_intercept and not d.thresholds:
         return "a model without an intercept needs the specialized program"
-    expected: dict[str, type[Prior]] = {"Intercept": Normal, "b": Normal, "sd": HalfNormal, "corr": LKJ}
+    expected: dict[str, type[Prior]] = {"Intercept": THRESHOLD_PRIOR if d.thresholds else Normal, "b": Normal,
+                                        "sd": HalfNormal, "corr": LKJ}
     expected.update({a.name: type(a.default_prior(1.0)) for a in fam.aux})
     for key, prior in model.priors.items():
         cls = _prior_class(model, key)
@@ -144,6 +161,8 @@ def _prior_class(model: ModelSpec, key: str) -> str:
     """Name the class of a prior key of a model the general program may support."""
     if key == "Intercept" or key in [a.name for a in model.family.aux]:
         return key
+    if key in [f"Intercept[{lab}]" for lab in model.threshold_labels]:  # an ordinal family's threshold
+        return "Intercept"
     if isinstance(model.default_priors[key], LKJ):
         return "corr"
     if isinstance(model.default_priors[key], HalfNormal):
@@ -167,6 +186,8 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
     d = model.design
     fam = model.family
     data: dict[str, Any] = {"N": d.N, "y": d.y.astype(int) if fam.integer_response else d.y}
+    if d.thresholds:
+        data["ncat"] = model.ncat
     if fam.trials:
         data["trials"] = model.trials.astype(int)
     data.update(K=d.K, X=d.X, offsets=model.offset, means_X=d.X.mean(axis=0))
@@ -187,8 +208,18 @@ def general_data(model: ModelSpec, *, prior_only: bool = False, pointwise: bool 
                     ycenter=0.0, yy=np.zeros(0), Wy=np.zeros((0, 0)), WW=np.zeros((0, 0)))
         if marginal:
             data.update(model.suff_data())
-    _, v = model.class_prior(["Intercept"], "the intercept")
-    data.update(prior_Intercept_loc=v["loc"][0], prior_Intercept_scale=v["scale"][0])
+    if d.thresholds:
+        # the thresholds' priors, one per threshold; a centered term's group intercepts sampled
+        # relative to their mean (as the specialized program does: the first centered term
+        # with a varying intercept)
+        _, v = model.class_prior([f"Intercept[{lab}]" for lab in model.threshold_labels], "the thresholds")
+        data.update({f"prior_Intercept_{arg}": values for arg, values in v.items()})
+        data["on_thresholds"] = next(
+            (t for t, (blk, c) in enumerate(zip(blocks, data["centered"], strict=True), start=1) if c and blk.has_intercept), 0
+        )
+    else:
+        _, v = model.class_prior(["Intercept"], "the intercept")
+        data.update(prior_Intercept_loc=v["loc"][0], prior_Intercept_scale=v["scale"][0])
     bkeys = [k for n, lv, _ in d.terms for k in ([f"{n}[{x}]" for x in lv] if lv else [n])]
     _, v = model.class_prior(bkeys, "the coefficients (class 'b')")
     data.update(prior_b_loc=v.get("loc", []), prior_b_scale=v.get("scale", []))

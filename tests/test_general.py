@@ -9,9 +9,11 @@ exactly against the reference density (each group's multivariate normal marginal
 families with auxiliary parameters, a hurdle negative binomial with a varying intercept (its
 shape and hurdle probability, the family template's Stan functions; the specialized program is
 the one tests/test_zero_inflated.py compiles) and a pooled Student-t with outliers (sigma and
-nu; the specialized program of tests/test_student.py). Five general programs are compiled
-(one per family, shared by its tests); ``validation/general_programs.py`` runs every family
-x design.
+nu; the specialized program of tests/test_student.py). The ordinal family: a centered
+varying intercept of a cumulative logit model, whose group intercepts both programs sample
+relative to the thresholds' mean (the specialized program is tests/test_ordinal.py's centered
+one), with the general program's own log_lik. Six general programs are compiled (one per
+family, shared by its tests); ``validation/general_programs.py`` runs every family x design.
 """
 
 from __future__ import annotations
@@ -222,6 +224,32 @@ def test_student_pooled_same_posterior() -> None:
 
 
 @pytest.mark.cmdstan
+def test_cumulative_centered_on_the_thresholds_same_posterior() -> None:
+    """The general cumulative program: ordered thresholds of data size (ncat - 1) in place of
+    the intercept, with the specialized programs' prior family (StudentT, hyperparameters as
+    data); a centered term's group intercepts sampled relative to the thresholds' mean in both
+    programs (on_thresholds). Same posterior as the specialized program, read back under its
+    names (thresholds with their category coordinates); the general program's log_lik
+    (pointwise='stan', its generated quantities without an intercept) is hbstan's NumPy one."""
+    from hbstan.pointwise import pointwise_groups
+
+    from .test_ordinal import _simulate
+
+    df = _simulate("logit", 15, J=8, n=600)  # 75 rows a group: no divergences centered
+    m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
+    assert m.structure()[0]["blocks"][0]["on_thresholds"] and general_data(m)["on_thresholds"] == 1
+    fg = m.sample(seed=8, program="general", pointwise="stan", sig_figs=15, **DRAWS)
+    fs = m.sample(seed=8, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    _same_layout(fg, fs)
+    assert list(fg.posterior["Intercept"].coords["Intercept_dim"].values) == m.threshold_labels
+    _agree(fg, fs)
+    post = {v: fg.idata.posterior[v].values for v in fg.idata.posterior.data_vars}
+    ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
+    np.testing.assert_allclose(fg.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.cmdstan
 @pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
 def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
     radon: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -284,7 +312,12 @@ def test_unsupported_models_are_named() -> None:
     assert unsupported(hbstan.Model("y ~ x + (1 + x | g)", df)) is None
     assert "unpooled" in unsupported(hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled"))
     df["k"] = np.tile([1, 2, 3, 2], 10)
-    assert "'cumulative' has no general program" in unsupported(hbstan.Model("k ~ x", df, family="cumulative"))
+    assert "'categorical' has no general program" in unsupported(hbstan.Model("k ~ x", df, family="categorical"))
+    # the ordinal family: its thresholds take the intercept's place, with their default prior family
+    assert unsupported(hbstan.Model("k ~ x + (1 + x | g)", df, family="cumulative", link="probit")) is None
+    assert "prior of 'Intercept[1|2]' is Normal" in unsupported(
+        hbstan.Model("k ~ x", df, family="cumulative", priors={"Intercept": hbstan.Normal(0, 2)})
+    )
     assert "prior of 'x'" in unsupported(hbstan.Model("y ~ x", df, priors={"x": hbstan.StudentT(3, 0, 1)}))
     # an auxiliary parameter's prior of another family than its default's
     counts = df.assign(y=np.tile([0, 1, 3, 2], 10))
@@ -317,3 +350,11 @@ def test_general_data_carries_the_models_priors() -> None:
     assert d["prior_sd_scale"][1] == 0.3
     assert d["prior_L_eta"][0] == 4
     assert d["Z"].shape == (60, 3)
+    # an ordinal model: the number of categories, each threshold's prior, and the first centered
+    # term with a varying intercept sampled relative to the thresholds' mean
+    df["k"] = np.tile([1, 2, 3, 3, 2, 4], 10)
+    m = hbstan.Model("k ~ x + (1 + x || g) + (1 | h)", df, family="cumulative", centered={"g": False, "h": True},
+                     priors={"Intercept[2|3]": hbstan.StudentT(4, 0, 1)})
+    d = general_data(m)
+    assert (d["ncat"], d["centered"], d["on_thresholds"]) == (4, [0, 1], 2)
+    assert (d["prior_Intercept_nu"], d["prior_Intercept_scale"]) == ([3, 4, 3], [2.5, 1, 2.5])
