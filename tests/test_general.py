@@ -12,8 +12,10 @@ the one tests/test_zero_inflated.py compiles) and a pooled Student-t with outlie
 nu; the specialized program of tests/test_student.py). The ordinal family: a centered
 varying intercept of a cumulative logit model, whose group intercepts both programs sample
 relative to the thresholds' mean (the specialized program is tests/test_ordinal.py's centered
-one), with the general program's own log_lik. Six general programs are compiled (one per
-family, shared by its tests); ``validation/general_programs.py`` runs every family x design.
+one), with the general program's own log_lik; a categorical model with a varying intercept,
+each non-reference category with its own copy of the term (the specialized program of
+tests/test_categorical.py). Seven general programs are compiled (one per family, shared by
+its tests); ``validation/general_programs.py`` runs every family x design.
 """
 
 from __future__ import annotations
@@ -250,6 +252,34 @@ def test_cumulative_centered_on_the_thresholds_same_posterior() -> None:
 
 
 @pytest.mark.cmdstan
+# (short chains of a non-centered categorical model: the intercepts' R-hat can touch 1.01;
+# compare_fits weighs each difference by its Monte Carlo error, from the ESS)
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")
+def test_categorical_varying_intercept_same_posterior() -> None:
+    """The general categorical program: a linear predictor per non-reference category (ncat
+    as data), each with its own intercept (StudentT prior), coefficients and copy of the
+    varying term (its own group effects and SD); read back as the specialized program lays out
+    the categories (a last dimension ``category``). Same posterior as the specialized program;
+    the general program's log_lik is hbstan's NumPy one."""
+    from hbstan.pointwise import pointwise_groups
+
+    from .test_categorical import _simulate
+
+    m = hbstan.Model("choice ~ x + (1 | g)", _simulate(26, n=400), family="categorical")
+    d = general_data(m)
+    assert (d["ncat"], d["T"], d["centered"]) == (3, 2, [0, 0])  # a copy of the term per category
+    fg = m.sample(seed=9, program="general", pointwise="stan", sig_figs=15, **DRAWS)
+    fs = m.sample(seed=9, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    _same_layout(fg, fs)
+    assert fg.posterior["1|g"].dims == ("chain", "draw", "g", "category")
+    _agree(fg, fs)
+    post = {v: fg.idata.posterior[v].values for v in fg.idata.posterior.data_vars}
+    ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
+    np.testing.assert_allclose(fg.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.cmdstan
 @pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
 def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
     radon: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -312,7 +342,9 @@ def test_unsupported_models_are_named() -> None:
     assert unsupported(hbstan.Model("y ~ x + (1 + x | g)", df)) is None
     assert "unpooled" in unsupported(hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled"))
     df["k"] = np.tile([1, 2, 3, 2], 10)
-    assert "'categorical' has no general program" in unsupported(hbstan.Model("k ~ x", df, family="categorical"))
+    # the categorical family: no model without an intercept (nor correlated terms: the family refuses them)
+    assert unsupported(hbstan.Model("k ~ x + (1 + x || g)", df, family="categorical")) is None
+    assert "without an intercept" in unsupported(hbstan.Model("k ~ 0 + x", df, family="categorical"))
     # the ordinal family: its thresholds take the intercept's place, with their default prior family
     assert unsupported(hbstan.Model("k ~ x + (1 + x | g)", df, family="cumulative", link="probit")) is None
     assert "prior of 'Intercept[1|2]' is Normal" in unsupported(
@@ -358,3 +390,12 @@ def test_general_data_carries_the_models_priors() -> None:
     d = general_data(m)
     assert (d["ncat"], d["centered"], d["on_thresholds"]) == (4, [0, 1], 2)
     assert (d["prior_Intercept_nu"], d["prior_Intercept_scale"]) == ([3, 4, 3], [2.5, 1, 2.5])
+    # a categorical model: each term once per non-reference category, category after category,
+    # each copy with that category's SD priors; the coefficients' priors in to_vector(b)'s order
+    m = hbstan.Model("k ~ x + (1 + x || g) + (1 | h)", df.assign(k=df["k"].clip(upper=3)), family="categorical",
+                     priors={"x|g_sigma[3]": hbstan.HalfNormal(0.3), "x[2]": hbstan.Normal(1, 2)})
+    d = general_data(m)
+    assert (d["ncat"], d["T"], d["J"], d["M"], d["E"]) == (3, 4, [6, 3, 6, 3], [2, 1, 2, 1], 6)
+    assert d["prior_sd_scale"][4] == 0.3 and d["prior_sd_scale"][1] != 0.3
+    assert (d["prior_b_loc"], d["prior_b_scale"][0]) == ([1, 0], 2)
+    assert np.array_equal(d["Z"][:, :3], d["Z"][:, 3:]) and np.array_equal(d["g"][:2], d["g"][2:])

@@ -14,7 +14,11 @@ general program each) run two designs: the varying intercept and the correlated 
 with an offset. The ordinal family (``cumulative``: 4 categories from a latent logistic or
 normal variable cut at known thresholds) also runs its varying intercept, its correlated
 term and its crossed intercepts forced centered (``centered=True``): both programs sample the
-group intercepts of the first term relative to the thresholds' mean.
+group intercepts of the first term relative to the thresholds' mean. The categorical family
+(3 categories, a linear predictor each for the two non-reference ones) runs the designs it
+has: pooled, varying intercept, independent slopes and crossed intercepts (no correlated
+terms or offsets: refused by the family), and the varying intercept and crossed intercepts
+forced centered (its default is non-centered).
 
     python validation/general_programs.py            # ~80 specialized programs to compile
     python validation/general_programs.py --only poisson
@@ -53,8 +57,8 @@ DESIGNS = {
     # Gaussian only: the group effects sampled (marginalize=False) rather than integrated out
     "intercept, sampled": "x + (1 | g)",
     "correlated, sampled": "x + (1 + x | g)",
-    # cumulative only: the term centered (centered=True), its group intercepts relative to the
-    # thresholds' mean
+    # cumulative and categorical only: the terms centered (centered=True); cumulative samples the
+    # first one's group intercepts relative to the thresholds' mean
     "intercept, centered": "x + (1 | g)",
     "correlated, centered": "x + (1 + x | g)",
     "crossed intercepts, centered": "x + (1 | g) + (1 | h)",  # only g's relative to the thresholds' mean
@@ -125,6 +129,12 @@ def simulate(family: str, seed: int, link: str | None = None, n: int = 400, jg: 
     elif family == "cumulative":  # P(y <= k) = F(c_k - eta): the latent eta + e cut at CUTS
         e = rng.normal(size=n) if link == "probit" else rng.logistic(size=n)
         df["y"] = 1 + np.sum((eta + e)[:, None] > CUTS, axis=1)
+    elif family == "categorical":  # log odds against category 1: eta for 2, a second one for 3
+        eta3 = -0.3 - 0.5 * x + rng.normal(0, 0.5, jg)[g] + rng.normal(0, 0.3, jh)[h]
+        logits = np.column_stack([np.zeros(n), eta - off, eta3])  # (no offset: refused by the family)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        df["y"] = 1 + (rng.random(n)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
     else:
         raise ValueError(f"no simulation for family {family!r}")
     return df
@@ -139,8 +149,10 @@ def cases() -> list[tuple[str, str, str, str]]:
             for design in DESIGNS:
                 if "sampled" in design and family != "gaussian":
                     continue
-                if "centered" in design and family != "cumulative":
+                if "centered" in design and family not in ("cumulative", "categorical"):
                     continue
+                if family == "categorical" and ("correlated" in design or "offset" in design):
+                    continue  # refused by the family
                 if not default and design not in LINK_DESIGNS:
                     continue
                 name = family if default else f"{family} ({link})"
