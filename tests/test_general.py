@@ -260,12 +260,14 @@ def test_categorical_varying_intercept_same_posterior() -> None:
     as data), each with its own intercept (StudentT prior), coefficients and copy of the
     varying term (its own group effects and SD); read back as the specialized program lays out
     the categories (a last dimension ``category``). Same posterior as the specialized program;
-    the general program's log_lik is hbstan's NumPy one."""
+    the general program's log_lik is hbstan's NumPy one; without varying terms, its log
+    density is the specialized program's."""
     from hbstan.pointwise import pointwise_groups
 
     from .test_categorical import _simulate
 
-    m = hbstan.Model("choice ~ x + (1 | g)", _simulate(26, n=400), family="categorical")
+    df = _simulate(26, n=400)
+    m = hbstan.Model("choice ~ x + (1 | g)", df, family="categorical")
     d = general_data(m)
     assert (d["ncat"], d["T"], d["centered"]) == (3, 2, [0, 0])  # a copy of the term per category
     fg = m.sample(seed=9, program="general", pointwise="stan", sig_figs=15, **DRAWS)
@@ -277,6 +279,21 @@ def test_categorical_varying_intercept_same_posterior() -> None:
     post = {v: fg.idata.posterior[v].values for v in fg.idata.posterior.data_vars}
     ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
     np.testing.assert_allclose(fg.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+    # without varying terms (T = 0): the log density of the specialized program (Stan's GLM
+    # function there; tests/test_categorical.py's pooled program) at random points, up to a constant
+    pooled = hbstan.Model("choice ~ x", df, family="categorical")
+    cg, cs = compiled_model(general_program("categorical")), compiled_model(pooled.stan_code)
+    rng = np.random.default_rng(3)
+    lp = []
+    for _ in range(4):
+        params = {"Intercept": rng.normal(size=2), "b": rng.normal(size=(1, 2))}
+        general = cg.log_prob(params={**params, "sd": [], "cpc": [], "z": []}, data=general_data(pooled),
+                              jacobian=False, sig_figs=16)
+        specialized = cs.log_prob(params=params, data=pooled.stan_data, jacobian=False, sig_figs=16)
+        lp.append((float(general["lp__"].iloc[0]), float(specialized["lp__"].iloc[0])))
+    lp_general, lp_specialized = np.array(lp).T
+    assert np.ptp(lp_specialized) > 10  # the points differ
+    np.testing.assert_allclose(lp_general - lp_general[0], lp_specialized - lp_specialized[0], atol=1e-8)
 
 
 @pytest.mark.cmdstan
