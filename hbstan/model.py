@@ -188,9 +188,8 @@ class Model(ModelSpec):
             Which Stan program samples; default: the environment variable ``HBSTAN_PROGRAM``,
             else ``"auto"``. ``"auto"``: the program specialized to this model when
             it is compiled; else, when the family's general program is built (``hbstan
-            precompile``) and supports the model (every family with one linear predictor, at
-            any link: not cumulative or categorical; hierarchical and correlated terms,
-            default prior families; :data:`hbstan.general.GENERAL_FAMILIES`),
+            precompile``) and supports the model (every family, at any link; hierarchical and
+            correlated terms, default prior families; :data:`hbstan.general.GENERAL_FAMILIES`),
             the general program at once, while the specialized one compiles in the background
             for later fits (a logged line says so). ``"general"`` forces the general program
             (an error says why a model is not supported); ``"specialized"`` waits for the

@@ -9,9 +9,13 @@ exactly against the reference density (each group's multivariate normal marginal
 families with auxiliary parameters, a hurdle negative binomial with a varying intercept (its
 shape and hurdle probability, the family template's Stan functions; the specialized program is
 the one tests/test_zero_inflated.py compiles) and a pooled Student-t with outliers (sigma and
-nu; the specialized program of tests/test_student.py). Five general programs are compiled
-(one per family, shared by its tests); ``validation/general_programs.py`` runs every family
-x design.
+nu; the specialized program of tests/test_student.py). The ordinal family: a centered
+varying intercept of a cumulative logit model, whose group intercepts both programs sample
+relative to the thresholds' mean (the specialized program is tests/test_ordinal.py's centered
+one), with the general program's own log_lik; a categorical model with a varying intercept,
+each non-reference category with its own copy of the term (the specialized program of
+tests/test_categorical.py). Seven general programs are compiled (one per family, shared by
+its tests); ``validation/general_programs.py`` runs every family x design.
 """
 
 from __future__ import annotations
@@ -222,6 +226,77 @@ def test_student_pooled_same_posterior() -> None:
 
 
 @pytest.mark.cmdstan
+def test_cumulative_centered_on_the_thresholds_same_posterior() -> None:
+    """The general cumulative program: ordered thresholds of data size (ncat - 1) in place of
+    the intercept, with the specialized programs' prior family (StudentT, hyperparameters as
+    data); a centered term's group intercepts sampled relative to the thresholds' mean in both
+    programs (on_thresholds). Same posterior as the specialized program, read back under its
+    names (thresholds with their category coordinates); the general program's log_lik
+    (pointwise='stan', its generated quantities without an intercept) is hbstan's NumPy one."""
+    from hbstan.pointwise import pointwise_groups
+
+    from .test_ordinal import _simulate
+
+    df = _simulate("logit", 15, J=8, n=600)  # 75 rows a group: no divergences centered
+    m = hbstan.Model("y ~ x + (1 | g)", df, family="cumulative", centered=True)
+    assert m.structure()[0]["blocks"][0]["on_thresholds"] and general_data(m)["on_thresholds"] == 1
+    fg = m.sample(seed=8, program="general", pointwise="stan", sig_figs=15, **DRAWS)
+    fs = m.sample(seed=8, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    _same_layout(fg, fs)
+    assert list(fg.posterior["Intercept"].coords["Intercept_dim"].values) == m.threshold_labels
+    _agree(fg, fs)
+    post = {v: fg.idata.posterior[v].values for v in fg.idata.posterior.data_vars}
+    ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
+    np.testing.assert_allclose(fg.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.cmdstan
+# (short chains of a non-centered categorical model: the intercepts' R-hat can touch 1.01;
+# compare_fits weighs each difference by its Monte Carlo error, from the ESS)
+@pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")
+def test_categorical_varying_intercept_same_posterior() -> None:
+    """The general categorical program: a linear predictor per non-reference category (ncat
+    as data), each with its own intercept (StudentT prior), coefficients and copy of the
+    varying term (its own group effects and SD); read back as the specialized program lays out
+    the categories (a last dimension ``category``). Same posterior as the specialized program;
+    the general program's log_lik is hbstan's NumPy one; without varying terms, its log
+    density is the specialized program's."""
+    from hbstan.pointwise import pointwise_groups
+
+    from .test_categorical import _simulate
+
+    df = _simulate(26, n=400)
+    m = hbstan.Model("choice ~ x + (1 | g)", df, family="categorical")
+    d = general_data(m)
+    assert (d["ncat"], d["T"], d["centered"]) == (3, 2, [0, 0])  # a copy of the term per category
+    fg = m.sample(seed=9, program="general", pointwise="stan", sig_figs=15, **DRAWS)
+    fs = m.sample(seed=9, program="specialized", **DRAWS)
+    assert (fg.program, fs.program) == ("general", "specialized")
+    _same_layout(fg, fs)
+    assert fg.posterior["1|g"].dims == ("chain", "draw", "g", "category")
+    _agree(fg, fs)
+    post = {v: fg.idata.posterior[v].values for v in fg.idata.posterior.data_vars}
+    ref = pointwise_groups(m, post, 0)["log_likelihood"]["log_lik"]
+    np.testing.assert_allclose(fg.idata.log_likelihood["log_lik"].values, ref, rtol=1e-8, atol=1e-9)
+    # without varying terms (T = 0): the log density of the specialized program (Stan's GLM
+    # function there; tests/test_categorical.py's pooled program) at random points, up to a constant
+    pooled = hbstan.Model("choice ~ x", df, family="categorical")
+    cg, cs = compiled_model(general_program("categorical")), compiled_model(pooled.stan_code)
+    rng = np.random.default_rng(3)
+    lp = []
+    for _ in range(4):
+        params = {"Intercept": rng.normal(size=2), "b": rng.normal(size=(1, 2))}
+        general = cg.log_prob(params={**params, "sd": [], "cpc": [], "z": []}, data=general_data(pooled),
+                              jacobian=False, sig_figs=16)
+        specialized = cs.log_prob(params=params, data=pooled.stan_data, jacobian=False, sig_figs=16)
+        lp.append((float(general["lp__"].iloc[0]), float(specialized["lp__"].iloc[0])))
+    lp_general, lp_specialized = np.array(lp).T
+    assert np.ptp(lp_specialized) > 10  # the points differ
+    np.testing.assert_allclose(lp_general - lp_general[0], lp_specialized - lp_specialized[0], atol=1e-8)
+
+
+@pytest.mark.cmdstan
 @pytest.mark.filterwarnings("ignore::hbstan.SamplingWarning")  # short chains: the program's choice is the point
 def test_auto_samples_on_the_general_program_and_compiles_in_the_background(
     radon: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -284,7 +359,14 @@ def test_unsupported_models_are_named() -> None:
     assert unsupported(hbstan.Model("y ~ x + (1 + x | g)", df)) is None
     assert "unpooled" in unsupported(hbstan.Model("y ~ x + (1 | g)", df, pooling="unpooled"))
     df["k"] = np.tile([1, 2, 3, 2], 10)
-    assert "'cumulative' has no general program" in unsupported(hbstan.Model("k ~ x", df, family="cumulative"))
+    # the categorical family: no model without an intercept (nor correlated terms: the family refuses them)
+    assert unsupported(hbstan.Model("k ~ x + (1 + x || g)", df, family="categorical")) is None
+    assert "without an intercept" in unsupported(hbstan.Model("k ~ 0 + x", df, family="categorical"))
+    # the ordinal family: its thresholds take the intercept's place, with their default prior family
+    assert unsupported(hbstan.Model("k ~ x + (1 + x | g)", df, family="cumulative", link="probit")) is None
+    assert "prior of 'Intercept[1|2]' is Normal" in unsupported(
+        hbstan.Model("k ~ x", df, family="cumulative", priors={"Intercept": hbstan.Normal(0, 2)})
+    )
     assert "prior of 'x'" in unsupported(hbstan.Model("y ~ x", df, priors={"x": hbstan.StudentT(3, 0, 1)}))
     # an auxiliary parameter's prior of another family than its default's
     counts = df.assign(y=np.tile([0, 1, 3, 2], 10))
@@ -317,3 +399,20 @@ def test_general_data_carries_the_models_priors() -> None:
     assert d["prior_sd_scale"][1] == 0.3
     assert d["prior_L_eta"][0] == 4
     assert d["Z"].shape == (60, 3)
+    # an ordinal model: the number of categories, each threshold's prior, and the first centered
+    # term with a varying intercept sampled relative to the thresholds' mean
+    df["k"] = np.tile([1, 2, 3, 3, 2, 4], 10)
+    m = hbstan.Model("k ~ x + (1 + x || g) + (1 | h)", df, family="cumulative", centered={"g": False, "h": True},
+                     priors={"Intercept[2|3]": hbstan.StudentT(4, 0, 1)})
+    d = general_data(m)
+    assert (d["ncat"], d["centered"], d["on_thresholds"]) == (4, [0, 1], 2)
+    assert (d["prior_Intercept_nu"], d["prior_Intercept_scale"]) == ([3, 4, 3], [2.5, 1, 2.5])
+    # a categorical model: each term once per non-reference category, category after category,
+    # each copy with that category's SD priors; the coefficients' priors in to_vector(b)'s order
+    m = hbstan.Model("k ~ x + (1 + x || g) + (1 | h)", df.assign(k=df["k"].clip(upper=3)), family="categorical",
+                     priors={"x|g_sigma[3]": hbstan.HalfNormal(0.3), "x[2]": hbstan.Normal(1, 2)})
+    d = general_data(m)
+    assert (d["ncat"], d["T"], d["J"], d["M"], d["E"]) == (3, 4, [6, 3, 6, 3], [2, 1, 2, 1], 6)
+    assert d["prior_sd_scale"][4] == 0.3 and d["prior_sd_scale"][1] != 0.3
+    assert (d["prior_b_loc"], d["prior_b_scale"][0]) == ([1, 0], 2)
+    assert np.array_equal(d["Z"][:, :3], d["Z"][:, 3:]) and np.array_equal(d["g"][:2], d["g"][2:])

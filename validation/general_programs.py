@@ -1,7 +1,7 @@
 """General programs against specialized ones: every family x design (issue 19).
 
 For each family with a general program (``hbstan.general.GENERAL_FAMILIES``: every family
-with one linear predictor and no thresholds) and each design it supports (pooled; varying
+with one linear predictor, the ordinal one included) and each design it supports (pooled; varying
 intercept; independent intercept and slope; correlated intercept and slope; two crossed
 varying intercepts; a correlated term beside a crossed intercept, with an offset), simulated
 data from a known truth are fitted on the family's general program and on the model's
@@ -9,8 +9,16 @@ specialized program, and ``hbstan.compare_fits`` tests every posterior mean and 
 (confirmed by longer runs before a disagreement is reported). Where the Gaussian programs
 integrate a single term's group effects out (intercept, independent slopes, correlated), both
 do; the Gaussian "sampled" designs (``marginalize=False``) have both sample them instead.
-The non-default links of bernoulli and binomial (probit, cloglog; a general program each)
-run two designs: the varying intercept and the correlated + crossed one with an offset.
+The non-default links of bernoulli, binomial (probit, cloglog) and cumulative (probit; a
+general program each) run two designs: the varying intercept and the correlated + crossed one
+with an offset. The ordinal family (``cumulative``: 4 categories from a latent logistic or
+normal variable cut at known thresholds) also runs its varying intercept, its correlated
+term and its crossed intercepts forced centered (``centered=True``): both programs sample the
+group intercepts of the first term relative to the thresholds' mean. The categorical family
+(3 categories, a linear predictor each for the two non-reference ones) runs the designs it
+has: pooled, varying intercept, independent slopes and crossed intercepts (no correlated
+terms or offsets: refused by the family), and the varying intercept and crossed intercepts
+forced centered (its default is non-centered).
 
     python validation/general_programs.py            # ~80 specialized programs to compile
     python validation/general_programs.py --only poisson
@@ -37,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hbstan  # noqa: E402
-from hbstan.general import GENERAL_FAMILIES, general_links  # noqa: E402
+from hbstan.general import GENERAL_FAMILIES, centered_terms, general_links  # noqa: E402
 
 DESIGNS = {
     "pooled": "x",
@@ -49,6 +57,11 @@ DESIGNS = {
     # Gaussian only: the group effects sampled (marginalize=False) rather than integrated out
     "intercept, sampled": "x + (1 | g)",
     "correlated, sampled": "x + (1 + x | g)",
+    # cumulative and categorical only: the terms centered (centered=True); cumulative samples the
+    # first one's group intercepts relative to the thresholds' mean
+    "intercept, centered": "x + (1 | g)",
+    "correlated, centered": "x + (1 + x | g)",
+    "crossed intercepts, centered": "x + (1 | g) + (1 | h)",  # only g's relative to the thresholds' mean
 }
 
 # the designs a non-default link runs
@@ -56,6 +69,7 @@ LINK_DESIGNS = ("intercept", "correlated + crossed, offset")
 
 # the true auxiliary parameters of the simulations
 SHAPE, GAMMA_SHAPE, SIGMA_LOG, NU, PHI, ZERO = 3.0, 4.0, 0.5, 5.0, 10.0, 0.3
+CUTS = np.array([-1.0, 0.0, 1.2])  # cumulative: the latent variable's thresholds (4 categories)
 
 
 def _positive(draw, size: int) -> np.ndarray:
@@ -112,6 +126,15 @@ def simulate(family: str, seed: int, link: str | None = None, n: int = 400, jg: 
         df["y"] = np.where(rng.random(n) < ZERO, 0, pos)
     elif family == "hurdle_lognormal":
         df["y"] = np.where(rng.random(n) < ZERO, 0.0, np.exp(eta + rng.normal(0, SIGMA_LOG, n)))
+    elif family == "cumulative":  # P(y <= k) = F(c_k - eta): the latent eta + e cut at CUTS
+        e = rng.normal(size=n) if link == "probit" else rng.logistic(size=n)
+        df["y"] = 1 + np.sum((eta + e)[:, None] > CUTS, axis=1)
+    elif family == "categorical":  # log odds against category 1: eta for 2, a second one for 3
+        eta3 = -0.3 - 0.5 * x + rng.normal(0, 0.5, jg)[g] + rng.normal(0, 0.3, jh)[h]
+        logits = np.column_stack([np.zeros(n), eta - off, eta3])  # (no offset: refused by the family)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        df["y"] = 1 + (rng.random(n)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
     else:
         raise ValueError(f"no simulation for family {family!r}")
     return df
@@ -126,6 +149,10 @@ def cases() -> list[tuple[str, str, str, str]]:
             for design in DESIGNS:
                 if "sampled" in design and family != "gaussian":
                     continue
+                if "centered" in design and family not in ("cumulative", "categorical"):
+                    continue
+                if family == "categorical" and ("correlated" in design or "offset" in design):
+                    continue  # refused by the family
                 if not default and design not in LINK_DESIGNS:
                     continue
                 name = family if default else f"{family} ({link})"
@@ -190,6 +217,8 @@ def main() -> int:
         kw: dict = {"offset": "off"} if "offset" in design else {}
         if "sampled" in design:
             kw["marginalize"] = False
+        if "centered" in design:
+            kw["centered"] = True
         m = hbstan.Model(f"{lhs} ~ {rhs}", df, family=family, link=link, **kw)
         t0 = time.perf_counter()
         fs = m.sample(seed=1, program="specialized")
@@ -206,6 +235,7 @@ def main() -> int:
             "divergences_general": int(fg.idata.sample_stats["diverging"].sum()),
             "divergences_specialized": int(fs.idata.sample_stats["diverging"].sum()),
             "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": round(os.getloadavg()[0], 2),
+            "centered": centered_terms(m),  # each term's parameterization on the general program
         })
         print(f"{label:55s} {c.verdict:14s} max|z| {rows[-1]['max_abs_z']:.2f} "
               f"(general {rows[-1]['general_s']} s, specialized {rows[-1]['specialized_s']} s)", flush=True)
