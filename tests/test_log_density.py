@@ -68,6 +68,10 @@ SUBSET = [
     # the ordinal family: the probit program is the one tests/test_ordinal.py fits
     Variant("cumulative_probit", "hierarchical", True, False, False),
     Variant("cumulative", "hierarchical", True, True, True),
+    # the sparse linear predictor (one CSR product) with the gamma and cumulative logit
+    # likelihoods written from it: two crossed terms, one with a slope, and a group predictor
+    Variant("gamma", "crossed", False, True, False),
+    Variant("cumulative", "crossed", True, False, False),
     Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
     Variant("lognormal_sigma_formula", "crossed", False, True, False),
     # formulas for a probability (logit) and a shape (log): the first the program of
