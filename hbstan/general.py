@@ -39,7 +39,7 @@ from .render import program as rendered_program
 if TYPE_CHECKING:
     from .spec import ModelSpec
 
-__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "general_links", "unsupported", "general_program", "general_data", "is_marginal",
+__all__ = ["GENERAL_FAMILIES", "PROGRAMS", "general_links", "all_programs", "unsupported", "general_program", "general_data", "is_marginal",
            "centered_terms", "program_terms", "specialized_names", "is_built", "build"]
 
 # the families with a general program: every family (each at any of its links: a program per
@@ -112,8 +112,8 @@ def _prior_descriptor(prior: Prior) -> dict[str, Any]:
             "family": prior.family}
 
 
-def _all_programs(families: list[str] | None = None) -> list[tuple[str, str]]:
-    """(family, link) of every general program of ``families`` (default: all)."""
+def all_programs(families: list[str] | None = None) -> list[tuple[str, str]]:
+    """List (family, link) of every general program of ``families`` (default: all; others are skipped)."""
     return [(f, lk) for f in (families or GENERAL_FAMILIES) if f in GENERAL_FAMILIES for lk in general_links(f)]
 
 
@@ -124,7 +124,7 @@ def is_built(family: str, link: str | None = None) -> bool:
 
 def build(families: list[str] | None = None) -> int:
     """Compile the general programs (of ``families``, default all; every link of each) not yet in the cache."""
-    todo = _all_programs(families)
+    todo = all_programs(families)
     for f, lk in todo:
         compiled_model(general_program(f, lk))
     return len(todo)

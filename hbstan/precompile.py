@@ -19,7 +19,7 @@ import pandas as pd
 from .backend import compiled_model
 from .design import FormulaError
 from .families import FAMILIES, get_family
-from .general import GENERAL_FAMILIES, general_links, general_program
+from .general import all_programs, general_program
 from .model import Model
 
 __all__ = ["common_models", "precompile"]
@@ -80,12 +80,11 @@ def precompile(
     once per machine, after which the first fit of a supported formula does not wait for the compiler.
     """
     seen: set[str] = set()
-    for family in families or list(FAMILIES):
-        for link in general_links(family) if family in GENERAL_FAMILIES else ():
-            log.info("hbstan: precompiling the general %s program (%s link)", family, link)
-            code = general_program(family, link)
-            compiled_model(code)
-            seen.add(code)
+    for family, link in all_programs(families):
+        log.info("hbstan: precompiling the general %s program (%s link)", family, link)
+        code = general_program(family, link)
+        compiled_model(code)
+        seen.add(code)
     if general_only:
         return len(seen)
     for label, m in common_models(families, designs):

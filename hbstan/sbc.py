@@ -54,10 +54,14 @@ def distinct_entries(entries: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     A correlation matrix's ``[a, b]`` and ``[b, a]``: ranked twice, it would count twice in the
     family-wise uniformity test and make it stricter than its level.
     """
-    first: dict[bytes, str] = {}
+    seen: set[bytes] = set()
+    out = {}
     for k, v in entries.items():
-        first.setdefault(np.ascontiguousarray(v).tobytes(), k)
-    return {k: v for k, v in entries.items() if first[np.ascontiguousarray(v).tobytes()] == k}
+        key = np.ascontiguousarray(v).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out[k] = v
+    return out
 
 
 def _sbc_fit(

@@ -12,7 +12,7 @@ from scipy.special import expit, gammaln
 
 from ..design import DataError
 from .base import Family
-from .gamma import Precision
+from .gamma import Precision, pearson_precision
 
 # replicated responses are kept inside (0, 1): at most the largest double below 1 (Stan's
 # 1 - machine_precision() / 2) and at least 1e-300
@@ -68,14 +68,12 @@ class Beta(Family):
         # errs small, towards non-centered (the safe side)
         mu = np.clip(expit(eta), 1e-6, 1 - 1e-6)
         v = mu * (1 - mu)
-        one_plus_phi = 1.0 / max(float(np.mean((y - mu) ** 2 / v)), 1e-12)
-        return v * one_plus_phi, (y - mu) / v
+        return v * pearson_precision((y - mu) ** 2 / v), (y - mu) / v
 
     def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
         mu = np.clip(expit(eta), 1e-6, 1 - 1e-6)
         m = np.clip(expit(fitted), 1e-6, 1 - 1e-6)  # Pearson residuals about the fit with the group effects
-        one_plus_phi = (y.size - df) / max(float(np.sum((y - m) ** 2 / (m * (1 - m)))), 1e-12)
-        return mu * (1 - mu) * one_plus_phi
+        return mu * (1 - mu) * pearson_precision((y - m) ** 2 / (m * (1 - m)), df)
 
     def initial_eta(self, y, trials):  # noqa: D102
         m = (y + np.mean(y)) / 2  # halfway to the mean: finite, and never at the logit's extremes

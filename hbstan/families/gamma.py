@@ -46,6 +46,16 @@ def check_positive(y: np.ndarray, name: str, family: str) -> None:
         )
 
 
+def pearson_precision(r2: np.ndarray, df: float = 0.0) -> float:
+    """Return 1 / (the mean squared Pearson residual): the gamma shape, or the beta's 1 + phi.
+
+    ``r2`` are the squared Pearson residuals (residual^2 / the variance at a precision of 1);
+    ``df`` the degrees of freedom spent on the means they are taken about, which makes a
+    residual smaller than one about the true mean: the mean square is scaled up by n / (n - df).
+    """
+    return (1.0 - df / r2.size) / max(float(np.mean(r2)), 1e-12)
+
+
 class GammaFamily(Family):
     """y ~ Gamma(shape, shape / exp(eta)): mean exp(eta), coefficient of variation 1 / sqrt(shape)."""
 
@@ -81,12 +91,11 @@ class GammaFamily(Family):
         # residual (y - mu) / mu; the shape from the Pearson residuals of the pooled fit, which
         # still hold the group effects, so it errs small, towards non-centered (the safe side)
         r = y * np.exp(-eta) - 1.0
-        shape = 1.0 / max(float(np.mean(r * r)), 1e-12)
-        return np.full(y.shape, shape), r
+        return np.full(y.shape, pearson_precision(r * r)), r
 
     def refit_weights(self, y, trials, eta, fitted, df):  # noqa: D102
         r = y * np.exp(-fitted) - 1.0  # Pearson residuals about the fit with the group effects
-        return np.full(y.shape, (y.size - df) / max(float(np.sum(r * r)), 1e-12))
+        return np.full(y.shape, pearson_precision(r * r, df))
 
     def initial_eta(self, y, trials):  # noqa: D102
         return np.log(y)
