@@ -36,10 +36,9 @@ import numpy as np
 import pandas as pd
 
 from .design import factor_columns, group_labels, parse_formula
-from .predict import predict
+from .predict import Posterior, predict
 
 if TYPE_CHECKING:
-    from .fit import Fit
     from .spec import ModelSpec
 
 __all__ = [
@@ -402,7 +401,7 @@ def _grid_from(m: ModelSpec, grid: Any) -> pd.DataFrame:
 
 
 def predictions(
-    fit: Fit,
+    fit: Posterior,
     data: pd.DataFrame | None = None,
     *,
     grid: Any = None,
@@ -460,7 +459,7 @@ def _by_codes(data: pd.DataFrame, by: Any) -> tuple[np.ndarray, pd.DataFrame | N
 
 
 def _averages(
-    fit: Fit,
+    fit: Posterior,
     frames: Sequence[pd.DataFrame],
     codes: np.ndarray,
     kind: str,
@@ -538,7 +537,7 @@ def _set(data: pd.DataFrame, name: str, value: Any) -> pd.DataFrame:
 
 
 def avg_comparisons(
-    fit: Fit,
+    fit: Posterior,
     variable: str,
     contrast: Any = None,
     *,
@@ -650,7 +649,7 @@ def _pair(contrast: Any, variable: str) -> tuple[Any, Any]:
 
 
 def avg_slopes(
-    fit: Fit,
+    fit: Posterior,
     variable: str,
     *,
     by: str | Sequence[str] | None = None,

@@ -22,7 +22,7 @@ import numpy as np
 from .pointwise import run_per_chain
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .spec import ModelSpec
 
 __all__ = ["group_effect_draws"]
 
@@ -39,7 +39,7 @@ def _unpack_upper(WW: np.ndarray, P: int) -> np.ndarray:
 
 
 def group_effect_draws(
-    model: Model,
+    model: ModelSpec,
     get: Callable[[str], np.ndarray],
     rng: np.random.Generator,
     prior_only: bool = False,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .model import Model
+    from .spec import ModelSpec
 
 __all__ = ["AUTO_MAX_VALUES", "linear_predictor", "linear_predictor_draws", "log_lik_and_y_rep", "pointwise_groups", "run_per_chain"]
 
@@ -26,7 +26,7 @@ def _coef(draws: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
     return np.concatenate([draws[n] if draws[n].ndim == 2 else draws[n][:, None] for n in names], axis=-1)
 
 
-def group_effects(model: "Model", draws: Mapping[str, np.ndarray], i: int) -> np.ndarray:
+def group_effects(model: ModelSpec, draws: Mapping[str, np.ndarray], i: int) -> np.ndarray:
     """(S, J, M): the effects of varying term ``i`` (1-based), from draws with one leading dim."""
     return block_effects(model.design.all_blocks[i - 1], draws)
 
@@ -44,7 +44,7 @@ def block_sum(r: np.ndarray, index: np.ndarray, Z: np.ndarray) -> np.ndarray:
 
 
 def linear_predictor(
-    model: "Model",
+    model: ModelSpec,
     draws: Mapping[str, np.ndarray],
     X: np.ndarray,
     offsets: np.ndarray,
@@ -99,7 +99,7 @@ def linear_predictor(
     return eta
 
 
-def category_draws(model: Model, draws: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+def category_draws(model: ModelSpec, draws: Mapping[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
     """Slice the draws of a per-category family at non-reference category ``k`` (0-based).
 
     Each per-category variable is taken at entry ``k`` of its last axis, the others as they
@@ -110,7 +110,7 @@ def category_draws(model: Model, draws: Mapping[str, np.ndarray], k: int) -> dic
 
 
 def linear_predictor_draws(
-    model: "Model", post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+    model: ModelSpec, post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
 ) -> np.ndarray:
     """Linear predictor of the fitted rows for chain ``c`` of (chain, draw, ...) draws: (draw, N).
 
@@ -125,7 +125,7 @@ def linear_predictor_draws(
 
 
 def _fitted_rows(
-    model: Model, post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+    model: ModelSpec, post: Mapping[str, np.ndarray], c: int, out: np.ndarray | None = None, scratch: np.ndarray | None = None
 ) -> np.ndarray:
     d = model.design
     chain = {k: v[c] for k, v in post.items()}
@@ -142,7 +142,7 @@ AUTO_MAX_VALUES = 20_000_000
 
 
 def log_lik_and_y_rep(
-    model: "Model", post: Mapping[str, np.ndarray], rng: np.random.Generator
+    model: ModelSpec, post: Mapping[str, np.ndarray], rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(chain, draw, N) arrays of the pointwise log-likelihood and of replicated data.
 
@@ -178,7 +178,7 @@ def run_per_chain(chain: Callable[[int], None], C: int) -> None:
 
 
 def dpar_values(
-    model: "Model", post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None,
+    model: ModelSpec, post: Mapping[str, np.ndarray], name: str, X: np.ndarray | None = None,
     groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draws of a distributional parameter in each row, its inverse link (exp or inv_logit) of
@@ -214,7 +214,7 @@ def dpar_values(
 
 
 def aux_values(
-    model: "Model",
+    model: ModelSpec,
     post: Mapping[str, np.ndarray],
     c: int | None = None,
     se: np.ndarray | None = None,
@@ -256,7 +256,7 @@ def aux_values(
 
 
 def _chain_pointwise(
-    model: "Model", post: Mapping[str, np.ndarray], c: int, rng: np.random.Generator, ll: np.ndarray, rep: np.ndarray
+    model: ModelSpec, post: Mapping[str, np.ndarray], c: int, rng: np.random.Generator, ll: np.ndarray, rep: np.ndarray
 ) -> None:
     """Chain ``c``'s log-likelihood and replicated data, written into ``ll`` and ``rep`` (draw, N)."""
     # rep's memory (8-byte floats or ints) is the linear predictor's scratch until it is drawn,
@@ -275,7 +275,7 @@ def _chain_pointwise(
 
 
 def pointwise_groups(
-    model: "Model", post: Mapping[str, np.ndarray], seed: int | np.random.Generator | None
+    model: ModelSpec, post: Mapping[str, np.ndarray], seed: int | np.random.Generator | None
 ) -> dict[str, Any]:
     """``az.from_dict`` keyword arguments of the ``posterior_predictive`` and ``log_likelihood`` groups.
 

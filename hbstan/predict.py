@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -13,9 +13,22 @@ from .pointwise import aux_values, block_sum, category_draws, group_effects
 from .pointwise import linear_predictor as linear_predictor_rows
 
 if TYPE_CHECKING:
-    from .fit import Fit
+    from .spec import ModelSpec
 
-__all__ = ["predict", "predict_given", "log_lik"]
+__all__ = ["Posterior", "predict", "predict_given", "log_lik"]
+
+
+
+class Posterior(Protocol):
+    """What predictions need of a fit: its model specification and its draws.
+
+    :class:`hbstan.Fit` is one; prediction does not import it, so that the fit can offer
+    ``fit.predict`` without a circle of imports.
+    """
+
+    model: ModelSpec
+    idata: Any
+
 
 # predict_given evaluates the design of at most this many stacked rows (draws x rows) at once
 GIVEN_CHUNK_ROWS = 200_000
@@ -42,7 +55,7 @@ def _group_predictors(blk: Any, new: pd.DataFrame, n: int) -> np.ndarray | None:
 
 
 def linear_predictor(
-    fit: "Fit", new: pd.DataFrame, rng: np.random.Generator, *, include: Collection[int] | None = None
+    fit: Posterior, new: pd.DataFrame, rng: np.random.Generator, *, include: Collection[int] | None = None
 ) -> np.ndarray:
     """Draw the linear predictor for new rows: (chain, draw, n), or (chain, draw, n, ncat - 1).
 
@@ -81,7 +94,7 @@ def linear_predictor(
     return _rows_eta(fit, draws, X, rows, rng, include).reshape(C, D, n)
 
 
-def _group_rows(fit: Fit, new: pd.DataFrame, include: Collection[int] | None) -> list[Any]:
+def _group_rows(fit: Posterior, new: pd.DataFrame, include: Collection[int] | None) -> list[Any]:
     """Read each varying term's groups and predictors in the new rows.
 
     Per term: (each row's group index, the labels of groups not seen in fitting, Z, U), the
@@ -126,7 +139,7 @@ def _block_rows(blk: Any, new: pd.DataFrame) -> tuple[np.ndarray, list[str], np.
 
 
 def _effects_with_unseen(
-    fit: Fit, draws: dict[str, np.ndarray], i: int, unseen: list[str], rng: np.random.Generator
+    fit: Posterior, draws: dict[str, np.ndarray], i: int, unseen: list[str], rng: np.random.Generator
 ) -> np.ndarray:
     """(C * D, J + unseen, M): term ``i``'s effects, then those of the unseen groups.
 
@@ -153,7 +166,7 @@ def _effects_with_unseen(
 
 
 def dpar_groups(
-    fit: Fit, new: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
+    fit: Posterior, new: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
 ) -> dict[str, np.ndarray]:
     """Return the group terms' part of the distributional parameters' linear predictors: (chain, draw, n).
 
@@ -183,7 +196,7 @@ def dpar_groups(
 
 
 def _rows_eta(
-    fit: Fit,
+    fit: Posterior,
     draws: dict[str, np.ndarray],
     X: np.ndarray,
     rows: list[Any],
@@ -215,7 +228,7 @@ def _column(new: pd.DataFrame, what: str, value: Any, n: int) -> np.ndarray | No
 
 
 def _eta_with_offsets(
-    fit: Fit, data: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
+    fit: Posterior, data: pd.DataFrame, rng: np.random.Generator, include: Collection[int] | None = None
 ) -> np.ndarray:
     """Return the linear predictor of the new rows plus their offset and log exposure, if the model has them."""
     return _add_offsets(linear_predictor(fit, data, rng, include=include), fit.model.column_args, data)
@@ -234,7 +247,7 @@ def _add_offsets(eta: np.ndarray, opts: dict[str, Any], data: pd.DataFrame) -> n
 
 
 def predict(
-    fit: "Fit",
+    fit: Posterior,
     data: pd.DataFrame,
     *,
     kind: str = "response",
@@ -300,7 +313,7 @@ def predict(
 
 
 def predict_given(
-    fit: Fit,
+    fit: Posterior,
     data: pd.DataFrame,
     given: Mapping[str, np.ndarray],
     *,
@@ -406,7 +419,7 @@ def predict_given(
     return fam.mean(eta, aux, trials) if kind == "mean" else fam.draw(rng, eta, aux, trials)
 
 
-def log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+def log_lik(fit: Posterior, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
     """Pointwise log-likelihood of new rows under each posterior draw: (chain, draw, n).
 
     The held-out log predictive density that K-fold cross-validation needs: the rows'

@@ -2,6 +2,7 @@
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,13 @@ PACKAGE = ROOT / "hbstan"
 THIRD_PARTY = {"cm._stan_file", "cm._fixed_param"}
 
 
-def lint_imports(config: Path) -> subprocess.CompletedProcess:
-    """import-linter's check of this checkout's hbstan, in a process of its own (it resets logging)."""
+def lint_imports(config: Path, root: Path = ROOT) -> subprocess.CompletedProcess:
+    """import-linter's check of the hbstan under ``root``, in a process of its own (it resets logging)."""
     pytest.importorskip("importlinter", reason="import-linter is in the test extras")
     code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(config_filename=sys.argv[1]))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-c", code, str(config)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code, str(config)], cwd=root, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -43,6 +44,22 @@ def test_the_contract_catches_an_upward_import(tmp_path):
     run = lint_imports(tmp_path / "contract.toml")
     assert run.returncode != 0
     assert "hbstan.fit is not allowed to import hbstan.predict" in run.stdout
+
+
+def test_the_contract_counts_type_only_imports(tmp_path):
+    """An import made only for annotations (under TYPE_CHECKING) that runs upward fails too:
+    a copy of hbstan whose predict names Fit that way breaks the contract."""
+    shutil.copytree(PACKAGE, tmp_path / "hbstan", ignore=shutil.ignore_patterns("__pycache__"))
+    predict = tmp_path / "hbstan" / "predict.py"
+    text = predict.read_text()
+    marker = "if TYPE_CHECKING:\n"
+    assert marker in text
+    predict.write_text(text.replace(marker, marker + "    from .fit import Fit  # noqa: F401\n", 1))
+    cfg = (ROOT / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(cfg[cfg.index("[tool.importlinter]"):])
+    run = lint_imports(tmp_path / "pyproject.toml", root=tmp_path)
+    assert run.returncode != 0
+    assert "hbstan.predict is not allowed to import hbstan.fit" in run.stdout
 
 
 def private_reads(path: Path) -> list[str]:
