@@ -37,13 +37,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .options import MODEL_OPTIONS
+from .options import MODEL_OPTIONS, SAMPLER_OPTIONS
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("hbstan")
 
-DEFAULT_SAMPLER = {"chains": 4, "draws": 1000, "warmup": 1000}
+DEFAULT_SAMPLER = {o.name: o.default for o in SAMPLER_OPTIONS}
 MAX_ERROR_CHARS = 400
 EXIT_PROBLEMS = 3  # `hbstan diagnose`: a sampler check failed
 
@@ -125,13 +125,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _sampler_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampler")
-    g.add_argument("--chains", type=int, help="number of chains (default 4)")
-    g.add_argument("--draws", type=int, help="post-warm-up draws per chain (default 1000)")
-    g.add_argument("--warmup", type=int, help="warm-up iterations per chain (default 1000)")
-    g.add_argument("--seed", type=int, help="random seed (default: a random one, recorded in the run)")
-    g.add_argument("--adapt-delta", type=float, help="target acceptance rate (CmdStan default 0.8)")
-    g.add_argument("--max-treedepth", type=int, help="NUTS maximum tree depth (CmdStan default 10)")
-    g.add_argument("--prior-only", action="store_true", default=None, help="sample the prior (ignore the likelihood)")
+    for o in SAMPLER_OPTIONS:  # one table: hbstan.options.SAMPLER_OPTIONS
+        if o.cli == "flag":
+            g.add_argument(o.flag, dest=o.name, action="store_true", default=None, help=o.help)
+        else:
+            g.add_argument(o.flag, dest=o.name, type=o.cli_type, metavar=o.metavar, help=o.help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,7 +337,7 @@ def _resolve_spec(args: argparse.Namespace) -> dict[str, Any]:
     if args.priors:
         spec["priors"] = {**spec.get("priors", {}), **dict(_pairs(args.priors, "--prior", "NAME=PRIOR", "'Intercept=Normal(0, 10)'"))}
     sampler = dict(spec.get("sampler", {}))
-    for key in ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only"):
+    for key in (o.name for o in SAMPLER_OPTIONS):
         value = getattr(args, key, None)
         if value is not None:
             sampler[key] = value
@@ -443,13 +441,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out = prepare_run_dir(args.out, overwrite=args.overwrite, create=False)
     log.info("hbstan: %r", model)
     fit = model.sample(
-        chains=s["chains"],
-        draws=s["draws"],
-        warmup=s["warmup"],
-        seed=s["seed"],
-        adapt_delta=s.get("adapt_delta"),
-        max_treedepth=s.get("max_treedepth"),
-        prior_only=bool(s.get("prior_only", False)),
+        **{o.name: s[o.name] for o in SAMPLER_OPTIONS},
         output_dir=str(out / CMDSTAN_DIR),
         show_progress=_show_progress(args),
     )

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .idata import obs_coords_dims
+from .options import SAMPLER_OPTIONS
 
 if TYPE_CHECKING:
     import arviz as az
@@ -311,7 +312,7 @@ class Fit:
                 )
             changes = dict(self.suggestion)
         model_changes = {k: v for k, v in changes.items() if k in self.model.options}
-        keep = ("chains", "draws", "warmup", "seed", "adapt_delta", "max_treedepth", "prior_only", "pointwise")
+        keep = (*(o.name for o in SAMPLER_OPTIONS), "pointwise")
         settings = {k: self.settings[k] for k in keep if k in self.settings}
         settings.update({k: v for k, v in changes.items() if k not in model_changes})
         if getattr(self, "program", None) is not None and not model_changes:

@@ -42,7 +42,7 @@ from ._version import __version__
 from .design import DataError, Formula, FormulaError, parse_formula
 from .plots import headline_vars
 from .priors import Prior, format_prior, parse_prior
-from .options import MODEL_OPTIONS
+from .options import MODEL_OPTIONS, SAMPLER_OPTIONS
 
 if TYPE_CHECKING:
     import arviz as az
@@ -88,15 +88,7 @@ EXE_FILE = "model"  # written by `hbstan compile`
 # every file hbstan writes at the top of a run directory (cleared by overwrite=True)
 RUN_FILES = (SPEC_FILE, DATA_CSV, STAN_FILE, DATA_JSON, IDATA_FILE, SUMMARY_FILE, DIAGNOSTICS_FILE, *FIGURES, EXE_FILE)
 
-SAMPLER_KEYS: dict[str, tuple[type, ...]] = {
-    "chains": (int,),
-    "draws": (int,),
-    "warmup": (int,),
-    "seed": (int,),
-    "adapt_delta": (float, int),
-    "max_treedepth": (int,),
-    "prior_only": (bool,),
-}
+SAMPLER_KEYS: dict[str, tuple[type, ...]] = {o.name: o.toml for o in SAMPLER_OPTIONS}
 
 # the keys of a spec file: the model options of hbstan.spec.MODEL_OPTIONS, with the formula,
 # the data, the sampler settings and what hbstan records of the run; a model of several

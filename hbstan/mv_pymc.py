@@ -20,6 +20,7 @@ import numpy as np
 
 from .idata import OBS_DIM
 from .mvfit import MultivariateFit, build_mv_idata, mv_pointwise
+from .options import recorded_settings
 from .pymc_backend import PREFIX, linear_predictor_and_aux, lkj_correlation, prior_rv
 
 if TYPE_CHECKING:
@@ -164,10 +165,7 @@ def sample_mv_pymc(
         joint, per, reps = mv_pointwise(spec, post, np.random.default_rng(seed))
         extra = {"log_lik": joint, "log_lik_responses": per, "y_rep": reps}
     idata = build_mv_idata(spec, post, stats, attrs={"inference_library": "pymc"}, **extra)
-    settings = {
-        "chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "adapt_delta": adapt_delta,
-        "max_treedepth": max_treedepth, "prior_only": prior_only, "pointwise": "python" if pointwise else False,
-    }
+    settings = {**recorded_settings(locals()), "pointwise": "python" if pointwise else False}
     fit = MultivariateFit(spec, idata, run_dir=None, settings=settings)
     fit.backend = "pymc"
     fit.pymc_model = pmodel  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from .backend import compiled_model, new_run_dir, program_hash, quiet_cmdstanpy
 from .fit import SamplingError, arviz_without_numba
 from .idata import SAMPLE_STATS
 from .mvfit import MultivariateFit, build_mv_idata
+from .options import recorded_settings
 from .stan_backend import params_from_stan
 
 if TYPE_CHECKING:
@@ -67,10 +68,7 @@ def sample_mv_stan(
     (run_dir / "model.stan").write_text(code)
     data_file = run_dir / "data.json"
     cmdstanpy.write_stan_json(str(data_file), model.stan_data_for(prior_only=prior_only, pointwise=pointwise_on))
-    settings = {
-        "chains": chains, "draws": draws, "warmup": warmup, "seed": seed, "adapt_delta": adapt_delta,
-        "max_treedepth": max_treedepth, "prior_only": prior_only, "pointwise": "stan" if pointwise_on else False,
-    }
+    settings = {**recorded_settings(locals()), "pointwise": "stan" if pointwise_on else False}
     t1 = time.perf_counter()
     quiet = contextlib.nullcontext() if log.isEnabledFor(logging.DEBUG) else quiet_cmdstanpy(logging.ERROR)
     try:

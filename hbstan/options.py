@@ -1,17 +1,24 @@
-"""The one table of model options.
+"""The one table of model options, and the one table of sampler settings.
 
 :data:`MODEL_OPTIONS` lists the keywords of :class:`hbstan.Model` (besides the formula and the
 data); the keys a spec file may hold, the command line's flags and what a saved run records
 (:meth:`hbstan.spec.ModelSpec.resolved_options`) are all read from it. A new option is one
 row here and its handling in :mod:`hbstan.spec`.
+
+:data:`SAMPLER_OPTIONS` lists the settings of :meth:`hbstan.Model.sample` that a fit records
+(``fit.settings``, via :func:`recorded_settings`) and reuses in :meth:`hbstan.Fit.refit`, that
+a spec file's ``[sampler]`` table may hold and a saved run writes, and that the command line
+takes as flags. A new setting is one row here, its keyword in ``Model.sample`` and how each
+backend passes it to its sampler.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Option", "MODEL_OPTIONS"]
+__all__ = ["Option", "MODEL_OPTIONS", "SAMPLER_OPTIONS", "recorded_settings"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +85,23 @@ MODEL_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+
+
+SAMPLER_OPTIONS: tuple[Option, ...] = (
+    Option("chains", 4, (int,), "number of chains (default 4)", cli_type=int),
+    Option("draws", 1000, (int,), "post-warm-up draws per chain (default 1000)", cli_type=int),
+    Option("warmup", 1000, (int,), "warm-up iterations per chain (default 1000)", cli_type=int),
+    Option("seed", None, (int,), "random seed (default: a random one, recorded in the run)", cli_type=int),
+    Option("adapt_delta", None, (float, int), "target acceptance rate (CmdStan default 0.8)", cli_type=float),
+    Option("max_treedepth", None, (int,), "NUTS maximum tree depth (CmdStan default 10)", cli_type=int),
+    Option("prior_only", False, (bool,), "sample the prior (ignore the likelihood)", cli="flag"),
+)
+
+
+def recorded_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the sampler settings a fit records, taken by name from a sampling call's arguments.
+
+    Every row of :data:`SAMPLER_OPTIONS`, in its order, with its default where ``values``
+    lacks it. Backends add what they resolve themselves (``pointwise``, ``nuts_sampler``).
+    """
+    return {o.name: values.get(o.name, o.default) for o in SAMPLER_OPTIONS}

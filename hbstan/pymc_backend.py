@@ -57,6 +57,7 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
 from .centering import KAPPA_CENTERED, term_evidence
 from .fit import Fit
 from .idata import OBS_DIM, build_idata, resolve_pointwise
+from .options import recorded_settings
 from .pointwise import log_lik_and_y_rep, pointwise_groups
 from .priors import Beta, Prior
 
@@ -931,17 +932,7 @@ def sample_pymc(
         )
     if output_dir is not None:
         log.warning("hbstan: the PyMC backend writes no output files; output_dir=%r is ignored", output_dir)
-    settings = {
-        "chains": chains,
-        "draws": draws,
-        "warmup": warmup,
-        "seed": seed,
-        "adapt_delta": adapt_delta,
-        "max_treedepth": max_treedepth,
-        "prior_only": prior_only,
-        "pointwise": pointwise,
-        "nuts_sampler": nuts_sampler,
-    }
+    settings = {**recorded_settings(locals()), "pointwise": pointwise, "nuts_sampler": nuts_sampler}
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     pmodel = build_pymc_model(m, prior_only=prior_only)

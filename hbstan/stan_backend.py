@@ -30,6 +30,7 @@ from .backend import (
 from .fit import Fit, SamplingError, arviz_without_numba
 from .idata import SAMPLE_STATS, build_idata, import_arviz_in_background, resolve_pointwise
 from .marginal import group_effect_draws
+from .options import recorded_settings
 from .pointwise import pointwise_groups
 
 if TYPE_CHECKING:
@@ -89,17 +90,11 @@ def sample_stan(model: ModelSpec, **opts: Any) -> Fit:
     cmdstanpy.write_stan_json(str(data_file), stan_data)
     if use_threads:
         opts["threads_per_chain"] = threads
-    chains = opts.pop("chains")
+    settings = recorded_settings({**opts, "prior_only": prior_only})
+    for key in settings:
+        opts.pop(key, None)
+    chains = settings["chains"]
     parallel = opts.pop("parallel_chains") or min(chains, os.cpu_count() or 1)
-    settings = {
-        "chains": chains,
-        "draws": opts.pop("draws"),
-        "warmup": opts.pop("warmup"),
-        "seed": opts.pop("seed"),
-        "adapt_delta": opts.pop("adapt_delta"),
-        "max_treedepth": opts.pop("max_treedepth"),
-        "prior_only": prior_only,
-    }
     t1 = time.perf_counter()
     # the first fit of a process imports ArviZ (about 1.3 s) while CmdStan samples, not after
     arviz_import = import_arviz_in_background()
