@@ -72,6 +72,10 @@ SUBSET = [
     # likelihoods written from it: two crossed terms, one with a slope, and a group predictor
     Variant("gamma", "crossed", False, True, False),
     Variant("cumulative", "crossed", True, False, False),
+    # ... and with Stan's own likelihoods on eta: Bernoulli logit (crossed terms, one with a
+    # slope, a group predictor) and the negative binomial (correlated intercept and slope)
+    Variant("bernoulli", "crossed", True, True, False),
+    Variant("negbinomial", "correlated", True, False, False),
     Variant("gaussian_sigma_formula", "hierarchical", True, False, False),
     Variant("lognormal_sigma_formula", "crossed", False, True, False),
     # formulas for a probability (logit) and a shape (log): the first the program of

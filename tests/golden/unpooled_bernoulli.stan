@@ -24,6 +24,33 @@ data {
 
 transformed data {
   matrix[N, K] Xc = X;  // no intercept: predictors are used as given
+  // the linear predictor as one sparse matrix-vector product, eta = W theta (W in compressed
+  // sparse row form): row n of W holds row n of Xc, each varying
+  // effect's predictor in the column of (effect, row n's group), and the offset (coefficient 1)
+  int P_W = K + J_1 * M_1 + 1;  // columns of W
+  int nz_W = K + M_1 + 1;  // entries in each row of W
+  vector[N * nz_W] w_W;  // entries of W, row by row
+  array[N * nz_W] int v_W;  // column of each entry
+  array[N + 1] int u_W;  // where each row starts in w_W (N + 1: one past the last)
+  for (n in 1:N) {
+    int k = (n - 1) * nz_W;  // entries of the rows before row n
+    u_W[n] = k + 1;
+    for (j in 1:K) {  // population-level predictors
+      w_W[k + j] = Xc[n, j];
+      v_W[k + j] = j;
+    }
+    k += K;
+    int c = K;  // columns of the parts before
+    for (e in 1:M_1) {  // varying effects of term 1: column c + (e - 1) J_1 + group
+      w_W[k + e] = e == 1 ? 1.0 : Z_1[n, e];
+      v_W[k + e] = c + (e - 1) * J_1 + g_1[n];
+    }
+    k += M_1;
+    c += J_1 * M_1;
+    w_W[k + 1] = offsets[n];  // the offset
+    v_W[k + 1] = c + 1;
+  }
+  u_W[N + 1] = N * nz_W + 1;
 }
 
 parameters {
@@ -38,12 +65,9 @@ transformed parameters {
 model {
   // likelihood
   if (!prior_only) {
-    vector[N] eta = offsets;
-    eta += r_1[g_1, 1];  // varying intercepts of term 1
-    for (m in 2:cols(r_1)) {
-      eta += r_1[g_1, m] .* Z_1[, m];  // varying slopes of term 1
-    }
-    target += bernoulli_logit_glm_lupmf(y | Xc, eta, b);
+    vector[P_W] theta = append_row(b, append_row(to_vector(r_1), 1));  // coefficient of each column of W
+    vector[N] eta = csr_matrix_times_vector(N, P_W, w_W, v_W, u_W, theta);  // linear predictor
+    target += bernoulli_logit_lupmf(y | eta);
   }
   // priors
   target += normal_lpdf(b | prior_b_loc, prior_b_scale);
