@@ -86,7 +86,6 @@ MODEL_OPTIONS: tuple[Option, ...] = (
 )
 
 
-
 SAMPLER_OPTIONS: tuple[Option, ...] = (
     Option("chains", 4, (int,), "number of chains (default 4)", cli_type=int),
     Option("draws", 1000, (int,), "post-warm-up draws per chain (default 1000)", cli_type=int),

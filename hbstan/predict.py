@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = ["Posterior", "predict", "predict_given", "log_lik"]
 
 
-
 class Posterior(Protocol):
     """What predictions need of a fit: its model specification and its draws.
 
