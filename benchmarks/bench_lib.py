@@ -132,6 +132,17 @@ def upper_offdiag(a: np.ndarray) -> np.ndarray:
     return a[..., iu[0], iu[1]]
 
 
+def posterior_arrays(idata: Any) -> dict[str, np.ndarray]:
+    """All posterior variables of a fit; correlation matrices reduced to their upper off-diagonal."""
+    post = {}
+    for v in idata.posterior.data_vars:
+        a = idata.posterior[v].values
+        if a.ndim == 4 and a.shape[-1] == a.shape[-2] and "_corr" in v:
+            a = upper_offdiag(a)
+        post[v] = a
+    return post
+
+
 def ess_rhat(post: dict[str, np.ndarray]) -> dict[str, Any]:
     """Min bulk ESS, min tail ESS and max R-hat over every element of every array.
 

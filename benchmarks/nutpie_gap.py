@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -34,13 +33,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+import bench_lib as bl  # noqa: E402
 from run import CASES  # noqa: E402
 
 SEEDS = (1, 2, 3)
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs if r.get(key) is not None)
+    return bl.median([r.get(key) for r in runs])
 
 
 def floor_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,20 +75,6 @@ def floor_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _min_ess(idata: Any) -> float:
-    import arviz as az
-
-    ess = az.ess(idata.posterior, method="bulk")
-    return min(float(ess[v].min()) for v in ess.data_vars)
-
-
-def _stat(ss: Any, *names: str) -> float | None:
-    for name in names:
-        if name in ss:
-            return float(ss[name].mean())
-    return None
-
-
 def measure(cases: list[str]) -> list[dict[str, Any]]:
     """hbstan at adapt_delta 0.8 and 0.7, and nutpie, per row: ESS, acceptance, step size."""
     from glmm_data import simulate
@@ -113,18 +99,18 @@ def measure(cases: list[str]) -> list[dict[str, Any]]:
                 else:
                     fit = sample_pymc(m, nuts_sampler="nutpie", **kw)
                     sample_s = fit.timings.get("sample")
-                ss = fit.idata.sample_stats
+                ss = fit.idata.sample_stats  # Stan's names with either backend
                 runs.append({
-                    "min_ess_bulk": _min_ess(fit.idata),
-                    "accept": _stat(ss, "acceptance_rate", "mean_tree_accept"),
-                    "step_size": _stat(ss, "step_size"),
-                    "leapfrog_per_draw": _stat(ss, "n_steps"),
-                    "divergences": int(ss["diverging"].sum()) if "diverging" in ss else None,
+                    "min_ess_bulk": bl.ess_rhat(bl.posterior_arrays(fit.idata))["min_ess_bulk"],
+                    "accept": float(ss["acceptance_rate"].mean()),
+                    "step_size": float(ss["step_size"].mean()),
+                    "leapfrog_per_draw": float(ss["n_steps"].mean()),
+                    "divergences": int(ss["diverging"].sum()),
                     "sample_s": sample_s,
                 })
             row = {"case": case, "engine": engine, "adapt_delta": delta, "runs": runs}
             row.update({k: _median(runs, k) for k in runs[0] if k != "divergences"})
-            row["divergences"] = sum(r["divergences"] or 0 for r in runs)
+            row["divergences"] = sum(r["divergences"] for r in runs)
             out.append(row)
             print(f"{case} {engine} {delta}: min ESS {row['min_ess_bulk']:.0f}, accept {row['accept']:.3f}, "
                   f"step {row['step_size']:.3f}, leapfrog/draw {row['leapfrog_per_draw']:.1f}", flush=True)

@@ -187,17 +187,6 @@ def _options(case: dict[str, Any], engine: str = "hbstan") -> dict[str, Any]:
     return {**case.get("options", {}), **HBSTAN_VARIANTS.get(engine, {})}
 
 
-def _hbstan_posterior(idata: Any) -> dict[str, Any]:
-    """All posterior variables; correlation matrices reduced to their upper off-diagonal."""
-    post = {}
-    for v in idata.posterior.data_vars:
-        a = idata.posterior[v].values
-        if a.ndim == 4 and a.shape[-1] == a.shape[-2] and "_corr" in v:
-            a = bl.upper_offdiag(a)
-        post[v] = a
-    return post
-
-
 def _ss_from_idata(idata: Any) -> dict[str, Any]:
     ss = idata.sample_stats
     out: dict[str, Any] = {"divergences": int(ss["diverging"].values.sum())}
@@ -293,7 +282,7 @@ def _fit_hbstan(spec: dict[str, Any], case: dict[str, Any], df: Any) -> dict[str
     }
     out["grad_eval_us"] = bl.gradient_eval_us(fit.stan_fit)
     out.update(_ss_from_idata(fit.idata))
-    out["post"] = _hbstan_posterior(fit.idata)
+    out["post"] = bl.posterior_arrays(fit.idata)
     # a re-fit in the same process (another seed): the per-fit overhead, without the first
     # fit's one-time costs (importing formulae, scipy.stats and ArviZ's submodules on first use)
     t0 = time.perf_counter()
@@ -378,7 +367,7 @@ def _fit_pymc(spec: dict[str, Any], case: dict[str, Any], df: Any, sampler: str)
     out["breakdown"] = {"backend_timings": dict(fit.timings), "in_call_compile_s": out["compile_s"]}
     out["warnings"] = sorted({str(w.message)[:200] for w in caught if "ArviZ is undergoing" not in str(w.message)})
     out.update(_ss_from_idata(fit.idata))
-    out["post"] = _hbstan_posterior(fit.idata)
+    out["post"] = bl.posterior_arrays(fit.idata)
     return out
 
 

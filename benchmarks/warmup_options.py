@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -54,19 +53,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pathfinder + 300 warm-up": {"pathfinder": True, "warmup": 300},
     "300 warm-up": {"warmup": 300},
 }
-
-
-def _min_ess_rhat(idata: Any) -> tuple[float, float]:
-    import arviz as az
-
-    post = idata.posterior
-    varying = post.std(dim=("chain", "draw")) > 0  # not a constant (a correlation matrix's diagonal)
-    ess = az.ess(post, method="bulk")
-    rhat = az.rhat(post)
-    return (
-        min(float(ess[v].where(varying[v]).min()) for v in ess.data_vars),
-        max(float(rhat[v].where(varying[v]).max()) for v in rhat.data_vars),
-    )
 
 
 def n_parameters(case: str) -> int:
@@ -100,7 +86,8 @@ def one_run(case: str, variant: str, seed: int) -> dict[str, Any]:
     fit = m.sample(chains=2, draws=1000, warmup=warmup, seed=seed, show_progress=False, pointwise=False,
                    program="specialized", **kw, **opts)
     ct = bl.cmdstan_times(fit.stan_fit)
-    ess, rhat = _min_ess_rhat(fit.idata)
+    diag = bl.ess_rhat(bl.posterior_arrays(fit.idata))
+    ess, rhat = diag["min_ess_bulk"], diag["max_rhat"]
     ss = fit.idata.sample_stats
     seconds = ct["sampler_s"] + pf_s
     return {
@@ -159,7 +146,7 @@ def main() -> None:
                 continue
             runs = [one_run(case, variant, s) for s in seeds]
             row = {"case": case, "variant": variant, "runs": runs}
-            row.update({k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "divergences"})
+            row.update({k: bl.median([r[k] for r in runs]) for k in runs[0] if k != "divergences"})
             row["divergences"] = sum(r["divergences"] for r in runs)
             row["max_rhat"] = max(r["max_rhat"] for r in runs)
             rows.append(row)
