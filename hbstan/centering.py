@@ -235,13 +235,16 @@ def term_evidence(
         # half the rows' degrees of freedom are left: a term of about a group per row (a
         # per-observation effect) can't be told apart from the dispersion, and there the pooled
         # estimate stands (the information errs small: the safe side).
+        def group_part() -> np.ndarray:
+            """Return the group effects' fitted part of the linear predictor so far (as IRLS: |eta| <= 20)."""
+            return np.clip(sum(fitted), -20 - eta0, 20 - eta0)
+
         with np.errstate(all="ignore"):
             for _ in range(5):
-                group_part = np.clip(sum(fitted), -20 - eta0, 20 - eta0)  # as IRLS: |eta| <= 20
-                w1, e1 = family.working(y, n, eta0 + group_part)
-                df = A.shape[1] + backfit(1, e1 + group_part, w1 * rows_w)
-            group_part = np.clip(sum(fitted), -20 - eta0, 20 - eta0)
-            refit = family.refit_weights(y, n, eta0, eta0 + group_part, df) if df <= N / 2 else None
+                g = group_part()
+                w1, e1 = family.working(y, n, eta0 + g)
+                df = A.shape[1] + backfit(1, e1 + g, w1 * rows_w)
+            refit = family.refit_weights(y, n, eta0, eta0 + group_part(), df) if df <= N / 2 else None
         fitted = [np.zeros(N) for _ in blocks]
         if refit is not None and np.all(np.isfinite(refit)):
             w = refit * rows_w
